@@ -1,0 +1,343 @@
+"""Pure statistics on the tidy run frames: bootstrap intervals, summaries and tests.
+
+Every function takes DataFrames or arrays and returns DataFrames, tuples or dicts; there is no
+I/O, plotting or tracking here (after the ``metrics.py`` / ``library.py`` split of rliable,
+Agarwal et al. 2021). Frames follow the tidy contract of ``analysis.load``: one row per run,
+per (run, length) or per (run, target position).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+CONFIG_COLUMNS = (
+    "task",
+    "arch",
+    "score",
+    "position",
+    "randomized",
+    "heads",
+    "d_model",
+    "n_layers",
+    "lr",
+    "train_max_len",
+    "eval_max_len",
+)
+PAIR_COLUMNS = (*CONFIG_COLUMNS, "seed")
+SUMMARY_METRICS = (
+    "id_seq_acc",
+    "ood_seq_acc",
+    "id_token_acc",
+    "ood_token_acc",
+    "extrapolation_len",
+)
+MIN_PAIRS = 2
+
+METHODS_TEXT = """\
+Confidence intervals are 95% percentile bootstrap intervals (2,000 resamples, fixed seed) of \
+the mean over seeds; runs that diverged or failed are counted but excluded from means. \
+Differences between two levels of a factor are paired when at least two keys (every other \
+configuration value plus the seed) occur at both levels: runs sharing a key are first \
+averaged, only matched keys are kept, and the Wilcoxon signed-rank test (two-sided, zero \
+differences dropped) is applied to the paired differences, whose mean gets a bootstrap \
+interval. Otherwise the two-sided Mann-Whitney U test compares all runs of the two levels and \
+the interval comes from resampling each level independently. Neither test assumes normality; \
+Wilcoxon assumes the paired differences are symmetric about their median, Mann-Whitney that \
+runs are independent, and both treat seeds as exchangeable. Effect sizes are the mean \
+difference and Cliff's delta, P(A > B) - P(A < B) over all cross pairs of runs. p-values \
+within one table are Holm-corrected (Holm 1979) for the family of all its comparisons. \
+A test with an empty side has p undefined (NaN); identical samples give p = 1. \
+Mean reciprocal rank (Kazemnejad et al. 2023) ranks the levels of a factor by mean metric \
+within each task (rank 1 = best, ties share the best of their ranks) and averages 1/rank \
+over tasks."""
+
+
+def ok_runs(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Runs with status "ok" and, when ``metric`` is given, a finite value of it."""
+    ok = runs[runs["status"] == "ok"]
+    return ok if metric is None else ok[ok[metric].notna()]
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    stat: Callable[..., np.ndarray] = np.mean,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap (Efron & Tibshirani 1993) interval of ``stat`` over ``values``.
+
+    NaNs are dropped. ``stat`` must accept ``axis=`` (numpy reductions do). One value gives
+    ``(v, v)``; no values give ``(nan, nan)``.
+    """
+    x = _finite(values)
+    if x.size <= 1:
+        v = float(x[0]) if x.size else np.nan
+        return v, v
+    rng = np.random.default_rng(seed)
+    boot = stat(x[rng.integers(0, x.size, size=(n_boot, x.size))], axis=1)
+    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def bootstrap_diff_ci(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    stat: Callable[..., np.ndarray] = np.mean,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``stat(a) - stat(b)`` for independent samples.
+
+    Each sample is resampled on its own (two-sample bootstrap); NaNs are dropped and an empty
+    sample gives ``(nan, nan)``.
+    """
+    x, y = _finite(a), _finite(b)
+    if x.size == 0 or y.size == 0:
+        return np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    boot_x = stat(x[rng.integers(0, x.size, size=(n_boot, x.size))], axis=1)
+    boot_y = stat(y[rng.integers(0, y.size, size=(n_boot, y.size))], axis=1)
+    low, high = np.quantile(boot_x - boot_y, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def cliffs_delta(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+    """Cliff's delta (Cliff 1993): P(A > B) - P(A < B) over all pairs; NaN if a side is empty."""
+    x, y = _finite(a), _finite(b)
+    if x.size == 0 or y.size == 0:
+        return np.nan
+    return float(np.sign(x[:, None] - y[None, :]).mean())
+
+
+def summary_table(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group: run counts by status, then mean, bootstrap CI and max over seeds of each metric.
+
+    Columns: ``by``, ``n_seeds`` (ok runs), ``n_diverged``, ``n_failed`` and, for each metric in
+    ``SUMMARY_METRICS``, ``<metric>_mean``, ``_ci_low``, ``_ci_high``, ``_max`` over ok runs.
+    """
+    rows = []
+    for key, group in runs.groupby(by, dropna=False, sort=True):
+        ok = ok_runs(group)
+        row = dict(zip(by, key, strict=True))
+        row["n_seeds"] = len(ok)
+        row["n_diverged"] = int((group["status"] == "diverged").sum())
+        row["n_failed"] = int((group["status"] == "failed").sum())
+        for metric in SUMMARY_METRICS:
+            row.update(_describe(ok[metric], metric))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def accuracy_by_length(lengths: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean and percentile-bootstrap CI over runs of seq_acc and token_acc per (group, length).
+
+    ``in_distribution`` is true when every run in the cell saw that length in training.
+    """
+    rows = []
+    for key, cell in lengths.groupby([*by, "length"], dropna=False, sort=True):
+        row = dict(zip([*by, "length"], key, strict=True))
+        row["n_runs"] = int(cell["seq_acc"].notna().sum())
+        row["in_distribution"] = bool(cell["in_distribution"].all())
+        for metric in ("seq_acc", "token_acc"):
+            mean = float(cell[metric].mean())
+            low, high = bootstrap_ci(cell[metric])
+            row |= {f"{metric}_mean": mean, f"{metric}_ci_low": low, f"{metric}_ci_high": high}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare(
+    a: pd.DataFrame, b: pd.DataFrame, metric: str, pair_on: Sequence[str] = ()
+) -> dict[str, object]:
+    """Two-sided test of a difference in ``metric`` between run sets ``a`` and ``b`` (A − B).
+
+    Runs are averaged per ``pair_on`` key; with at least ``MIN_PAIRS`` keys on both sides the
+    Wilcoxon signed-rank test runs on the matched differences, otherwise Mann-Whitney U on all
+    runs (see ``METHODS_TEXT``). Returns test name, sample sizes, means, the mean difference
+    with its bootstrap CI, Cliff's delta and the raw p-value.
+    """
+    a, b = ok_runs(a, metric), ok_runs(b, metric)
+    pairs = _paired_values(a, b, metric, list(pair_on)) if pair_on else None
+    if pairs is not None:
+        x, y = pairs
+        diff = x - y
+        test, p, ci = "wilcoxon", _wilcoxon_p(diff), bootstrap_ci(diff)
+    else:
+        x, y = a[metric].to_numpy(float), b[metric].to_numpy(float)
+        test, p, ci = "mannwhitneyu", _mannwhitney_p(x, y), bootstrap_diff_ci(x, y)
+    mean_a = float(x.mean()) if x.size else np.nan
+    mean_b = float(y.mean()) if y.size else np.nan
+    return {
+        "test": test,
+        "paired": pairs is not None,
+        "n_a": len(a),
+        "n_b": len(b),
+        "n_pairs": len(x) if pairs is not None else 0,
+        "mean_a": mean_a,
+        "mean_b": mean_b,
+        "mean_diff": mean_a - mean_b,
+        "diff_ci_low": ci[0],
+        "diff_ci_high": ci[1],
+        "cliffs_delta": cliffs_delta(x, y),
+        "p": p,
+    }
+
+
+def pairwise_comparisons(
+    runs: pd.DataFrame,
+    axis: str,
+    metric: str,
+    within: list[str] | None = None,
+    pair_on: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """``compare`` every pair of levels of ``axis`` (in sorted order), within each ``within`` cell.
+
+    Pairing uses ``pair_on``, by default every config column except ``axis`` plus the seed.
+    ``p_holm`` applies Holm's step-down correction (Holm 1979) to all rows of the table.
+    """
+    within = within or []
+    keys = [c for c in (PAIR_COLUMNS if pair_on is None else pair_on) if c != axis]
+    cells = runs.groupby(within, dropna=False, sort=True) if within else [((), runs)]
+    rows = []
+    for cell_key, cell in cells:
+        strata = dict(zip(within, cell_key, strict=True))
+        levels = sorted(cell[axis].dropna().unique())
+        for level_a, level_b in combinations(levels, 2):
+            result = compare(cell[cell[axis] == level_a], cell[cell[axis] == level_b], metric, keys)
+            labels = {"axis": axis, "level_a": level_a, "level_b": level_b, "metric": metric}
+            rows.append({**strata, **labels, **result})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["p_holm"] = holm(table["p"].to_numpy(float))
+    return table
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (statsmodels ``multipletests``); NaNs stay NaN."""
+    adjusted = np.full(p.shape, np.nan)
+    finite = ~np.isnan(p)
+    if finite.any():
+        adjusted[finite] = multipletests(p[finite], method="holm")[1]
+    return adjusted
+
+
+def kruskal_p(runs: pd.DataFrame, axis: str, metric: str) -> float:
+    """Kruskal-Wallis H test p-value of ``metric`` across levels of ``axis`` (ok runs).
+
+    NaN with fewer than two non-empty levels; 1.0 when every value is identical.
+    """
+    ok = ok_runs(runs, metric)
+    groups = [g[metric].to_numpy(float) for _, g in ok.groupby(axis)]
+    if len(groups) < 2:
+        return np.nan
+    if np.ptp(np.concatenate(groups)) == 0:
+        return 1.0
+    return float(stats.kruskal(*groups).pvalue)
+
+
+def mean_reciprocal_rank(
+    runs: pd.DataFrame,
+    axis: str = "position",
+    metric: str = "ood_seq_acc",
+    over: str = "task",
+    fixed: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Mean reciprocal rank of the levels of ``axis`` (Kazemnejad et al. 2023, Sec. 4).
+
+    Within each stratum (``over`` plus ``fixed`` columns) levels are ranked by their mean
+    ``metric`` over ok runs, rank 1 = best; tied levels all get the best (minimum) rank of the
+    tie. Returns one row per level: ``mrr`` (mean of 1/rank over the strata where the level ran)
+    and ``n_strata``, sorted best first.
+    """
+    strata = [over, *fixed]
+    means = ok_runs(runs, metric).groupby([*strata, axis], dropna=False)[metric].mean()
+    ranks = means.groupby(level=strata, dropna=False).rank(method="min", ascending=False)
+    reciprocal = (1.0 / ranks).groupby(level=axis)
+    table = pd.DataFrame({"mrr": reciprocal.mean(), "n_strata": reciprocal.size()})
+    return table.sort_values("mrr", ascending=False).reset_index()
+
+
+def _finite(values: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
+    x = np.asarray(values, dtype=float)
+    return x[~np.isnan(x)]
+
+
+def _describe(values: pd.Series, metric: str) -> dict[str, float]:
+    low, high = bootstrap_ci(values)
+    return {
+        f"{metric}_mean": float(values.mean()),
+        f"{metric}_ci_low": low,
+        f"{metric}_ci_high": high,
+        f"{metric}_max": float(values.max()),
+    }
+
+
+def _paired_values(
+    a: pd.DataFrame, b: pd.DataFrame, metric: str, pair_on: list[str]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-key means of ``a`` and ``b`` on their matched keys, or None below ``MIN_PAIRS``."""
+    mean_a = a.groupby(pair_on, dropna=False)[metric].mean()
+    mean_b = b.groupby(pair_on, dropna=False)[metric].mean()
+    matched = mean_a.index.intersection(mean_b.index)
+    if len(matched) < MIN_PAIRS:
+        return None
+    return mean_a.loc[matched].to_numpy(float), mean_b.loc[matched].to_numpy(float)
+
+
+def _wilcoxon_p(diff: np.ndarray) -> float:
+    if np.all(diff == 0):
+        return 1.0
+    return float(stats.wilcoxon(diff).pvalue)
+
+
+def _mannwhitney_p(x: np.ndarray, y: np.ndarray) -> float:
+    if x.size == 0 or y.size == 0:
+        return np.nan
+    if np.ptp(np.concatenate([x, y])) == 0:
+        return 1.0
+    return float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
+
+
+def length_trend(lengths: pd.DataFrame, metric: str = "seq_acc") -> pd.Series:
+    """Spearman rank correlation of ``metric`` with ``length``, one value per run_id.
+
+    Negative means accuracy falls as inputs grow. A run whose accuracy is the same at every
+    length has no trend and gets 0; a run with fewer than two finite lengths gets NaN.
+    """
+    return pd.Series(
+        {run: _spearman(g["length"], g[metric]) for run, g in lengths.groupby("run_id")},
+        name=f"{metric}_length_rho",
+        dtype=float,
+    )
+
+
+def early_late_gap(positions: pd.DataFrame, fraction: float = 0.25) -> pd.Series:
+    """Per run_id: mean token_acc over the first ``fraction`` of target positions minus the rest.
+
+    Positions are first averaged over splits and sequences; at least one position counts as
+    early. Negative means the earliest target tokens are predicted worst; NaN with < 2 positions.
+    """
+    gaps = {}
+    for run, g in positions.groupby("run_id"):
+        by_pos = g.groupby("target_pos")["token_acc"].mean().sort_index().dropna()
+        n_early = max(1, int(len(by_pos) * fraction))
+        late = by_pos.iloc[n_early:]
+        gaps[run] = float(by_pos.iloc[:n_early].mean() - late.mean()) if len(late) else np.nan
+    return pd.Series(gaps, name="early_minus_late_token_acc", dtype=float)
+
+
+def _spearman(x: pd.Series, y: pd.Series) -> float:
+    finite = x.notna() & y.notna()
+    if finite.sum() < 2:
+        return np.nan
+    if np.ptp(y[finite]) == 0:
+        return 0.0
+    return float(stats.spearmanr(x[finite], y[finite]).statistic)

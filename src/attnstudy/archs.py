@@ -1,0 +1,225 @@
+"""Architectures: how a task's (input, target) pairs become a model's sequences, its
+training loss, and its greedy predictions.
+
+- `decoder`: causal LM over `input SEP target EOS`, loss on target and EOS, greedy
+  decoding with a key-value cache.
+- `encoder`: bidirectional, not autoregressive; the target is read from blank tokens
+  appended after `input SEP` (Delétang et al. 2023).
+- `encoder-decoder`: Vaswani et al. 2017; cross-attention uses the chosen score.
+
+`build_model(cfg, task)` is the composition root: the only code that turns the variant
+names of a Config into classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnstudy.config import Config
+from attnstudy.model import KVCache, Transformer
+from attnstudy.positions import POSITIONS, PositionalEncoding, position_ids
+from attnstudy.scores import SCORES, Score
+from attnstudy.tasks import BLANK, EOS, PAD, SEP, Batch, Task
+
+IGNORE = -100  # label of positions that carry no loss
+
+EncodingFactory = Callable[[int], PositionalEncoding]
+
+
+def pack(parts: list[tuple[Tensor, Tensor]], fill: int) -> Tensor:
+    """Concatenate variable-length pieces row by row: parts are (tokens (B, W), lens (B,));
+    returns (B, max total) with `fill` past each row's total length."""
+    B, device = parts[0][0].shape[0], parts[0][0].device
+    total = sum(lens for _, lens in parts)
+    width = int(total.max())
+    out = torch.full((B, width + 1), fill, dtype=torch.long, device=device)  # +1: overflow bin
+    offset = torch.zeros(B, dtype=torch.long, device=device)
+    for tokens, lens in parts:
+        j = torch.arange(tokens.shape[1], device=device)[None, :]
+        cols = (offset[:, None] + j).masked_fill(j >= lens[:, None], width)
+        out.scatter_(1, cols, tokens)
+        offset = offset + lens
+    return out[:, :width]
+
+
+def constant(value: int, like: Tensor, count: Tensor | int = 1) -> tuple[Tensor, Tensor]:
+    """A piece for `pack`: `count` copies of one token in each row of `like`."""
+    B, device = like.shape[0], like.device
+    count = torch.as_tensor(count, device=device).expand(B)
+    return torch.full((B, max(int(count.max()), 1)), value, device=device), count
+
+
+def greedy(step: Callable[[Tensor], Tensor], first: Tensor, steps: int) -> Tensor:
+    """Greedy decoding: `first` (B, vocab) logits for token 0; `step(tokens (B, 1))`
+    returns the logits that follow. Returns (B, steps)."""
+    out = [first.argmax(-1)]
+    for _ in range(steps - 1):
+        out.append(step(out[-1][:, None])[:, -1].argmax(-1))
+    return torch.stack(out, dim=1)
+
+
+class Arch(nn.Module):
+    """Common parts: vocabulary head, position ids (fixed or randomized), config checks."""
+
+    name: str
+
+    def __init__(self, cfg: Config, task: Task, score: type[Score], encoding: EncodingFactory):
+        super().__init__()
+        longest = self.seq_len(task, cfg.resolved_eval_max_len)
+        self.random_range = (cfg.max_random_position or 4 * longest) if cfg.randomized else 0
+        self.max_positions = self.random_range or longest
+        self.vocab = task.vocab_size
+        self.head = nn.Linear(cfg.d_model, self.vocab)
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        """Raise ConfigError if this architecture cannot run cfg."""
+
+    @staticmethod
+    def seq_len(task: Task, n: int) -> int:
+        """Longest position sequence an example of length n needs."""
+        raise NotImplementedError
+
+    def position_ids(self, batch: int, length: int, gen, device) -> Tensor:
+        return position_ids(batch, length, self.random_range, gen, device)
+
+    def loss(self, batch: Batch, gen: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def predict(self, batch: Batch, gen: torch.Generator) -> Tensor:
+        """Greedy (B, Tout) predictions; every example in the batch has one length."""
+        raise NotImplementedError
+
+    def cross_entropy(self, hidden: Tensor, labels: Tensor) -> Tensor:
+        logits = self.head(hidden)
+        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+
+
+class DecoderOnly(Arch):
+    name = "decoder"
+
+    def __init__(self, cfg, task, score, encoding):
+        super().__init__(cfg, task, score, encoding)
+        self.transformer = Transformer(cfg, self.vocab, score, encoding(self.max_positions),
+                                       causal=True)
+
+    @staticmethod
+    def seq_len(task, n):
+        return task.input_len(n) + task.target_len(n) + 2
+
+    def loss(self, batch, gen):
+        B, device = len(batch.inputs), batch.inputs.device
+        ignored = torch.full_like(batch.inputs, IGNORE)
+        seq = pack([(batch.inputs, batch.input_lens), constant(SEP, batch.inputs),
+                    (batch.targets, batch.target_lens), constant(EOS, batch.inputs)], PAD)
+        labels = pack([(ignored, batch.input_lens), constant(IGNORE, batch.inputs),
+                       (batch.targets, batch.target_lens), constant(EOS, batch.inputs)], IGNORE)
+        pos = self.position_ids(B, seq.shape[1], gen, device)
+        return self.cross_entropy(self.transformer(seq[:, :-1], pos), labels[:, 1:])
+
+    def predict(self, batch, gen):
+        B, device = len(batch.inputs), batch.inputs.device
+        prompt = torch.cat([batch.inputs, torch.full((B, 1), SEP, device=device)], dim=1)
+        steps = batch.targets.shape[1]
+        pos = self.position_ids(B, prompt.shape[1] + steps, gen, device)
+        cache = KVCache(len(self.transformer.blocks))
+
+        def step(tokens):
+            return self.head(self.transformer(tokens, pos, cache=cache))
+
+        return greedy(step, step(prompt)[:, -1], steps)
+
+
+class EncoderOnly(Arch):
+    name = "encoder"
+
+    def __init__(self, cfg, task, score, encoding):
+        super().__init__(cfg, task, score, encoding)
+        self.transformer = Transformer(cfg, self.vocab, score, encoding(self.max_positions),
+                                       causal=False)
+
+    @staticmethod
+    def seq_len(task, n):
+        return task.input_len(n) + task.target_len(n) + 1
+
+    def _hidden(self, batch: Batch, gen) -> Tensor:
+        """Hidden states of `input SEP BLANK…`, returned packed the same way."""
+        B, device = len(batch.inputs), batch.inputs.device
+        seq = pack([(batch.inputs, batch.input_lens), constant(SEP, batch.inputs),
+                    constant(BLANK, batch.inputs, batch.target_lens)], PAD)
+        lens = batch.input_lens + 1 + batch.target_lens
+        key_pad = torch.arange(seq.shape[1], device=device)[None, :] >= lens[:, None]
+        pos = self.position_ids(B, seq.shape[1], gen, device)
+        return self.transformer(seq, pos, key_pad=key_pad)
+
+    def loss(self, batch, gen):
+        ignored = torch.full_like(batch.inputs, IGNORE)
+        labels = pack([(ignored, batch.input_lens), constant(IGNORE, batch.inputs),
+                       (batch.targets, batch.target_lens)], IGNORE)
+        return self.cross_entropy(self._hidden(batch, gen), labels)
+
+    def predict(self, batch, gen):
+        hidden = self._hidden(batch, gen)
+        steps = batch.targets.shape[1]
+        return self.head(hidden[:, -steps:]).argmax(-1)
+
+
+class EncoderDecoder(Arch):
+    name = "encoder-decoder"
+
+    def __init__(self, cfg, task, score, encoding):
+        super().__init__(cfg, task, score, encoding)
+        self.encoder = Transformer(cfg, self.vocab, score, encoding(self.max_positions),
+                                   causal=False)
+        self.decoder = Transformer(cfg, self.vocab, score, encoding(self.max_positions),
+                                   causal=True, cross=True)
+
+    @staticmethod
+    def seq_len(task, n):
+        return max(task.input_len(n), task.target_len(n) + 1)
+
+    def _encode(self, batch: Batch, gen) -> tuple[Tensor, Tensor]:
+        B, S, device = *batch.inputs.shape, batch.inputs.device
+        src_pad = torch.arange(S, device=device)[None, :] >= batch.input_lens[:, None]
+        pos = self.position_ids(B, S, gen, device)
+        return self.encoder(batch.inputs, pos, key_pad=src_pad), src_pad
+
+    def loss(self, batch, gen):
+        B, device = len(batch.inputs), batch.inputs.device
+        memory, src_pad = self._encode(batch, gen)
+        tgt_in = pack([constant(SEP, batch.inputs), (batch.targets, batch.target_lens)], PAD)
+        labels = pack([(batch.targets, batch.target_lens), constant(EOS, batch.inputs)], IGNORE)
+        pos = self.position_ids(B, tgt_in.shape[1], gen, device)
+        hidden = self.decoder(tgt_in, pos, memory=memory, memory_pad=src_pad)
+        return self.cross_entropy(hidden, labels)
+
+    def predict(self, batch, gen):
+        B, device = len(batch.inputs), batch.inputs.device
+        memory, src_pad = self._encode(batch, gen)
+        steps = batch.targets.shape[1]
+        pos = self.position_ids(B, steps + 1, gen, device)
+        cache = KVCache(len(self.decoder.blocks))
+
+        def step(tokens):
+            hidden = self.decoder(tokens, pos, memory=memory, memory_pad=src_pad, cache=cache)
+            return self.head(hidden)
+
+        return greedy(step, step(torch.full((B, 1), SEP, device=device))[:, -1], steps)
+
+
+ARCHS: dict[str, type[Arch]] = {a.name: a for a in (DecoderOnly, EncoderOnly, EncoderDecoder)}
+
+
+def build_model(cfg: Config, task: Task) -> Arch:
+    """The composition root: variant names → score class, encoding, architecture."""
+    score = SCORES[cfg.score]
+
+    def encoding(max_positions: int) -> PositionalEncoding:
+        return POSITIONS[cfg.position](cfg, max_positions)
+
+    return ARCHS[cfg.arch](cfg, task, score, encoding)
+

@@ -1,0 +1,131 @@
+"""Per-length evaluation with greedy decoding (no teacher forcing), summary metrics, and
+attention maps.
+
+Evaluation examples come from fixed seeds, independent of the training seed, so every
+variant is tested on exactly the same examples (paired comparisons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from attnstudy.archs import Arch
+from attnstudy.model import record_attention
+from attnstudy.tasks import Task
+
+VALIDATION_SEED = 1_000_003
+TEST_SEED = 2_000_029
+EXTRAPOLATION_THRESHOLD = 0.9
+
+
+@dataclass
+class LengthResult:
+    length: int
+    n: int
+    token_acc: float
+    seq_acc: float
+    position_acc: list[float]  # token accuracy at each target position (0 = first)
+
+
+@torch.no_grad()
+def evaluate(model: Arch, task: Task, lengths: range, samples: int, seed: int,
+             device: torch.device) -> list[LengthResult]:
+    """Exact match and token accuracy of greedy predictions at every length."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    results = []
+    for length in lengths:
+        batch = task.sample(torch.full((samples,), length), gen).to(device)
+        correct = model.predict(batch, gen) == batch.targets  # (B, Tout)
+        results.append(LengthResult(
+            length=length,
+            n=samples,
+            token_acc=correct.float().mean().item(),
+            seq_acc=correct.all(dim=1).float().mean().item(),
+            position_acc=correct.float().mean(dim=0).tolist(),
+        ))
+    model.train(was_training)
+    return results
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def extrapolation_len(results: list[LengthResult], threshold=EXTRAPOLATION_THRESHOLD) -> int:
+    """Largest L such that every evaluated length ≤ L has seq_acc ≥ threshold (0 if none)."""
+    longest = 0
+    for r in sorted(results, key=lambda r: r.length):
+        if r.seq_acc < threshold:
+            break
+        longest = r.length
+    return longest
+
+
+def summarize(results: list[LengthResult], train_max_len: int) -> dict[str, float]:
+    """In-distribution (length ≤ train_max_len) and out-of-distribution means."""
+    id_ = [r for r in results if r.length <= train_max_len]
+    ood = [r for r in results if r.length > train_max_len]
+    return {
+        "id_seq_acc": _mean([r.seq_acc for r in id_]),
+        "id_token_acc": _mean([r.token_acc for r in id_]),
+        "ood_seq_acc": _mean([r.seq_acc for r in ood]),
+        "ood_token_acc": _mean([r.token_acc for r in ood]),
+        "extrapolation_len": extrapolation_len(results),
+    }
+
+
+def position_table(results: list[LengthResult], train_max_len: int) -> list[dict]:
+    """Token accuracy by target position, averaged over in- and out-of-distribution lengths."""
+    rows = []
+    for split, keep in (("id", lambda n: n <= train_max_len), ("ood", lambda n: n > train_max_len)):
+        sums: dict[int, list[float]] = {}
+        for r in results:
+            if keep(r.length):
+                for pos, acc in enumerate(r.position_acc):
+                    sums.setdefault(pos, []).append(acc)
+        rows += [{"split": split, "target_pos": p, "token_acc": _mean(v)}
+                 for p, v in sorted(sums.items())]
+    return rows
+
+
+@torch.no_grad()
+def attention_maps(model: Arch, task: Task, length: int, seed: int,
+                   device: torch.device) -> tuple[list[Tensor], Tensor]:
+    """Attention weights of every layer and head for one example, as the model computes
+    them in its teacher-forced forward pass: a list (in call order: layer by layer,
+    self- then cross-attention) of (H, Tq, Tk) tensors, and the example's inputs."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    batch = task.sample(torch.tensor([length]), gen).to(device)
+    with record_attention(model) as maps:
+        model.loss(batch, gen)
+    model.train(was_training)
+    return [m[0].cpu() for m in maps], batch.inputs[0].cpu()
+
+
+def alignment_sharpness(weights: Tensor) -> float:
+    """Mean over heads and queries of the largest attention weight (1 = one-hot, 1/Tk =
+    uniform)."""
+    return weights.max(dim=-1).values.mean().item()
+
+
+def head_diversity(weights: Tensor) -> float:
+    """Mean pairwise Jensen–Shannon divergence (nats) between the heads of one layer,
+    (H, Tq, Tk) → scalar; 0 when every head attends alike."""
+    H = weights.shape[0]
+    if H < 2:
+        return 0.0
+    p = weights.clamp_min(1e-12)
+    total, pairs = 0.0, 0
+    for a in range(H):
+        for b in range(a + 1, H):
+            m = 0.5 * (p[a] + p[b])
+            js = 0.5 * (p[a] * (p[a] / m).log()).sum(-1) + 0.5 * (p[b] * (p[b] / m).log()).sum(-1)
+            total, pairs = total + js.mean().item(), pairs + 1
+    return total / pairs

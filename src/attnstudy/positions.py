@@ -1,0 +1,251 @@
+"""Positional encodings, each one registered class behind three hooks.
+
+- `embed(x, pos)`: add an absolute code to the token embeddings (sinusoidal, learned);
+- `context(pos_q, pos_k, causal)`: the positional state one attention call needs —
+  a logit bias (T5, ALiBi), rotary angles (RoPE) or relative key embeddings (Shaw) —
+  computed once per forward pass and handed to every layer.
+
+Positions are integer ids (B, T). They are 0..T-1, or, with randomized positions
+(Ruoss et al. 2023), a sorted random subset of [0, max_random_position): see
+`position_ids`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from attnstudy.config import Config, ConfigError
+
+
+@dataclass
+class RelativeKeys:
+    """Shaw et al. 2018: key embedding a_ij = table[index[b, i, j]] added to key j for query i."""
+
+    table: Tensor  # (R, d_head) learnable, R = 2k + 1 clipped distances
+    index: Tensor  # (B, Tq, Tk) long
+
+    def rows(self, sl: slice) -> RelativeKeys:
+        return RelativeKeys(self.table, self.index[:, sl])
+
+    def logits(self, q: Tensor) -> Tensor:
+        """q · a_ij for every (i, j): (B, H, Tq, d) → (B, H, Tq, Tk)."""
+        qa = q @ self.table.T  # (B, H, Tq, R)
+        index = self.index[:, None].expand(q.shape[0], q.shape[1], -1, -1)
+        return torch.gather(qa, 3, index)
+
+
+@dataclass
+class Rotary:
+    """RoPE angles for queries and keys: (B, 1, T, d_head/2) each."""
+
+    cos_q: Tensor
+    sin_q: Tensor
+    cos_k: Tensor
+    sin_k: Tensor
+
+    @staticmethod
+    def _apply(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+    def rotate(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        return self._apply(q, self.cos_q, self.sin_q), self._apply(k, self.cos_k, self.sin_k)
+
+
+@dataclass
+class PositionalContext:
+    """What one attention call needs from the encoding; None means 'nothing to add'."""
+
+    bias: Tensor | None = None  # (B, H, Tq, Tk) added to the logits
+    rotary: Rotary | None = None
+    relative: RelativeKeys | None = None
+
+    def rotate(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        return self.rotary.rotate(q, k) if self.rotary is not None else (q, k)
+
+
+NO_POSITIONS = PositionalContext()
+
+
+def relative_distance(pos_q: Tensor, pos_k: Tensor) -> Tensor:
+    """(B, Tq, Tk) signed distance j − i between key and query positions."""
+    return pos_k[:, None, :] - pos_q[:, :, None]
+
+
+class PositionalEncoding(nn.Module):
+    """No positional information: the identity hooks every encoding starts from."""
+
+    name = "none"
+
+    def __init__(self, cfg: Config, max_positions: int):
+        super().__init__()
+        self.d_model, self.heads = cfg.d_model, cfg.heads
+        self.max_positions = max_positions
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        """Raise ConfigError if this encoding cannot run with cfg."""
+
+    def embed(self, x: Tensor, pos: Tensor) -> Tensor:
+        return x
+
+    def context(self, pos_q: Tensor, pos_k: Tensor, causal: bool) -> PositionalContext:
+        return NO_POSITIONS
+
+
+class SinusoidalPositions(PositionalEncoding):
+    """Vaswani et al. 2017: PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(…)."""
+
+    name = "sinusoidal"
+
+    def embed(self, x, pos):
+        half = torch.arange(0, self.d_model, 2, device=x.device, dtype=x.dtype)
+        freq = torch.exp(-math.log(10000.0) * half / self.d_model)  # (d/2,)
+        angle = pos[..., None].to(x.dtype) * freq  # (B, T, d/2)
+        pe = torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(-2)  # interleaved
+        return x + pe
+
+    @classmethod
+    def check_config(cls, cfg):
+        if cfg.d_model % 2:
+            raise ConfigError(f"position=sinusoidal: d_model must be even, got {cfg.d_model}")
+
+
+class LearnedPositions(PositionalEncoding):
+    """A learnable table of absolute position vectors, one row per position any
+    evaluation will use. Rows past the longest trained position receive no gradient and
+    keep their initial values (claim C9)."""
+
+    name = "learned"
+
+    def __init__(self, cfg, max_positions):
+        super().__init__(cfg, max_positions)
+        self.table = nn.Embedding(max_positions, cfg.d_model)
+
+    def embed(self, x, pos):
+        return x + self.table(pos)
+
+
+class ShawRelativePositions(PositionalEncoding):
+    """Shaw et al. 2018: a learnable embedding of the clipped distance clip(j − i, ±k),
+    added to the key inside the score (shared by heads and layers)."""
+
+    name = "relative"
+
+    def __init__(self, cfg, max_positions):
+        super().__init__(cfg, max_positions)
+        self.clip = cfg.relative_clip
+        d_head = cfg.d_model // cfg.heads
+        self.table = nn.Parameter(torch.randn(2 * self.clip + 1, d_head) / math.sqrt(d_head))
+
+    def context(self, pos_q, pos_k, causal):
+        index = relative_distance(pos_q, pos_k).clamp(-self.clip, self.clip) + self.clip
+        return PositionalContext(relative=RelativeKeys(self.table, index))
+
+
+def t5_bucket(distance: Tensor, bidirectional: bool, buckets: int, max_distance: int) -> Tensor:
+    """Raffel et al. 2020: exact buckets for small |j − i|, log-spaced up to max_distance."""
+    bucket = torch.zeros_like(distance)
+    if bidirectional:
+        buckets //= 2
+        bucket = (distance > 0).long() * buckets
+        n = distance.abs()
+    else:
+        n = (-distance).clamp(min=0)  # causal: only keys at or before the query
+    exact = buckets // 2
+    log_ratio = torch.log(n.float().clamp(min=1) / exact) / math.log(max_distance / exact)
+    large = (exact + (log_ratio * (buckets - exact)).long()).clamp(max=buckets - 1)
+    return bucket + torch.where(n < exact, n, large)
+
+
+class T5Positions(PositionalEncoding):
+    """T5 relative bias: a learnable per-head scalar per distance bucket."""
+
+    name = "t5"
+
+    def __init__(self, cfg, max_positions):
+        super().__init__(cfg, max_positions)
+        self.buckets, self.max_distance = cfg.t5_buckets, cfg.t5_max_distance
+        self.bias = nn.Embedding(cfg.t5_buckets, cfg.heads)
+        nn.init.zeros_(self.bias.weight)
+
+    def context(self, pos_q, pos_k, causal):
+        distance = relative_distance(pos_q, pos_k)
+        bucket = t5_bucket(distance, not causal, self.buckets, self.max_distance)
+        return PositionalContext(bias=self.bias(bucket).permute(0, 3, 1, 2))  # (B, H, Tq, Tk)
+
+
+class RotaryPositions(PositionalEncoding):
+    """Su et al. 2021 (RoPE, base 10000): rotate q and k by angles proportional to position."""
+
+    name = "rope"
+    base = 10000.0
+
+    @classmethod
+    def check_config(cls, cfg):
+        if (cfg.d_model // cfg.heads) % 2:
+            raise ConfigError(
+                f"position=rope: d_model/heads must be even, got {cfg.d_model}/{cfg.heads}"
+            )
+
+    def _angles(self, pos: Tensor) -> tuple[Tensor, Tensor]:
+        d_head = self.d_model // self.heads
+        freq = self.base ** (-torch.arange(0, d_head, 2, device=pos.device).float() / d_head)
+        angle = pos[:, None, :, None].float() * freq  # (B, 1, T, d_head/2)
+        return angle.cos(), angle.sin()
+
+    def context(self, pos_q, pos_k, causal):
+        return PositionalContext(rotary=Rotary(*self._angles(pos_q), *self._angles(pos_k)))
+
+
+class ALiBiPositions(PositionalEncoding):
+    """Press et al. 2022: bias −m_h·|j − i| with geometric head slopes m_h = 2^(−8h/H).
+    For causal attention only j ≤ i is visible, so this is the causal form; for
+    bidirectional attention it is the symmetric form."""
+
+    name = "alibi"
+
+    def __init__(self, cfg, max_positions):
+        super().__init__(cfg, max_positions)
+        slopes = 2.0 ** (-8.0 * torch.arange(1, cfg.heads + 1) / cfg.heads)
+        self.register_buffer("slopes", slopes[None, :, None, None], persistent=False)
+
+    def context(self, pos_q, pos_k, causal):
+        distance = relative_distance(pos_q, pos_k).abs()[:, None].float()  # (B, 1, Tq, Tk)
+        return PositionalContext(bias=-self.slopes * distance)
+
+
+POSITIONS: dict[str, type[PositionalEncoding]] = {
+    p.name: p
+    for p in (
+        PositionalEncoding,
+        SinusoidalPositions,
+        LearnedPositions,
+        ShawRelativePositions,
+        T5Positions,
+        RotaryPositions,
+        ALiBiPositions,
+    )
+}
+
+
+def position_ids(
+    batch: int,
+    length: int,
+    max_random_position: int,
+    gen: torch.Generator | None,
+    device: torch.device,
+) -> Tensor:
+    """(B, T) position ids: 0..T-1, or (Ruoss et al. 2023) when max_random_position > 0,
+    for each sequence a sorted random subset of [0, max_random_position) of size T.
+
+    Evaluation draws them the same way (from the evaluation generator), so a test
+    sequence sees the same kind of positions as training did."""
+    if max_random_position <= 0:
+        return torch.arange(length, device=device).expand(batch, length)
+    keys = torch.rand(batch, max_random_position, generator=gen)
+    return keys.topk(length, dim=1).indices.sort(dim=1).values.to(device)

@@ -1,0 +1,182 @@
+"""Attention score functions, every one behind the same interface.
+
+A score maps queries and keys (B, H, T, d_head) to logits (B, H, Tq, Tk). Masking,
+positional biases and the softmax are shared: `attend` adds one additive bias (−inf for
+masked keys, plus any positional bias) and normalises.
+
+The bilinear scores (dot, scaled_dot, cosine, general) are `s · q'·k'` after a per-score
+transform of q and k, so they run through `F.scaled_dot_product_attention` (the fused
+kernel). `additive` is not bilinear; it is computed explicitly, in query chunks so its
+(B, H, Tq, Tk, d) intermediate stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnstudy.positions import PositionalContext
+
+
+def add_bias(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def softmax_attention(logits: Tensor, bias: Tensor | None, v: Tensor) -> Tensor:
+    """The one masked softmax of the explicit path: (B, H, Tq, Tk) logits → (B, H, Tq, d)."""
+    if bias is not None:
+        logits = logits + bias
+    return torch.softmax(logits, dim=-1) @ v
+
+
+class Score(nn.Module):
+    """Base class: computes `logits` explicitly, in query chunks of `chunk_size`."""
+
+    name: str
+
+    def __init__(self, d_head: int, heads: int):
+        super().__init__()
+        self.d_head, self.heads = d_head, heads
+
+    def logits(self, q: Tensor, k: Tensor, ctx: PositionalContext) -> Tensor:
+        raise NotImplementedError
+
+    def chunk_size(self, q: Tensor, k: Tensor) -> int:
+        return q.shape[2]
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None,
+               ctx: PositionalContext) -> Tensor:
+        """softmax(logits + bias) @ v, one chunk of queries at a time."""
+        step = self.chunk_size(q, k)
+        outs = []
+        for start in range(0, q.shape[2], step):
+            sl = slice(start, start + step)
+            rows = _rows(ctx, sl)
+            chunk_bias = None if bias is None else bias[:, :, sl] if bias.shape[2] > 1 else bias
+            outs.append(softmax_attention(self.logits(q[:, :, sl], k, rows), chunk_bias, v))
+        return torch.cat(outs, dim=2)
+
+
+def _rows(ctx: PositionalContext, sl: slice) -> PositionalContext:
+    """The context for a slice of query rows."""
+    rotary = ctx.rotary
+    if rotary is not None:
+        rotary = type(rotary)(rotary.cos_q[:, :, sl], rotary.sin_q[:, :, sl],
+                              rotary.cos_k, rotary.sin_k)
+    return PositionalContext(
+        bias=None,  # positional bias travels inside `bias` (see MultiHeadAttention)
+        rotary=rotary,
+        relative=ctx.relative.rows(sl) if ctx.relative is not None else None,
+    )
+
+
+class BilinearScore(Score):
+    """logits = scale · q'·k' (+ scale · q'·a_ij for Shaw relative keys), where
+    (q', k', scale) = project(q, k). RoPE rotates q' and k'."""
+
+    def project(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor, float]:
+        raise NotImplementedError
+
+    def _prepare(self, q, k, ctx):
+        q, k, scale = self.project(q, k)
+        q, k = ctx.rotate(q, k)
+        return q, k, scale
+
+    def logits(self, q, k, ctx):
+        q, k, scale = self._prepare(q, k, ctx)
+        out = scale * (q @ k.transpose(-2, -1))
+        if ctx.relative is not None:
+            out = out + scale * ctx.relative.logits(q)
+        return out
+
+    def attend(self, q, k, v, bias, ctx):
+        q, k, scale = self._prepare(q, k, ctx)
+        if ctx.relative is not None:
+            bias = add_bias(bias, scale * ctx.relative.logits(q))
+        if bias is not None:
+            bias = bias.to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+
+
+class DotScore(BilinearScore):
+    """Luong et al. 2015 'dot': q·k, unscaled."""
+
+    name = "dot"
+
+    def project(self, q, k):
+        return q, k, 1.0
+
+
+class ScaledDotScore(BilinearScore):
+    """Vaswani et al. 2017: q·k / √d_head."""
+
+    name = "scaled_dot"
+
+    def project(self, q, k):
+        return q, k, 1.0 / math.sqrt(self.d_head)
+
+
+class CosineScore(BilinearScore):
+    """Cosine similarity times a learnable per-head temperature τ (QK-norm, Henry et
+    al. 2020). τ starts at 10, so attention is sharp enough to learn from the start
+    (a fixed 1/√d would make it near uniform). Shaw keys are added to the normalised key."""
+
+    name = "cosine"
+
+    def __init__(self, d_head, heads):
+        super().__init__(d_head, heads)
+        self.log_tau = nn.Parameter(torch.full((heads, 1, 1), math.log(10.0)))
+
+    def project(self, q, k):
+        return F.normalize(q, dim=-1) * self.log_tau.exp(), F.normalize(k, dim=-1), 1.0
+
+
+class GeneralScore(BilinearScore):
+    """Luong et al. 2015 'general': q·W·k with a learnable W per head."""
+
+    name = "general"
+
+    def __init__(self, d_head, heads):
+        super().__init__(d_head, heads)
+        self.W = nn.Parameter(torch.randn(heads, d_head, d_head) / d_head)
+
+    def project(self, q, k):
+        return q @ self.W, k, 1.0  # (B, H, T, d) @ (H, d, d)
+
+
+class AdditiveScore(Score):
+    """Bahdanau et al. 2015 'concat': v·tanh(W1·q + W2·k) per head. Shaw relative keys
+    enter as W2·(k + a_ij); RoPE rotates q and k before the projections."""
+
+    name = "additive"
+
+    def __init__(self, d_head, heads):
+        super().__init__(d_head, heads)
+        self.W1 = nn.Parameter(torch.randn(heads, d_head, d_head) / math.sqrt(d_head))
+        self.W2 = nn.Parameter(torch.randn(heads, d_head, d_head) / math.sqrt(d_head))
+        self.v = nn.Parameter(torch.randn(heads, d_head, 1) / math.sqrt(d_head))
+
+    def chunk_size(self, q, k):
+        """Queries per chunk so one (B, H, chunk, Tk, d) block is no larger than a
+        (B, H, Tq, Tk) logits tensor."""
+        return max(1, q.shape[2] // self.d_head)
+
+    def logits(self, q, k, ctx):
+        q, k = ctx.rotate(q, k)
+        wq = (q @ self.W1)[:, :, :, None, :]  # (B, H, Tq, 1, d)
+        wk = (k @ self.W2)[:, :, None, :, :]  # (B, H, 1, Tk, d)
+        hidden = wq + wk
+        if ctx.relative is not None:
+            wa = ctx.relative.table @ self.W2  # (H, R, d)
+            hidden = hidden + wa[:, ctx.relative.index].transpose(0, 1)  # (B, H, Tq, Tk, d)
+        return (torch.tanh(hidden) @ self.v[:, None]).squeeze(-1)  # (B, H, Tq, Tk)
+
+
+SCORES: dict[str, type[Score]] = {
+    s.name: s for s in (DotScore, ScaledDotScore, CosineScore, GeneralScore, AdditiveScore)
+}

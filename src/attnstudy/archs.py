@@ -104,8 +104,9 @@ class DecoderOnly(Arch):
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        self.transformer = Transformer(cfg, self.vocab, score, encoding(self.max_positions),
-                                       causal=True)
+        self.transformer = Transformer(
+            cfg, self.vocab, score, encoding(self.max_positions), causal=True
+        )
 
     @staticmethod
     def seq_len(task, n):
@@ -114,10 +115,24 @@ class DecoderOnly(Arch):
     def loss(self, batch, gen):
         B, device = len(batch.inputs), batch.inputs.device
         ignored = torch.full_like(batch.inputs, IGNORE)
-        seq = pack([(batch.inputs, batch.input_lens), constant(SEP, batch.inputs),
-                    (batch.targets, batch.target_lens), constant(EOS, batch.inputs)], PAD)
-        labels = pack([(ignored, batch.input_lens), constant(IGNORE, batch.inputs),
-                       (batch.targets, batch.target_lens), constant(EOS, batch.inputs)], IGNORE)
+        seq = pack(
+            [
+                (batch.inputs, batch.input_lens),
+                constant(SEP, batch.inputs),
+                (batch.targets, batch.target_lens),
+                constant(EOS, batch.inputs),
+            ],
+            PAD,
+        )
+        labels = pack(
+            [
+                (ignored, batch.input_lens),
+                constant(IGNORE, batch.inputs),
+                (batch.targets, batch.target_lens),
+                constant(EOS, batch.inputs),
+            ],
+            IGNORE,
+        )
         pos = self.position_ids(B, seq.shape[1], gen, device)
         return self.cross_entropy(self.transformer(seq[:, :-1], pos), labels[:, 1:])
 
@@ -139,8 +154,9 @@ class EncoderOnly(Arch):
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        self.transformer = Transformer(cfg, self.vocab, score, encoding(self.max_positions),
-                                       causal=False)
+        self.transformer = Transformer(
+            cfg, self.vocab, score, encoding(self.max_positions), causal=False
+        )
 
     @staticmethod
     def seq_len(task, n):
@@ -149,8 +165,14 @@ class EncoderOnly(Arch):
     def _hidden(self, batch: Batch, gen) -> Tensor:
         """Hidden states of `input SEP BLANK…`, returned packed the same way."""
         B, device = len(batch.inputs), batch.inputs.device
-        seq = pack([(batch.inputs, batch.input_lens), constant(SEP, batch.inputs),
-                    constant(BLANK, batch.inputs, batch.target_lens)], PAD)
+        seq = pack(
+            [
+                (batch.inputs, batch.input_lens),
+                constant(SEP, batch.inputs),
+                constant(BLANK, batch.inputs, batch.target_lens),
+            ],
+            PAD,
+        )
         lens = batch.input_lens + 1 + batch.target_lens
         key_pad = torch.arange(seq.shape[1], device=device)[None, :] >= lens[:, None]
         pos = self.position_ids(B, seq.shape[1], gen, device)
@@ -158,8 +180,14 @@ class EncoderOnly(Arch):
 
     def loss(self, batch, gen):
         ignored = torch.full_like(batch.inputs, IGNORE)
-        labels = pack([(ignored, batch.input_lens), constant(IGNORE, batch.inputs),
-                       (batch.targets, batch.target_lens)], IGNORE)
+        labels = pack(
+            [
+                (ignored, batch.input_lens),
+                constant(IGNORE, batch.inputs),
+                (batch.targets, batch.target_lens),
+            ],
+            IGNORE,
+        )
         return self.cross_entropy(self._hidden(batch, gen), labels)
 
     def predict(self, batch, gen):
@@ -173,10 +201,12 @@ class EncoderDecoder(Arch):
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        self.encoder = Transformer(cfg, self.vocab, score, encoding(self.max_positions),
-                                   causal=False)
-        self.decoder = Transformer(cfg, self.vocab, score, encoding(self.max_positions),
-                                   causal=True, cross=True)
+        self.encoder = Transformer(
+            cfg, self.vocab, score, encoding(self.max_positions), causal=False
+        )
+        self.decoder = Transformer(
+            cfg, self.vocab, score, encoding(self.max_positions), causal=True, cross=True
+        )
 
     @staticmethod
     def seq_len(task, n):
@@ -222,4 +252,3 @@ def build_model(cfg: Config, task: Task) -> Arch:
         return POSITIONS[cfg.position](cfg, max_positions)
 
     return ARCHS[cfg.arch](cfg, task, score, encoding)
-

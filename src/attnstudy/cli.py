@@ -26,11 +26,15 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     for f in fields(Config):
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f.default, bool):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=None, help=f"(default {f.default})")
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"(default {f.default})",
+            )
         else:
-            parser.add_argument(flag, dest=f.name, default=None,
-                                help=f"(default {f.default})")
+            parser.add_argument(flag, dest=f.name, default=None, help=f"(default {f.default})")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -58,8 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from attnstudy.train import Diverged, run
 
     cfg = config_from_args(args)
-    bar = tqdm(total=cfg.steps, desc="train", file=sys.stderr, leave=False,
-               disable=args.quiet)
+    bar = tqdm(total=cfg.steps, desc="train", file=sys.stderr, leave=False, disable=args.quiet)
 
     def progress(step, record):
         bar.update(1)
@@ -77,8 +80,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = {
             "config": cfg.to_dict(),
             "summary": {k: _jsonable(v) for k, v in result.summary.items()},
-            "per_length": [{"length": r.length, "n": r.n, "token_acc": r.token_acc,
-                            "seq_acc": r.seq_acc} for r in result.per_length],
+            "per_length": [
+                {"length": r.length, "n": r.n, "token_acc": r.token_acc, "seq_acc": r.seq_acc}
+                for r in result.per_length
+            ],
         }
         print(json.dumps(out))
     else:

@@ -31,8 +31,9 @@ class LengthResult:
 
 
 @torch.no_grad()
-def evaluate(model: Arch, task: Task, lengths: range, samples: int, seed: int,
-             device: torch.device) -> list[LengthResult]:
+def evaluate(
+    model: Arch, task: Task, lengths: range, samples: int, seed: int, device: torch.device
+) -> list[LengthResult]:
     """Exact match and token accuracy of greedy predictions at every length."""
     was_training = model.training
     model.eval()
@@ -41,13 +42,15 @@ def evaluate(model: Arch, task: Task, lengths: range, samples: int, seed: int,
     for length in lengths:
         batch = task.sample(torch.full((samples,), length), gen).to(device)
         correct = model.predict(batch, gen) == batch.targets  # (B, Tout)
-        results.append(LengthResult(
-            length=length,
-            n=samples,
-            token_acc=correct.float().mean().item(),
-            seq_acc=correct.all(dim=1).float().mean().item(),
-            position_acc=correct.float().mean(dim=0).tolist(),
-        ))
+        results.append(
+            LengthResult(
+                length=length,
+                n=samples,
+                token_acc=correct.float().mean().item(),
+                seq_acc=correct.all(dim=1).float().mean().item(),
+                position_acc=correct.float().mean(dim=0).tolist(),
+            )
+        )
     model.train(was_training)
     return results
 
@@ -88,14 +91,17 @@ def position_table(results: list[LengthResult], train_max_len: int) -> list[dict
             if keep(r.length):
                 for pos, acc in enumerate(r.position_acc):
                     sums.setdefault(pos, []).append(acc)
-        rows += [{"split": split, "target_pos": p, "token_acc": _mean(v)}
-                 for p, v in sorted(sums.items())]
+        rows += [
+            {"split": split, "target_pos": p, "token_acc": _mean(v)}
+            for p, v in sorted(sums.items())
+        ]
     return rows
 
 
 @torch.no_grad()
-def attention_maps(model: Arch, task: Task, length: int, seed: int,
-                   device: torch.device) -> tuple[list[Tensor], Tensor]:
+def attention_maps(
+    model: Arch, task: Task, length: int, seed: int, device: torch.device
+) -> tuple[list[Tensor], Tensor]:
     """Attention weights of every layer and head for one example, as the model computes
     them in its teacher-forced forward pass: a list (in call order: layer by layer,
     self- then cross-attention) of (H, Tq, Tk) tensors, and the example's inputs."""

@@ -18,7 +18,11 @@ from attnstudy.scores import Score, add_bias
 
 
 def mask_bias(
-    q_start: int, q_len: int, k_len: int, causal: bool, key_pad: Tensor | None,
+    q_start: int,
+    q_len: int,
+    k_len: int,
+    causal: bool,
+    key_pad: Tensor | None,
     device: torch.device,
 ) -> Tensor | None:
     """Additive mask (B or 1, 1, Tq, Tk): −inf where query i may not see key j.
@@ -73,8 +77,15 @@ class MultiHeadAttention(nn.Module):
             cache[prefix + "k"], cache[prefix + "v"] = k, v
         return k, v
 
-    def forward(self, x: Tensor, source: Tensor, bias: Tensor | None, ctx: PositionalContext,
-                cache: dict | None = None, self_attention: bool = True) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        source: Tensor,
+        bias: Tensor | None,
+        ctx: PositionalContext,
+        cache: dict | None = None,
+        self_attention: bool = True,
+    ) -> Tensor:
         q = self._split(self.query(x))
         k, v = self._keys_values(source, cache, "" if self_attention else "x", self_attention)
         if self.recorded is not None:
@@ -132,8 +143,15 @@ class Transformer(nn.Module):
 
     Relative encodings act in self-attention; cross-attention sees no positions."""
 
-    def __init__(self, cfg: Config, vocab: int, score: type[Score],
-                 encoding: PositionalEncoding, causal: bool, cross: bool = False):
+    def __init__(
+        self,
+        cfg: Config,
+        vocab: int,
+        score: type[Score],
+        encoding: PositionalEncoding,
+        causal: bool,
+        cross: bool = False,
+    ):
         super().__init__()
         self.causal = causal
         self.embedding = nn.Embedding(vocab, cfg.d_model)

@@ -49,25 +49,31 @@ class Score(nn.Module):
     def chunk_size(self, q: Tensor, k: Tensor) -> int:
         return q.shape[2]
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None,
-               ctx: PositionalContext) -> Tensor:
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, ctx: PositionalContext
+    ) -> Tensor:
         """softmax(logits + bias) @ v, one chunk of queries at a time."""
         step = self.chunk_size(q, k)
         outs = []
         for start in range(0, q.shape[2], step):
             sl = slice(start, start + step)
-            rows = _rows(ctx, sl)
-            chunk_bias = None if bias is None else bias[:, :, sl] if bias.shape[2] > 1 else bias
-            outs.append(softmax_attention(self.logits(q[:, :, sl], k, rows), chunk_bias, v))
+            logits = self.logits(q[:, :, sl], k, _rows(ctx, sl))
+            outs.append(softmax_attention(logits, _bias_rows(bias, sl), v))
         return torch.cat(outs, dim=2)
+
+
+def _bias_rows(bias: Tensor | None, sl: slice) -> Tensor | None:
+    """The bias for a slice of query rows (a bias with one row broadcasts)."""
+    return bias if bias is None or bias.shape[-2] == 1 else bias[..., sl, :]
 
 
 def _rows(ctx: PositionalContext, sl: slice) -> PositionalContext:
     """The context for a slice of query rows."""
     rotary = ctx.rotary
     if rotary is not None:
-        rotary = type(rotary)(rotary.cos_q[:, :, sl], rotary.sin_q[:, :, sl],
-                              rotary.cos_k, rotary.sin_k)
+        rotary = type(rotary)(
+            rotary.cos_q[:, :, sl], rotary.sin_q[:, :, sl], rotary.cos_k, rotary.sin_k
+        )
     return PositionalContext(
         bias=None,  # positional bias travels inside `bias` (see MultiHeadAttention)
         rotary=rotary,

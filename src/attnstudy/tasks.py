@@ -28,8 +28,9 @@ class Batch:
     target_lens: Tensor  # (B,)
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(*(t.to(device) for t in (self.inputs, self.input_lens, self.targets,
-                                              self.target_lens)))
+        return Batch(
+            *(t.to(device) for t in (self.inputs, self.input_lens, self.targets, self.target_lens))
+        )
 
 
 def _arange_mask(lens: Tensor, width: int) -> Tensor:

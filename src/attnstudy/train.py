@@ -66,8 +66,10 @@ def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.AdamW:
     for name, p in model.named_parameters():
         is_table = id(p) in embeddings or "encoding" in name
         (decay if p.dim() >= 2 and not is_table else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
@@ -121,8 +123,9 @@ def run(cfg: Config, callback: Callback | None = None) -> TrainResult:
     stale, step_seconds, steps_to_95 = 0, 0.0, float("nan")
     memory_mb = float("nan")
     for step in range(cfg.steps):
-        batch = task.sample(sample_lengths(cfg.train_min_len, cfg.train_max_len,
-                                           cfg.batch_size, gen), gen).to(device)
+        batch = task.sample(
+            sample_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen), gen
+        ).to(device)
         if step == 0:
             memory_mb = activation_mb(model, batch, gen)
         t0 = time.perf_counter()
@@ -136,16 +139,23 @@ def run(cfg: Config, callback: Callback | None = None) -> TrainResult:
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
         optimizer.step()
         step_seconds += time.perf_counter() - t0
-        record = {"step": step, "train_loss": loss.item(), "lr": lr_at(step, cfg),
-                  "grad_norm": grad_norm}
+        record = {
+            "step": step,
+            "train_loss": loss.item(),
+            "lr": lr_at(step, cfg),
+            "grad_norm": grad_norm,
+        }
         last = step == cfg.steps - 1
         if (step + 1) % cfg.val_every == 0 or last:
             record |= validate_in_distribution(model, task, cfg, device)
             if record["val_seq_acc"] >= 0.95 and math.isnan(steps_to_95):
                 steps_to_95 = step + 1
             if record["val_seq_acc"] > best["val_seq_acc"]:
-                best = {"val_seq_acc": record["val_seq_acc"], "step": step + 1,
-                        "state": copy.deepcopy(model.state_dict())}
+                best = {
+                    "val_seq_acc": record["val_seq_acc"],
+                    "step": step + 1,
+                    "state": copy.deepcopy(model.state_dict()),
+                }
                 stale = 0
             else:
                 stale += 1
@@ -157,8 +167,9 @@ def run(cfg: Config, callback: Callback | None = None) -> TrainResult:
         ):
             break
     model.load_state_dict(best["state"])
-    per_length = evaluate(model, task, range(1, cfg.resolved_eval_max_len + 1),
-                          cfg.eval_samples, TEST_SEED, device)
+    per_length = evaluate(
+        model, task, range(1, cfg.resolved_eval_max_len + 1), cfg.eval_samples, TEST_SEED, device
+    )
     summary = summarize(per_length, cfg.train_max_len) | {
         "best_step": best["step"],
         "steps_trained": len(history),
@@ -167,5 +178,13 @@ def run(cfg: Config, callback: Callback | None = None) -> TrainResult:
         "step_time_ms": 1000 * step_seconds / len(history),
         "activation_mb": memory_mb,
     }
-    return TrainResult(cfg, model, task, device, summary, per_length,
-                       position_table(per_length, cfg.train_max_len), history)
+    return TrainResult(
+        cfg,
+        model,
+        task,
+        device,
+        summary,
+        per_length,
+        position_table(per_length, cfg.train_max_len),
+        history,
+    )

@@ -1,0 +1,93 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attnstudy.tasks import NUM_SPECIAL, PAD, TASKS, build_task, sample_lengths
+
+
+def sample(name, lengths, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return build_task(name, 64).sample(torch.tensor(lengths), gen)
+
+
+def digits(row):
+    """Little-endian digit tokens → integer."""
+    return sum((int(t) - NUM_SPECIAL) * 10**i for i, t in enumerate(row))
+
+
+lengths_st = st.lists(st.integers(1, 20), min_size=1, max_size=8)
+
+
+@pytest.mark.parametrize("name", TASKS)
+@given(lengths=lengths_st)
+@settings(max_examples=20, deadline=None)
+def test_shapes_lengths_and_padding(name, lengths):
+    task = build_task(name, 64)
+    b = sample(name, lengths)
+    for i, n in enumerate(lengths):
+        assert b.input_lens[i] == task.input_len(n) and b.target_lens[i] == task.target_len(n)
+        assert (b.inputs[i, : b.input_lens[i]] >= NUM_SPECIAL).all()
+        assert (b.inputs[i, b.input_lens[i] :] == PAD).all()
+        assert (b.targets[i, : b.target_lens[i]] >= NUM_SPECIAL).all()
+        assert (b.targets[i, b.target_lens[i] :] == PAD).all()
+        assert (b.inputs[i] < task.vocab_size).all() and (b.targets[i] < task.vocab_size).all()
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_same_seed_same_examples(name):
+    a, b = sample(name, [3, 5, 7], seed=1), sample(name, [3, 5, 7], seed=1)
+    assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
+
+
+@given(lengths=lengths_st)
+@settings(max_examples=30, deadline=None)
+def test_copy_reverse_duplicate_sort_targets(lengths):
+    for name in ("copy", "reverse", "duplicate", "sort"):
+        b = sample(name, lengths)
+        for i, n in enumerate(lengths):
+            x, y = b.inputs[i, :n], b.targets[i, : b.target_lens[i]]
+            expected = {
+                "copy": x,
+                "reverse": x.flip(0),
+                "duplicate": torch.cat([x, x]),
+                "sort": x.sort().values,
+            }[name]
+            assert torch.equal(y, expected), name
+
+
+@given(lengths=lengths_st)
+@settings(max_examples=30, deadline=None)
+def test_reverse_of_reverse_is_identity(lengths):
+    b = sample("reverse", lengths)
+    for i, n in enumerate(lengths):
+        assert torch.equal(b.targets[i, :n].flip(0), b.inputs[i, :n])
+
+
+@given(lengths=lengths_st)
+@settings(max_examples=30, deadline=None)
+def test_addition_adds(lengths):
+    task = build_task("addition", 64)
+    b = sample("addition", lengths)
+    for i, n in enumerate(lengths):
+        x = b.inputs[i]
+        assert x[n] == task.PLUS
+        a, c = digits(x[:n]), digits(x[n + 1 : 2 * n + 1])
+        assert digits(b.targets[i, : n + 1]) == a + c
+
+
+@given(lengths=lengths_st)
+@settings(max_examples=30, deadline=None)
+def test_associative_recall_answers_the_queried_key(lengths):
+    b = sample("associative_recall", lengths)
+    for i, n in enumerate(lengths):
+        pairs = b.inputs[i, : 2 * n].view(n, 2)
+        query = b.inputs[i, 2 * n]
+        assert len(set(pairs[:, 0].tolist())) == n  # keys are distinct
+        assert b.targets[i, 0] == pairs[pairs[:, 0] == query, 1].item()
+
+
+def test_training_lengths_cover_the_range():
+    gen = torch.Generator().manual_seed(0)
+    n = sample_lengths(3, 7, 2000, gen)
+    assert set(n.tolist()) == {3, 4, 5, 6, 7}

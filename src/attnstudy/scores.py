@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnstudy.positions import PositionalContext
+from attnstudy.positions import PositionalContext, RelativeKeys
 
 
 def add_bias(a: Tensor | None, b: Tensor | None) -> Tensor | None:
@@ -35,7 +35,7 @@ def softmax_attention(logits: Tensor, bias: Tensor | None, v: Tensor) -> Tensor:
 
 
 class Score(nn.Module):
-    """Base class: computes `logits` explicitly, in query chunks of `chunk_size`."""
+    """Base class: a score computes `logits`; `attend` normalises them."""
 
     name: str
 
@@ -46,39 +46,11 @@ class Score(nn.Module):
     def logits(self, q: Tensor, k: Tensor, ctx: PositionalContext) -> Tensor:
         raise NotImplementedError
 
-    def chunk_size(self, q: Tensor, k: Tensor) -> int:
-        return q.shape[2]
-
     def attend(
         self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, ctx: PositionalContext
     ) -> Tensor:
-        """softmax(logits + bias) @ v, one chunk of queries at a time."""
-        step = self.chunk_size(q, k)
-        outs = []
-        for start in range(0, q.shape[2], step):
-            sl = slice(start, start + step)
-            logits = self.logits(q[:, :, sl], k, _rows(ctx, sl))
-            outs.append(softmax_attention(logits, _bias_rows(bias, sl), v))
-        return torch.cat(outs, dim=2)
-
-
-def _bias_rows(bias: Tensor | None, sl: slice) -> Tensor | None:
-    """The bias for a slice of query rows (a bias with one row broadcasts)."""
-    return bias if bias is None or bias.shape[-2] == 1 else bias[..., sl, :]
-
-
-def _rows(ctx: PositionalContext, sl: slice) -> PositionalContext:
-    """The context for a slice of query rows."""
-    rotary = ctx.rotary
-    if rotary is not None:
-        rotary = type(rotary)(
-            rotary.cos_q[:, :, sl], rotary.sin_q[:, :, sl], rotary.cos_k, rotary.sin_k
-        )
-    return PositionalContext(
-        bias=None,  # positional bias travels inside `bias` (see MultiHeadAttention)
-        rotary=rotary,
-        relative=ctx.relative.rows(sl) if ctx.relative is not None else None,
-    )
+        """softmax(logits + bias) @ v."""
+        return softmax_attention(self.logits(q, k, ctx), bias, v)
 
 
 class BilinearScore(Score):
@@ -160,6 +132,7 @@ class AdditiveScore(Score):
     enter as W2·(k + a_ij); RoPE rotates q and k before the projections."""
 
     name = "additive"
+    min_chunk_elements = 2**22  # small problems run in one chunk
 
     def __init__(self, d_head, heads):
         super().__init__(d_head, heads)
@@ -167,20 +140,41 @@ class AdditiveScore(Score):
         self.W2 = nn.Parameter(torch.randn(heads, d_head, d_head) / math.sqrt(d_head))
         self.v = nn.Parameter(torch.randn(heads, d_head, 1) / math.sqrt(d_head))
 
-    def chunk_size(self, q, k):
-        """Queries per chunk so one (B, H, chunk, Tk, d) block is no larger than a
-        (B, H, Tq, Tk) logits tensor."""
-        return max(1, q.shape[2] // self.d_head)
+    def _energy(self, wq: Tensor, wk: Tensor, relative: RelativeKeys | None) -> Tensor:
+        """(B, H, Tq, d) projected queries, (B, H, Tk, d) projected keys → (B, H, Tq, Tk)."""
+        hidden = wq[:, :, :, None, :] + wk[:, :, None, :, :]  # (B, H, Tq, Tk, d)
+        if relative is not None:
+            wa = relative.table @ self.W2  # (H, R, d)
+            hidden = hidden + wa[:, relative.index].transpose(0, 1)
+        return (torch.tanh(hidden) @ self.v[:, None]).squeeze(-1)
 
     def logits(self, q, k, ctx):
         q, k = ctx.rotate(q, k)
-        wq = (q @ self.W1)[:, :, :, None, :]  # (B, H, Tq, 1, d)
-        wk = (k @ self.W2)[:, :, None, :, :]  # (B, H, 1, Tk, d)
-        hidden = wq + wk
-        if ctx.relative is not None:
-            wa = ctx.relative.table @ self.W2  # (H, R, d)
-            hidden = hidden + wa[:, ctx.relative.index].transpose(0, 1)  # (B, H, Tq, Tk, d)
-        return (torch.tanh(hidden) @ self.v[:, None]).squeeze(-1)  # (B, H, Tq, Tk)
+        return self._energy(q @ self.W1, k @ self.W2, ctx.relative)
+
+    def chunk_size(self, q: Tensor, k: Tensor) -> int:
+        """Queries per chunk, so one (B, H, chunk, Tk, d) block holds no more elements than
+        a (B, H, Tq, Tk) logits tensor (or min_chunk_elements)."""
+        B, H, Tq, _ = q.shape
+        budget = max(B * H * Tq * k.shape[2], self.min_chunk_elements)
+        return max(1, budget // (B * H * k.shape[2] * self.d_head))
+
+    def attend(self, q, k, v, bias, ctx):
+        """Bounded memory: the tanh block is built for one chunk of queries at a time."""
+        q, k = ctx.rotate(q, k)
+        wq, wk = q @ self.W1, k @ self.W2
+        step, outs = self.chunk_size(q, k), []
+        for start in range(0, q.shape[2], step):
+            sl = slice(start, start + step)
+            relative = ctx.relative.rows(sl) if ctx.relative is not None else None
+            logits = self._energy(wq[:, :, sl], wk, relative)
+            outs.append(softmax_attention(logits, _bias_rows(bias, sl), v))
+        return torch.cat(outs, dim=2)
+
+
+def _bias_rows(bias: Tensor | None, sl: slice) -> Tensor | None:
+    """The bias for a slice of query rows (a bias with one row broadcasts)."""
+    return bias if bias is None or bias.shape[-2] == 1 else bias[..., sl, :]
 
 
 SCORES: dict[str, type[Score]] = {

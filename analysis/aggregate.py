@@ -38,24 +38,29 @@ SUMMARY_METRICS = (
     "extrapolation_len",
 )
 MIN_PAIRS = 2
+MAX_PERMUTATION_N = 20
 
 METHODS_TEXT = """\
-Confidence intervals are 95% percentile bootstrap intervals (2,000 resamples, fixed seed) of \
-the mean over seeds; runs that diverged or failed are counted but excluded from means. \
-Differences between two levels of a factor are paired when at least two keys (every other \
-configuration value plus the seed) occur at both levels: runs sharing a key are first \
-averaged, only matched keys are kept, and the Wilcoxon signed-rank test (two-sided, zero \
-differences dropped) is applied to the paired differences, whose mean gets a bootstrap \
-interval. Otherwise the two-sided Mann-Whitney U test compares all runs of the two levels and \
-the interval comes from resampling each level independently. Neither test assumes normality; \
-Wilcoxon assumes the paired differences are symmetric about their median, Mann-Whitney that \
-runs are independent, and both treat seeds as exchangeable. Effect sizes are the mean \
-difference and Cliff's delta, P(A > B) - P(A < B) over all cross pairs of runs. p-values \
-within one table are Holm-corrected (Holm 1979) for the family of all its comparisons. \
-A test with an empty side has p undefined (NaN); identical samples give p = 1. \
-Mean reciprocal rank (Kazemnejad et al. 2023) ranks the levels of a factor by mean metric \
-within each task (rank 1 = best, ties share the best of their ranks) and averages 1/rank \
-over tasks."""
+Confidence intervals are 95% percentile bootstrap intervals (2,000 resamples, fixed seed) of the \
+mean over seeds; runs that diverged or failed are counted but excluded from means. Differences \
+between two levels of a factor are paired when at least two keys (every other configuration \
+value plus the seed) occur at both levels: runs sharing a key are first averaged, only matched \
+keys are kept, and the Wilcoxon signed-rank test (two-sided, zero differences dropped) is \
+applied to the paired differences, whose mean gets a bootstrap interval. Otherwise the two-sided \
+Mann-Whitney U test compares all runs of the two levels and the interval comes from resampling \
+each level independently. Wilcoxon p-values are exact for up to 50 pairs without ties or zeros, \
+from all sign flips for up to 13 pairs with them, and from the tie-corrected normal \
+approximation otherwise (SciPy's "auto"); Mann-Whitney p-values come from the permutation \
+distribution (exact up to 9,999 arrangements, else 9,999 seeded resamples; valid with ties) when \
+both samples have two or more and together at most 20 runs, otherwise from the tie-corrected \
+normal approximation. Neither test assumes normality; Wilcoxon assumes the paired differences \
+are symmetric about their median, Mann-Whitney that runs are independent, and both treat seeds \
+as exchangeable. Effect sizes are the mean difference and Cliff's delta, P(A > B) - P(A < B) \
+over all cross pairs of runs. p-values within one table are Holm-corrected (Holm 1979) over all \
+its comparisons. A test with an empty side has an undefined p (NaN); identical samples give p = \
+1. Mean reciprocal rank (Kazemnejad et al. 2023) ranks the levels of a factor by mean metric \
+within each task (rank 1 = best, ties share the best of their ranks) and averages 1/rank over \
+the tasks where the level ran."""
 
 
 def ok_runs(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
@@ -265,6 +270,34 @@ def mean_reciprocal_rank(
     return table.sort_values("mrr", ascending=False).reset_index()
 
 
+def length_trend(lengths: pd.DataFrame, metric: str = "seq_acc") -> pd.Series:
+    """Spearman rank correlation of ``metric`` with ``length``, one value per run_id.
+
+    Negative means accuracy falls as inputs grow. A run whose accuracy is the same at every
+    length has no trend and gets 0; a run with fewer than two finite lengths gets NaN.
+    """
+    return pd.Series(
+        {run: _spearman(g["length"], g[metric]) for run, g in lengths.groupby("run_id")},
+        name=f"{metric}_length_rho",
+        dtype=float,
+    )
+
+
+def early_late_gap(positions: pd.DataFrame, fraction: float = 0.25) -> pd.Series:
+    """Per run_id: mean token_acc over the first ``fraction`` of target positions minus the rest.
+
+    Positions are first averaged over splits and sequences; at least one position counts as
+    early. Negative means the earliest target tokens are predicted worst; NaN with < 2 positions.
+    """
+    gaps = {}
+    for run, g in positions.groupby("run_id"):
+        by_pos = g.groupby("target_pos")["token_acc"].mean().sort_index().dropna()
+        n_early = max(1, int(len(by_pos) * fraction))
+        late = by_pos.iloc[n_early:]
+        gaps[run] = float(by_pos.iloc[:n_early].mean() - late.mean()) if len(late) else np.nan
+    return pd.Series(gaps, name="early_minus_late_token_acc", dtype=float)
+
+
 def _finite(values: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
     x = np.asarray(values, dtype=float)
     return x[~np.isnan(x)]
@@ -303,35 +336,9 @@ def _mannwhitney_p(x: np.ndarray, y: np.ndarray) -> float:
         return np.nan
     if np.ptp(np.concatenate([x, y])) == 0:
         return 1.0
-    return float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
-
-
-def length_trend(lengths: pd.DataFrame, metric: str = "seq_acc") -> pd.Series:
-    """Spearman rank correlation of ``metric`` with ``length``, one value per run_id.
-
-    Negative means accuracy falls as inputs grow. A run whose accuracy is the same at every
-    length has no trend and gets 0; a run with fewer than two finite lengths gets NaN.
-    """
-    return pd.Series(
-        {run: _spearman(g["length"], g[metric]) for run, g in lengths.groupby("run_id")},
-        name=f"{metric}_length_rho",
-        dtype=float,
-    )
-
-
-def early_late_gap(positions: pd.DataFrame, fraction: float = 0.25) -> pd.Series:
-    """Per run_id: mean token_acc over the first ``fraction`` of target positions minus the rest.
-
-    Positions are first averaged over splits and sequences; at least one position counts as
-    early. Negative means the earliest target tokens are predicted worst; NaN with < 2 positions.
-    """
-    gaps = {}
-    for run, g in positions.groupby("run_id"):
-        by_pos = g.groupby("target_pos")["token_acc"].mean().sort_index().dropna()
-        n_early = max(1, int(len(by_pos) * fraction))
-        late = by_pos.iloc[n_early:]
-        gaps[run] = float(by_pos.iloc[:n_early].mean() - late.mean()) if len(late) else np.nan
-    return pd.Series(gaps, name="early_minus_late_token_acc", dtype=float)
+    small = min(x.size, y.size) >= 2 and x.size + y.size <= MAX_PERMUTATION_N
+    method = stats.PermutationMethod(n_resamples=9999, rng=0) if small else "asymptotic"
+    return float(stats.mannwhitneyu(x, y, alternative="two-sided", method=method).pvalue)
 
 
 def _spearman(x: pd.Series, y: pd.Series) -> float:

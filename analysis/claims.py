@@ -33,6 +33,7 @@ SCORE_FORMS = ("dot", "cosine", "general", "additive")
 ALIGNMENT_TASKS = ("copy", "reverse")
 VIABLE_ACC = 0.95
 EXTRAPOLATES_ACC = 0.5
+FLOAT_TOL = 1e-9
 SAME_BUDGET = ("task", "d_model", "n_layers", "train_max_len", "eval_max_len", "seed")
 
 
@@ -182,13 +183,14 @@ def ci_verdict(low: float, high: float, threshold: float = 0.0, above: bool = Tr
     """Verdict of a CI against ``threshold``: the claimed side is above it when ``above``.
 
     Supported if the whole CI is strictly on the claimed side, refuted if strictly on the
-    other, mixed if it contains the threshold, not tested if the CI is undefined.
+    other, mixed if it contains the threshold (within FLOAT_TOL, so rounding error in a zero
+    difference is no evidence), not tested if the CI is undefined.
     """
     if np.isnan(low) or np.isnan(high):
         return "not tested"
-    if low > threshold:
+    if low > threshold + FLOAT_TOL:
         return "supported" if above else "refuted"
-    if high < threshold:
+    if high < threshold - FLOAT_TOL:
         return "refuted" if above else "supported"
     return "mixed"
 
@@ -235,15 +237,13 @@ def evaluate_claims(
 
 def c1_bottleneck(runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame) -> Verdict:
     """C1 by the Spearman length trend and the early-vs-late target position gap of rnn runs."""
-    rnn = ok_runs(runs)
-    rnn_ids = rnn.loc[rnn["arch"] == "rnn", "run_id"]
-    copy_ids = rnn.loc[(rnn["arch"] == "rnn") & (rnn["task"] == "copy"), "run_id"]
-    trend = length_trend(lengths[lengths["run_id"].isin(rnn_ids)])
+    ok = ok_runs(runs)
+    rnn = ok[ok["arch"] == "rnn"]
+    trend = length_trend(lengths[lengths["run_id"].isin(rnn["run_id"])])
+    copy_ids = rnn.loc[rnn["task"] == "copy", "run_id"]
     gap = early_late_gap(positions[positions["run_id"].isin(copy_ids)])
-    (trend_verdict, trend_text), (gap_verdict, gap_text) = (
-        _mean_verdict(trend, 0.0, above=False),
-        _mean_verdict(gap, 0.0, above=False),
-    )
+    trend_verdict, trend_text = _mean_verdict(trend, 0.0, above=False)
+    gap_verdict, gap_text = _mean_verdict(gap, 0.0, above=False)
     evidence = f"length rho {trend_text}; copy early-minus-late token_acc {gap_text}"
     return _verdict("C1", combine_all([trend_verdict, gap_verdict]), evidence)
 
@@ -373,9 +373,8 @@ def _mean_verdict(values: pd.Series, threshold: float, above: bool = True) -> tu
     if len(x) < MIN_RUNS:
         return "not tested", f"n={len(x)} (needs {MIN_RUNS})"
     low, high = bootstrap_ci(x)
-    return ci_verdict(
-        low, high, threshold, above
-    ), f"{x.mean():.3f} [{low:.3f}, {high:.3f}] n={len(x)}"
+    text = f"{x.mean():.3f} [{low:.3f}, {high:.3f}] n={len(x)}"
+    return ci_verdict(low, high, threshold, above), text
 
 
 def _contrast(

@@ -6,6 +6,7 @@ training loss, and its greedy predictions.
 - `encoder`: bidirectional, not autoregressive; the target is read from blank tokens
   appended after `input SEP` (Delétang et al. 2023).
 - `encoder-decoder`: Vaswani et al. 2017; cross-attention uses the chosen score.
+- `rnn`, `rnn-attention`: recurrent encoder-decoders without and with attention (rnn.py).
 
 `build_model(cfg, task)` is the composition root: the only code that turns the variant
 names of a Config into classes.
@@ -242,6 +243,8 @@ class EncoderDecoder(Arch):
 
 
 ARCHS: dict[str, type[Arch]] = {a.name: a for a in (DecoderOnly, EncoderOnly, EncoderDecoder)}
+
+import attnstudy.rnn  # noqa: E402, F401  (subclasses Arch; registers rnn, rnn-attention)
 
 
 def build_model(cfg: Config, task: Task) -> Arch:

@@ -28,7 +28,7 @@ class Config:
     arch: str = "decoder"
     score: str = "scaled_dot"
     heads: int = 4
-    position: str = "sinusoidal"
+    position: str = "none"
     randomized: bool = False
     max_random_position: int = 0  # 0 → 4 × the longest evaluated sequence
     # model size

@@ -149,3 +149,21 @@ def test_learned_table_covers_every_evaluated_position():
     model = build_model(cfg, build_task("copy", cfg.resolved_eval_max_len))
     # decoder sequence at eval_max_len = 20: 20 + SEP + 20 + EOS
     assert model.transformer.encoding.table.num_embeddings == 42
+
+
+@pytest.mark.parametrize("position", list(POSITIONS))
+@pytest.mark.parametrize("score", ["scaled_dot", "additive"])
+def test_cached_greedy_decoding_equals_recomputing_the_prefix(score, position):
+    cfg = make_config(arch="decoder", score=score, position=position, **TINY)
+    task = build_task("copy", cfg.resolved_eval_max_len)
+    model = build_model(cfg, task).eval()
+    gen = torch.Generator().manual_seed(0)
+    batch = task.sample(torch.full((3,), 7), gen)
+    with torch.no_grad():
+        cached = model.predict(batch, gen)
+        seq = torch.cat([batch.inputs, torch.full((3, 1), 1)], dim=1)  # input SEP
+        pos = torch.arange(seq.shape[1] + 7).expand(3, -1)
+        for _ in range(7):
+            nxt = model.head(model.transformer(seq, pos))[:, -1].argmax(-1)
+            seq = torch.cat([seq, nxt[:, None]], dim=1)
+    assert torch.equal(cached, seq[:, -7:])

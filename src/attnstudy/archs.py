@@ -101,6 +101,8 @@ class Arch(nn.Module):
 
 
 class DecoderOnly(Arch):
+    """Causal language model over `input SEP target EOS` (Kazemnejad et al. 2023)."""
+
     name = "decoder"
 
     def __init__(self, cfg, task, score, encoding):
@@ -151,6 +153,8 @@ class DecoderOnly(Arch):
 
 
 class EncoderOnly(Arch):
+    """Bidirectional encoder; the answer is read from blanks after `input SEP`."""
+
     name = "encoder"
 
     def __init__(self, cfg, task, score, encoding):
@@ -198,6 +202,8 @@ class EncoderOnly(Arch):
 
 
 class EncoderDecoder(Arch):
+    """Vaswani et al. 2017: encoder over the input, causal decoder with cross-attention."""
+
     name = "encoder-decoder"
 
     def __init__(self, cfg, task, score, encoding):

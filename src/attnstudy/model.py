@@ -45,7 +45,7 @@ class KVCache:
     """Keys and values of the tokens decoded so far, per layer (greedy decoding)."""
 
     def __init__(self, n_layers: int):
-        self.layers: list[dict[str, Tensor]] = [{} for _ in range(n_layers)]
+        self.layers: list[dict[str, tuple[Tensor, Tensor]]] = [{} for _ in range(n_layers)]
         self.length = 0
 
 
@@ -66,15 +66,24 @@ class MultiHeadAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.heads, self.d_head).transpose(1, 2)  # (B, H, T, d)
 
-    def _keys_values(self, source: Tensor, cache: dict | None, prefix: str, append: bool):
-        if cache is not None and not append and prefix + "k" in cache:
-            return cache[prefix + "k"], cache[prefix + "v"]  # cross-attention: fixed memory
-        k, v = map(self._split, self.key_value(source).chunk(2, dim=-1))
-        if cache is not None:
-            if append and prefix + "k" in cache:
-                k = torch.cat([cache[prefix + "k"], k], dim=2)
-                v = torch.cat([cache[prefix + "v"], v], dim=2)
-            cache[prefix + "k"], cache[prefix + "v"] = k, v
+    def _project_kv(self, source: Tensor) -> tuple[Tensor, Tensor]:
+        k, v = self.key_value(source).chunk(2, dim=-1)
+        return self._split(k), self._split(v)
+
+    def _keys_values(self, source: Tensor, cache: dict | None, self_attention: bool):
+        """Keys and values; while decoding, self-attention appends the new tokens' keys to
+        the cache and cross-attention projects the encoder memory once."""
+        if cache is None:
+            return self._project_kv(source)
+        if not self_attention:
+            if "memory_kv" not in cache:
+                cache["memory_kv"] = self._project_kv(source)
+            return cache["memory_kv"]
+        k, v = self._project_kv(source)
+        if "kv" in cache:
+            k = torch.cat([cache["kv"][0], k], dim=2)
+            v = torch.cat([cache["kv"][1], v], dim=2)
+        cache["kv"] = (k, v)
         return k, v
 
     def forward(
@@ -87,7 +96,7 @@ class MultiHeadAttention(nn.Module):
         self_attention: bool = True,
     ) -> Tensor:
         q = self._split(self.query(x))
-        k, v = self._keys_values(source, cache, "" if self_attention else "x", self_attention)
+        k, v = self._keys_values(source, cache, self_attention)
         if self.recorded is not None:
             logits = self.score.logits(q, k, ctx)
             self.recorded.append(torch.softmax(logits if bias is None else logits + bias, -1))

@@ -149,17 +149,17 @@ class ShawRelativePositions(PositionalEncoding):
 
 def t5_bucket(distance: Tensor, bidirectional: bool, buckets: int, max_distance: int) -> Tensor:
     """Raffel et al. 2020: exact buckets for small |j − i|, log-spaced up to max_distance."""
-    bucket = torch.zeros_like(distance)
+    offset = torch.zeros_like(distance)
     if bidirectional:
         buckets //= 2
-        bucket = (distance > 0).long() * buckets
+        offset = (distance > 0).long() * buckets  # keys after the query use the upper half
         n = distance.abs()
     else:
         n = (-distance).clamp(min=0)  # causal: only keys at or before the query
     exact = buckets // 2
     log_ratio = torch.log(n.float().clamp(min=1) / exact) / math.log(max_distance / exact)
     large = (exact + (log_ratio * (buckets - exact)).long()).clamp(max=buckets - 1)
-    return bucket + torch.where(n < exact, n, large)
+    return offset + torch.where(n < exact, n, large)
 
 
 class T5Positions(PositionalEncoding):

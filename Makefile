@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PRESET ?= quick
 WORKERS ?= 2
 
-.PHONY: setup test lint format
+.PHONY: setup test lint study ui dashboard report bench
 
 # Set up once: a virtual environment with the CPU build of PyTorch pinned (an unpinned
 # torch pulls a multi-GB CUDA build), then the project and its dev extras.
@@ -23,3 +23,35 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src analysis tests
 	$(BIN)/ruff format --check src analysis tests
+
+# The report of a study's runs: reports/$(STUDY)/report.html (self-contained, opens offline)
+# and report.pdf, also logged to the study's parent MLflow run. STUDY is the study's name.
+STUDY ?= quick
+report: setup
+	$(BIN)/attnstudy report --study $(STUDY)
+
+# Run (or resume) study/$(PRESET).yaml with $(WORKERS) worker processes; stores under runs/.
+study: setup
+	$(BIN)/attnstudy study run study/$(PRESET).yaml --workers $(WORKERS)
+
+# The MLflow UI over the local store: http://127.0.0.1:$(UI_PORT) (one server process, no
+# background job runner: light enough to leave running beside a study on a small machine).
+UI_PORT ?= 5000
+ui: setup
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
+		--backend-store-uri sqlite:///$(CURDIR)/runs/mlflow.db \
+		--host 127.0.0.1 --port $(UI_PORT) --workers 1
+
+# optuna-dashboard over the Optuna store: http://127.0.0.1:$(DASHBOARD_PORT)
+DASHBOARD_PORT ?= 8080
+dashboard: setup
+	$(BIN)/optuna-dashboard sqlite:///$(CURDIR)/runs/optuna.db \
+		--host 127.0.0.1 --port $(DASHBOARD_PORT)
+
+# Speed and memory against torch.nn and x-transformers (installed here: a bench-only extra):
+# reports/bench/bench.{json,md}, also logged to the MLflow experiment `bench`.
+# BENCH_ARGS="--quick" for a smoke run; "--threads 2" to time with both cores.
+BENCH_ARGS ?=
+bench: setup
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/attnstudy bench $(BENCH_ARGS)

@@ -91,6 +91,84 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from attnstudy.study import make_stores, run_study, study_status
+    from attnstudy.study_config import load_study
+
+    spec = load_study(args.file)
+    stores = make_stores(args.runs_dir, args.storage, args.tracking_uri)
+    if args.action == "status":
+        return study_status(spec, stores)
+    if args.workers < 1:
+        raise ConfigError(f"--workers: must be >= 1, got {args.workers}")
+    return run_study(spec, stores, args.workers, args.allow_grid_change)
+
+
+def add_study_parser(sub) -> None:
+    study = sub.add_parser("study", help="run a study/*.yaml grid, or show its state")
+    actions = study.add_subparsers(dest="action", required=True, parser_class=ArgumentParser)
+    for action, text in (("run", "run (or resume) every grid point"), ("status", "per point")):
+        p = actions.add_parser(action, help=text)
+        p.add_argument("file", help="study definition, e.g. study/quick.yaml")
+        p.add_argument("--runs-dir", default="runs", help="local stores (default runs/)")
+        p.add_argument("--storage", help="Optuna storage URL (default sqlite in runs dir)")
+        p.add_argument("--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI/sqlite)")
+        p.set_defaults(func=cmd_study)
+        if action == "run":
+            p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+            p.add_argument(
+                "--allow-grid-change",
+                action="store_true",
+                help="continue a study whose grid changed (results of unchanged points kept)",
+            )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.load import StudyError
+    from analysis.report import build_report
+
+    try:
+        html, pdf = build_report(args.study, args.out, args.tracking_uri)
+    except StudyError as err:
+        print(f"attnstudy: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{html}\n{pdf}")
+    return 0
+
+
+def add_report_parser(sub) -> None:
+    report = sub.add_parser("report", help="HTML and PDF report of a study's MLflow runs")
+    report.add_argument("--study", required=True, help="study name (its MLflow experiment)")
+    report.add_argument("--out", help="output directory (default reports/<study>)")
+    report.add_argument("--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI/sqlite)")
+    report.set_defaults(func=cmd_report)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from attnstudy.bench import run_bench
+    from attnstudy.bench.report import default_uri, log_to_mlflow, markdown, write_files
+
+    if args.threads < 1:
+        raise ConfigError(f"--threads: must be >= 1, got {args.threads}")
+    rows, meta = run_bench(args.quick, args.threads)
+    files = write_files(rows, meta, Path(args.out))
+    log_to_mlflow(args.tracking_uri or default_uri(), rows, meta, files)
+    print(markdown(rows, meta))
+    print("\n".join(map(str, files)), file=sys.stderr)
+    return 0
+
+
+def add_bench_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="speed and memory against reference implementations")
+    bench.add_argument("--quick", action="store_true", help="tiny shapes: a smoke run")
+    bench.add_argument("--out", default="reports/bench", help="directory of bench.json/.md")
+    bench.add_argument("--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI/sqlite)")
+    bench.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    bench.set_defaults(func=cmd_bench)
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="attnstudy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
@@ -99,6 +177,9 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+    add_study_parser(sub)
+    add_report_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 

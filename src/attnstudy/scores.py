@@ -132,7 +132,7 @@ class AdditiveScore(Score):
     enter as W2·(k + a_ij); RoPE rotates q and k before the projections."""
 
     name = "additive"
-    min_chunk_elements = 2**22  # small problems run in one chunk
+    min_chunk_elements = 2**19  # small problems (training lengths) run in one chunk
 
     def __init__(self, d_head, heads):
         super().__init__(d_head, heads)
@@ -145,8 +145,9 @@ class AdditiveScore(Score):
         hidden = wq[:, :, :, None, :] + wk[:, :, None, :, :]  # (B, H, Tq, Tk, d)
         if relative is not None:
             wa = relative.table @ self.W2  # (H, R, d)
-            hidden = hidden + wa[:, relative.index].transpose(0, 1)
-        return (torch.tanh(hidden) @ self.v[:, None]).squeeze(-1)
+            hidden += wa[:, relative.index].transpose(0, 1)
+        # in place: one (B, H, Tq, Tk, d) block, not two (the sum is not needed for backward)
+        return (hidden.tanh_() @ self.v[:, None]).squeeze(-1)
 
     def logits(self, q, k, ctx):
         q, k = ctx.rotate(q, k)

@@ -1,0 +1,326 @@
+"""Load one study from MLflow into tidy pandas frames; reads only what the study recorded.
+
+Frames (the contract of ``analysis.aggregate`` and ``analysis.claims``):
+
+- ``runs``: one row per grid point (the latest finished trial of each ``attnstudy.grid_key``),
+  config columns, summary metrics, ``status`` (ok | diverged | failed) and ``reason``.
+- ``lengths``: one row per trial x evaluated length (``eval_seq_acc``/``eval_token_acc``).
+- ``positions``: one row per trial x split x target position (``pos_token_acc_id|ood``).
+- ``curves``: one row per trial x training metric x step (loss and validation accuracy).
+- ``attempts``: every child run, killed and still running ones included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+DEFAULT_STORE = Path("runs") / "mlflow.db"
+TRIAL_FILTER = "tags.`attnstudy.role` = 'trial'"
+STUDY_FILTER = "tags.`attnstudy.role` = 'study'"
+CONFIG_COLUMNS = (
+    "task",
+    "arch",
+    "score",
+    "position",
+    "randomized",
+    "heads",
+    "d_model",
+    "n_layers",
+    "lr",
+    "seed",
+    "train_max_len",
+    "eval_max_len",
+)
+SUMMARY_METRICS = (
+    "id_seq_acc",
+    "id_token_acc",
+    "ood_seq_acc",
+    "ood_token_acc",
+    "extrapolation_len",
+    "n_params",
+    "step_time_ms",
+    "peak_mem_mb",
+    "steps_to_95",
+    "attn_sharpness",
+    "head_diversity",
+    "best_step",
+    "steps_trained",
+    "train_seconds",
+)
+RENAMED_METRICS = {"activation_mb": "peak_mem_mb"}
+CURVE_METRICS = ("train_loss", "val_seq_acc", "val_token_acc")
+LENGTH_METRICS = {"eval_seq_acc": "seq_acc", "eval_token_acc": "token_acc"}
+POSITION_METRICS = {"pos_token_acc_id": "id", "pos_token_acc_ood": "ood"}
+STATUS_RANK = {"ok": 0, "diverged": 1, "failed": 2}
+MLFLOW_STATUS = {"RUNNING": "running", "SCHEDULED": "running", "KILLED": "killed"}
+HISTORY_THREADS = 4
+
+
+class StudyError(LookupError):
+    """The study cannot be reported: no store, no such study, or no trial runs yet."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study as MLflow recorded it, as tidy frames."""
+
+    name: str
+    tracking_uri: str
+    experiment_id: str
+    parent: dict  # run_id, params, tags of the parent (study) run; empty without one
+    param_names: tuple[str, ...]  # the Config fields recorded as params, columns of runs
+    runs: pd.DataFrame
+    lengths: pd.DataFrame
+    positions: pd.DataFrame
+    curves: pd.DataFrame
+    attempts: pd.DataFrame
+
+    grid: list[str] | None  # every grid key, when the parent run has a grid.json artifact
+
+    @property
+    def grid_size(self) -> int | None:
+        value = self.parent.get("tags", {}).get("attnstudy.grid_size")
+        return int(value) if value not in (None, "") else None
+
+
+def default_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the study's SQLite store under ./runs."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE.resolve()}"
+
+
+def load_study(name: str, tracking_uri: str | None = None) -> Study:
+    """Every trial of study ``name`` as tidy frames; ``StudyError`` if there is nothing."""
+    uri = tracking_uri or default_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise StudyError(f"no MLflow store at {uri.removeprefix('sqlite:///')}; run a study first")
+    quiet()
+    client = MlflowClient(tracking_uri=uri)
+    experiment = _experiment(client, uri, name)
+    attempts, params = _attempts(uri, experiment.experiment_id)
+    if attempts.empty:
+        raise StudyError(f"study {name!r} has no trial runs yet in {uri}")
+    runs = _latest_per_grid_point(attempts)
+    parent = _parent(uri, experiment.experiment_id)
+    histories = _histories(client, runs["run_id"].tolist())
+    config = runs[["run_id", *CONFIG_COLUMNS]]
+    return Study(
+        name=name,
+        tracking_uri=uri,
+        experiment_id=experiment.experiment_id,
+        parent=parent,
+        grid=_grid(client, parent.get("run_id")),
+        param_names=tuple(sorted(c for c in params if c in runs)),
+        runs=runs.reset_index(drop=True),
+        lengths=_lengths(histories, config),
+        positions=_positions(histories, config),
+        curves=_curves(histories, config),
+        attempts=attempts[
+            ["run_id", "grid_key", "status", "mlflow_status", "reason", "start_time"]
+        ],
+    )
+
+
+def save_frames(study: Study, out_dir: Path) -> list[Path]:
+    """Write runs, lengths, positions and curves as CSV into ``out_dir``; return the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in ("runs", "lengths", "positions", "curves"):
+        path = out_dir / f"{name}.csv"
+        getattr(study, name).to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def load_attention(tracking_uri: str, run_id: str) -> dict[str, np.ndarray] | None:
+    """The ``attention.npz`` artifact of one trial (keys ``layer{i}_{kind}``: (H, Tq, Tk)
+    arrays, and ``inputs``), or None when the trial has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path="attention.npz",
+                dst_path=tmp,
+                tracking_uri=tracking_uri,
+            )
+        except (MlflowException, OSError):
+            return None
+        with np.load(path) as npz:
+            return {key: npz[key] for key in npz.files}
+
+
+def quiet() -> None:
+    """No MLflow INFO chatter (store migrations) and no artifact download progress bars."""
+    for logger in ("mlflow", "alembic"):
+        logging.getLogger(logger).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _experiment(client: MlflowClient, uri: str, name: str):
+    """The study's experiment, or StudyError naming the studies the store holds."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        known = sorted(e.name for e in client.search_experiments() if e.name != "Default")
+        raise StudyError(f"no study named {name!r} in {uri}; known: {', '.join(known) or 'none'}")
+    return experiment
+
+
+def _search(uri: str, experiment_id: str, filter_string: str) -> pd.DataFrame:
+    """``mlflow.search_runs`` against ``uri``, leaving the global tracking URI as it was."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        return mlflow.search_runs(
+            experiment_ids=[experiment_id], filter_string=filter_string, output_format="pandas"
+        )
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _attempts(uri: str, experiment_id: str) -> tuple[pd.DataFrame, list[str]]:
+    """Every trial run (params and metrics without prefixes, typed; status from the tags)
+    and the names of the params."""
+    raw = _search(uri, experiment_id, TRIAL_FILTER)
+    if raw.empty:
+        return raw, []
+    frame = pd.DataFrame({"run_id": raw["run_id"], "start_time": raw["start_time"]})
+    frame["mlflow_status"] = raw["status"]
+    frame["status"] = [
+        _status(t, s)
+        for t, s in zip(_col(raw, "tags.attnstudy.status"), raw["status"], strict=True)
+    ]
+    frame["reason"] = _col(raw, "tags.attnstudy.reason").fillna("")
+    frame["grid_key"] = _col(raw, "tags.attnstudy.grid_key").fillna(raw["run_id"])
+    frame["config_hash"] = _col(raw, "tags.attnstudy.config_hash")
+    frame["git_commit"] = _col(raw, "tags.attnstudy.git_commit")
+    params = {c.removeprefix("params."): raw[c].map(_parse) for c in raw if c.startswith("params.")}
+    metrics = {c.removeprefix("metrics."): raw[c] for c in raw if c.startswith("metrics.")}
+    metrics = {RENAMED_METRICS.get(k, k): v for k, v in metrics.items()}
+    versions = {c.removeprefix("tags.attnstudy."): raw[c] for c in raw if ".version." in c}
+    frame = pd.concat([frame, pd.DataFrame(params | versions)], axis=1)
+    frame = frame.assign(**{m: metrics.get(m, np.nan) for m in SUMMARY_METRICS})
+    return _resolve_config(frame), list(params)
+
+
+def _col(raw: pd.DataFrame, name: str) -> pd.Series:
+    return raw[name] if name in raw else pd.Series([None] * len(raw), index=raw.index)
+
+
+def _status(tag: str | None, mlflow_status: str) -> str:
+    """The study's verdict tag; a run without one is still running or was killed."""
+    if isinstance(tag, str) and tag:
+        return tag
+    return MLFLOW_STATUS.get(mlflow_status, "failed")
+
+
+def _parse(value):
+    """MLflow stores params as strings: back to bool, int or float where they parse."""
+    if not isinstance(value, str):
+        return value
+    if value in ("True", "False"):
+        return value == "True"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _resolve_config(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every config column present; eval_max_len 0 resolved to 4 x train_max_len."""
+    for column in CONFIG_COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    frame["randomized"] = frame["randomized"].fillna(False).astype(bool)
+    zero = frame["eval_max_len"] == 0
+    frame.loc[zero, "eval_max_len"] = 4 * frame.loc[zero, "train_max_len"]
+    return frame
+
+
+def _latest_per_grid_point(attempts: pd.DataFrame) -> pd.DataFrame:
+    """One finished trial per grid key: ok before diverged before failed, then the latest."""
+    done = attempts[attempts["status"].isin(STATUS_RANK)]
+    ranked = done.assign(_rank=done["status"].map(STATUS_RANK))
+    ranked = ranked.sort_values(["_rank", "start_time"], ascending=[True, False])
+    return ranked.drop_duplicates("grid_key").drop(columns="_rank").sort_values("grid_key")
+
+
+def _parent(uri: str, experiment_id: str) -> dict:
+    """run_id, params and tags (without prefixes) of the study's parent run."""
+    raw = _search(uri, experiment_id, STUDY_FILTER)
+    if raw.empty:
+        return {}
+    row = raw.sort_values("start_time").iloc[-1]
+    pick = {"params": "params.", "tags": "tags."}
+    out = {k: {c.removeprefix(p): row[c] for c in raw if c.startswith(p)} for k, p in pick.items()}
+    return out | {"run_id": row["run_id"]}
+
+
+def _grid(client: MlflowClient, parent_id: str | None) -> list[str] | None:
+    """The grid keys of the study, from the parent run's optional ``grid.json`` artifact (a
+    JSON list of keys, or of objects with a "key")."""
+    if parent_id is None or "grid.json" not in {a.path for a in client.list_artifacts(parent_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(parent_id, "grid.json", tmp)
+        items = json.loads(Path(path).read_text())
+    return [item["key"] if isinstance(item, dict) else str(item) for item in items]
+
+
+def _histories(client: MlflowClient, run_ids: list[str]) -> pd.DataFrame:
+    """Every logged value of the per-step metrics: run_id, key, step, value (latest write of
+    each step). One query per run and key, a few at a time."""
+    keys = [*LENGTH_METRICS, *POSITION_METRICS, *CURVE_METRICS]
+    jobs = [(run_id, key) for run_id in run_ids for key in keys]
+
+    def fetch(job):
+        run_id, key = job
+        return [
+            (run_id, key, m.step, m.value, m.timestamp)
+            for m in client.get_metric_history(run_id, key)
+        ]
+
+    with ThreadPoolExecutor(HISTORY_THREADS) as pool:
+        rows = [row for rows in pool.map(fetch, jobs) for row in rows]
+    frame = pd.DataFrame(rows, columns=["run_id", "key", "step", "value", "timestamp"])
+    frame = frame.sort_values("timestamp").drop_duplicates(["run_id", "key", "step"], keep="last")
+    return frame.drop(columns="timestamp").sort_values(["run_id", "key", "step"])
+
+
+def _lengths(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
+    """One row per run x length: seq_acc, token_acc, n (None: not recorded as a metric)."""
+    frame = histories[histories["key"].isin(LENGTH_METRICS)]
+    wide = frame.pivot_table(index=["run_id", "step"], columns="key", values="value")
+    wide = wide.rename(columns=LENGTH_METRICS).reset_index().rename(columns={"step": "length"})
+    for column in LENGTH_METRICS.values():
+        if column not in wide:
+            wide[column] = np.nan
+    out = config.merge(wide, on="run_id")
+    out["in_distribution"] = out["length"] <= out["train_max_len"]
+    return out
+
+
+def _positions(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
+    """One row per run x split (id|ood) x target position: token_acc."""
+    frame = histories[histories["key"].isin(POSITION_METRICS)]
+    frame = frame.assign(split=frame["key"].map(POSITION_METRICS))
+    frame = frame.rename(columns={"step": "target_pos", "value": "token_acc"})
+    return config.merge(frame[["run_id", "split", "target_pos", "token_acc"]], on="run_id")
+
+
+def _curves(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
+    """One row per run x training metric x step."""
+    frame = histories[histories["key"].isin(CURVE_METRICS)].rename(columns={"key": "metric"})
+    return config.merge(frame, on="run_id")

@@ -1,0 +1,133 @@
+"""What a trial leaves behind as files: per-length and per-position CSVs, the accuracy-vs-
+length figure, attention maps of one long example (PNG per layer, raw weights in NPZ), the
+resolved config and the model's state_dict.
+
+Plot functions take data and return a Figure (no I/O, no pyplot state); `write_artifacts`
+saves them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from attnstudy.evaluate import (
+    TEST_SEED,
+    LengthResult,
+    alignment_sharpness,
+    attention_maps,
+    head_diversity,
+)
+from attnstudy.model import Block, MultiHeadAttention
+from attnstudy.train import TrainResult
+
+Maps = dict[str, Tensor]  # "layer{i}_{self|cross}" → (H, Tq, Tk)
+
+
+def attention_names(model: torch.nn.Module) -> list[str]:
+    """Names of the attention layers in call order, which is their registration order (each
+    runs once per teacher-forced pass). Blocks are numbered across the whole model (an
+    encoder-decoder's decoder blocks follow its encoder blocks); attention outside a block
+    (the RNN decoder's, over the encoder states) is layer 0's cross-attention."""
+    names, block = [], -1
+    for name, module in model.named_modules():
+        if isinstance(module, Block):
+            block += 1
+        elif isinstance(module, MultiHeadAttention):
+            kind = "self" if name.endswith("self_attn") else "cross"
+            names.append(f"layer{max(block, 0)}_{kind}")
+    return names
+
+
+def long_example_attention(result: TrainResult) -> tuple[Maps, Tensor]:
+    """Attention of every layer and head on one example of the longest training length."""
+    cfg = result.config
+    weights, inputs = attention_maps(
+        result.model, result.task, cfg.train_max_len, TEST_SEED, result.device
+    )
+    return dict(zip(attention_names(result.model), weights, strict=True)), inputs
+
+
+def attention_summary(maps: Maps) -> dict[str, float]:
+    """Alignment sharpness and head diversity, averaged over the attention layers (none for
+    a model without attention)."""
+    if not maps:
+        return {}
+    return {
+        "attn_sharpness": float(np.mean([alignment_sharpness(w) for w in maps.values()])),
+        "head_diversity": float(np.mean([head_diversity(w) for w in maps.values()])),
+    }
+
+
+def plot_accuracy_vs_length(per_length: list[LengthResult], train_max_len: int) -> Figure:
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
+    lengths = [r.length for r in per_length]
+    ax.plot(lengths, [r.seq_acc for r in per_length], marker=".", label="exact match")
+    ax.plot(lengths, [r.token_acc for r in per_length], marker=".", label="token accuracy")
+    ax.axvline(train_max_len + 0.5, color="grey", linestyle="--", linewidth=1)
+    ax.text(train_max_len + 0.7, 0.02, "beyond training", color="grey", fontsize=8)
+    ax.set(xlabel="length", ylabel="accuracy", ylim=(-0.02, 1.02))
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention(weights: Tensor, title: str) -> Figure:
+    """One panel per head of a (H, Tq, Tk) attention map."""
+    H = weights.shape[0]
+    fig = Figure(figsize=(2.4 * H, 2.6))
+    axes = fig.subplots(1, H, squeeze=False)
+    for h, ax in enumerate(axes[0]):
+        ax.imshow(weights[h].numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"head {h}", fontsize=9)
+        ax.set_xlabel("key", fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes[0][0].set_ylabel("query", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_artifacts(result: TrainResult, maps: Maps, inputs: Tensor, directory: Path) -> None:
+    """Every per-trial artifact of the MLflow contract, under `directory`."""
+    cfg = result.config
+    _write_csv(
+        directory / "per_length.csv",
+        ["length", "n", "token_acc", "seq_acc"],
+        [[r.length, r.n, r.token_acc, r.seq_acc] for r in result.per_length],
+    )
+    _write_csv(
+        directory / "per_position.csv",
+        ["split", "target_pos", "token_acc"],
+        [[r["split"], r["target_pos"], r["token_acc"]] for r in result.per_position],
+    )
+    _save(
+        plot_accuracy_vs_length(result.per_length, cfg.train_max_len),
+        directory / "accuracy_vs_length.png",
+    )
+    for name, weights in maps.items():
+        title = f"{name} — {cfg.score}, {cfg.position}, length {cfg.train_max_len}"
+        _save(plot_attention(weights, title), directory / "attention" / f"{name}.png")
+    arrays = {name: w.numpy() for name, w in maps.items()}
+    np.savez_compressed(directory / "attention.npz", inputs=inputs.numpy(), **arrays)
+    (directory / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    torch.save(result.model.state_dict(), directory / "model.pt")

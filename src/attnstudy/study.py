@@ -1,0 +1,602 @@
+"""The study: every grid point of a `study/*.yaml` trained once, tracked in Optuna and MLflow.
+
+The grid comes from Optuna's `GridSampler` (see `study_config`). Points are executed
+through an explicit queue so that each runs exactly once, whatever the number of workers:
+
+- the launcher adds a WAITING trial for every point that has no result and no live trial;
+- a worker claims a WAITING trial by moving it to RUNNING (a compare-and-set in the
+  storage; serialised by a file lock for SQLite, whose reads take no row locks);
+- a trial ends COMPLETE (`status=ok`), or FAIL with `status` diverged / failed / killed;
+- a worker that dies stops its trial's heartbeat; after the grace period any process
+  fails the trial and queues its point again. Diverged trials are results and never
+  rerun; crashed and interrupted ones are rerun by the next `study run`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from attnstudy.config import ConfigError
+from attnstudy.study_config import GridPoint, StudySpec, fingerprint
+from attnstudy.tracking import (
+    TRIAL,
+    Tracker,
+    TrialRun,
+    default_tracking_uri,
+    provenance_tags,
+    silence,
+)
+
+GRID_KEY, CONFIG_HASH, STATUS, REASON, RUN_ID = (
+    "grid_key",
+    "config_hash",
+    "status",
+    "reason",
+    "mlflow_run_id",
+)
+RESULTS = ("done", "diverged")  # point states that hold a result
+MAX_AUTO_RETRIES = 5  # kills of one point retried within a run; `study run` retries again
+MAX_RESTARTS = 10  # worker processes replaced after dying abnormally
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where a study keeps its state: Optuna storage, MLflow tracking, artifacts."""
+
+    runs_dir: Path
+    storage_url: str
+    tracking_uri: str
+    heartbeat_s: int = 5
+    grace_s: int = 20
+    poll_s: float = 2.0
+
+
+def make_stores(
+    runs_dir: str | Path = "runs", storage: str | None = None, tracking_uri: str | None = None
+) -> Stores:
+    runs = Path(runs_dir).resolve()
+    return Stores(
+        runs,
+        storage or f"sqlite:///{runs}/optuna.db",
+        tracking_uri or default_tracking_uri(runs),
+    )
+
+
+@dataclass
+class PointState:
+    point: GridPoint
+    state: str  # done | diverged | running | failed | pending
+    trial: FrozenTrial | None = None  # the trial behind the state
+    queued: FrozenTrial | None = None  # lowest-numbered WAITING trial
+    trials: list[FrozenTrial] = field(default_factory=list)
+
+
+PRECEDENCE = (  # the first kind of trial a point has decides its state
+    ("done", lambda t: t.state == TrialState.COMPLETE),
+    ("diverged", lambda t: t.state == TrialState.FAIL and t.user_attrs.get(STATUS) == "diverged"),
+    ("running", lambda t: t.state == TrialState.RUNNING),
+    ("pending", lambda t: t.state == TrialState.WAITING),
+    ("failed", lambda t: t.state.is_finished()),
+)
+
+
+def point_state(point: GridPoint, mine: list[FrozenTrial]) -> PointState:
+    """The state of one point from its trials (in trial-number order)."""
+    waiting = [t for t in mine if t.state == TrialState.WAITING]
+    for state, test in PRECEDENCE:
+        found = [t for t in mine if test(t)]
+        if found:
+            return PointState(point, state, found[-1], waiting[0] if waiting else None, mine)
+    return PointState(point, "pending", None, None, mine)
+
+
+def classify(points: list[GridPoint], trials: list[FrozenTrial]) -> dict[str, PointState]:
+    """The state of every grid point from the trials that ran its current config (trials
+    of a point whose settings changed are ignored)."""
+    by_point: dict[tuple, list[FrozenTrial]] = defaultdict(list)
+    for t in trials:
+        by_point[t.user_attrs.get(GRID_KEY), t.user_attrs.get(CONFIG_HASH)].append(t)
+    return {p.key: point_state(p, by_point[p.key, p.config_hash]) for p in points}
+
+
+def outcome_of(trial: FrozenTrial) -> str | None:
+    """The status a finished trial ended with (None while it is waiting or running); a
+    trial failed by the heartbeat check carries no status: its worker was killed."""
+    if not trial.state.is_finished():
+        return None
+    return trial.user_attrs.get(STATUS, "ok" if trial.state == TrialState.COMPLETE else "killed")
+
+
+@contextmanager
+def queue_lock(storage_url: str) -> Iterator[None]:
+    """Serialise queue updates on a SQLite file (other databases lock rows themselves)."""
+    if not storage_url.startswith("sqlite:///"):
+        yield
+        return
+    with _sqlite_path(storage_url).with_suffix(".lock").open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class Heartbeat:
+    """Records the trial's heartbeat every `interval` seconds while the block runs."""
+
+    def __init__(self, storage, trial_id: int, interval: int):
+        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.storage.record_heartbeat(self.trial_id)
+
+    def __enter__(self) -> Heartbeat:
+        self.storage.record_heartbeat(self.trial_id)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+class Queue:
+    """The study's grid points as Optuna trials: enqueue, claim, finish, requeue."""
+
+    def __init__(self, spec: StudySpec, points: list[GridPoint], stores: Stores):
+        self.spec, self.stores = spec, stores
+        self.points = {p.key: p for p in points}
+        with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.storage = optuna.storages.RDBStorage(
+                stores.storage_url,
+                engine_kwargs=_engine_kwargs(stores.storage_url),
+                heartbeat_interval=stores.heartbeat_s,
+                grace_period=stores.grace_s,
+                heartbeat_stale_trial_callback=self._requeue_killed,
+            )
+        self.study = optuna.create_study(
+            study_name=spec.name,
+            storage=self.storage,
+            direction="maximize",
+            load_if_exists=True,
+        )
+        self.study_id = self.storage.get_study_id_from_name(spec.name)
+        self.distributions = {k: CategoricalDistribution(v) for k, v in spec.axes.items()}
+
+    def trials(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
+
+    def states(self) -> dict[str, PointState]:
+        return classify(list(self.points.values()), self.trials())
+
+    def check_grid(self, allow_change: bool) -> None:
+        """Refuse to continue a study whose grid changed, unless allowed."""
+        attrs = self.study.user_attrs
+        now = fingerprint(list(self.points.values()))
+        before = attrs.get("grid_fingerprint")
+        if before not in (None, now) and not allow_change:
+            old = {t.user_attrs.get(GRID_KEY) for t in self.trials()}
+            added, removed = len(set(self.points) - old), len(old - set(self.points))
+            raise ConfigError(
+                f"{self.spec.path}: the grid of study {self.spec.name!r} changed since it was "
+                f"started in {self.stores.storage_url} ({added} points not tried yet, {removed} "
+                "tried points gone, or settings changed). Use a new study name, or pass "
+                "--allow-grid-change to keep the results whose settings did not change and run "
+                "the rest."
+            )
+        self.study.set_user_attr("grid_fingerprint", now)
+        self.study.set_user_attr("grid_size", len(self.points))
+        self.study.set_user_attr("study_file", self.spec.path)
+
+    def enqueue(self, point: GridPoint) -> None:
+        self.study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=point.params,
+                distributions=self.distributions,
+                user_attrs={GRID_KEY: point.key, CONFIG_HASH: point.config_hash},
+            )
+        )
+
+    def fill(self) -> int:
+        """Queue every point without a result or a live trial; returns how many."""
+        todo = [
+            s.point
+            for s in self.states().values()
+            if s.state == "failed" or (s.state == "pending" and s.queued is None)
+        ]
+        for point in todo:
+            self.enqueue(point)
+        return len(todo)
+
+    def _requeue_killed(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Heartbeat callback: the worker of `trial` died; run its point again (up to
+        MAX_AUTO_RETRIES kills per point, after which the next `study run` retries)."""
+        point = self.points.get(trial.user_attrs.get(GRID_KEY))
+        state = self.states().get(point.key) if point else None
+        retry = state and state.state == "failed" and state.queued is None
+        if retry and len(state.trials) < MAX_AUTO_RETRIES:
+            self.enqueue(point)
+
+    def fail_stale(self) -> None:
+        """Fail RUNNING trials whose heartbeat stopped (their points are requeued)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    def claim(self) -> tuple[FrozenTrial | None, bool]:
+        """Fail stale trials, then move the first claimable WAITING trial to RUNNING.
+        Returns (the trial or None, whether any point is still queued or running)."""
+        with queue_lock(self.stores.storage_url):
+            self.fail_stale()
+            states = self.states().values()
+            queued = [s.queued for s in states if s.state == "pending" and s.queued]
+            for t in sorted(queued, key=lambda t: t.number):
+                trial_id = self.trial_id(t.number)
+                self.storage.record_heartbeat(trial_id)
+                try:
+                    if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                        return t, True
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue
+        return None, any(s.state == "running" or s.queued for s in states)
+
+    def trial_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+
+    def finish(self, trial_id: int, status: str, reason: str | None, summary: dict) -> None:
+        for key, value in summary.items():
+            self.storage.set_trial_user_attr(trial_id, key, value)
+        self.storage.set_trial_user_attr(trial_id, STATUS, status)
+        if reason:
+            self.storage.set_trial_user_attr(trial_id, REASON, reason)
+        if status == "ok":
+            values = [summary.get("ood_seq_acc", 0.0)]
+            self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values)
+        else:
+            self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+    def orphan_outcome(self):
+        """For Tracker.resolve_orphans: trial number → how its trial ended."""
+        by_number = {t.number: t for t in self.trials()}
+        return lambda n: outcome_of(by_number[n]) if n in by_number else "killed"
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///").split("?")[0])
+
+
+def _engine_kwargs(url: str) -> dict:
+    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+
+
+def _describe(err: BaseException) -> str:
+    frame = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
+    where = f" at {Path(frame[0].filename).name}:{frame[0].lineno}" if frame else ""
+    return f"{type(err).__name__}: {err}{where}"
+
+
+@dataclass
+class Worker:
+    """Everything one process needs to run trials."""
+
+    queue: Queue
+    tracker: Tracker
+    parent_id: str
+    tags: dict[str, str]
+
+    def run_trial(self, trial: FrozenTrial) -> str:
+        from attnstudy.train import Diverged, run
+
+        point = self.queue.points[trial.user_attrs[GRID_KEY]]
+        trial_id = self.queue.trial_id(trial.number)
+        status, reason, summary, mlrun = "killed", "interrupted", {}, None
+        with Heartbeat(self.queue.storage, trial_id, self.queue.stores.heartbeat_s):
+            try:
+                mlrun = self._start_run(point, trial.number)
+                self.queue.storage.set_trial_user_attr(trial_id, RUN_ID, mlrun.run_id)
+                start = time.perf_counter()
+                result = run(point.config, mlrun.on_step)
+                summary = mlrun.log_result(result, time.perf_counter() - start)
+                status, reason = "ok", None
+            except Diverged as err:
+                status, reason = "diverged", str(err)
+            except Exception as err:
+                status, reason = "failed", _describe(err)
+            finally:
+                status, reason = self._finish(trial_id, status, reason, summary)
+                if mlrun is not None:
+                    mlrun.end(status, reason)
+        return status
+
+    def _finish(self, trial_id: int, status: str, reason: str | None, summary: dict):
+        try:
+            self.queue.finish(trial_id, status, reason, summary)
+        except optuna.exceptions.UpdateFinishedTrialError:  # heartbeat missed for too long
+            return "killed", "declared dead by the heartbeat check (its point runs again)"
+        return status, reason
+
+    def _start_run(self, point: GridPoint, number: int) -> TrialRun:
+        tags = self.tags | {
+            TRIAL: str(number),
+            "attnstudy.grid_key": point.key,
+            "attnstudy.config_hash": point.config_hash,
+        }
+        return self.tracker.start_trial(self.parent_id, point.config, point.key, tags)
+
+    def work(self) -> None:
+        """Claim and run trials until no point is queued or running."""
+        while True:
+            trial, live = self.queue.claim()
+            if trial is not None:
+                self.run_trial(trial)
+            elif live:
+                time.sleep(self.queue.stores.poll_s)
+            else:
+                return
+
+
+def _open_worker(spec: StudySpec, stores: Stores, parent_id: str, tags: dict) -> Worker:
+    queue = Queue(spec, spec.points(), stores)
+    tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
+    return Worker(queue, tracker, parent_id, tags)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _worker_process(spec, stores, parent_id, tags, threads) -> None:
+    """Entry point of a spawned worker: SIGTERM acts like Ctrl-C (trial marked killed)."""
+    import torch
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    silence()
+    torch.set_num_threads(threads)
+    try:
+        _open_worker(spec, stores, parent_id, tags).work()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _supervise(spawn, workers: int) -> None:
+    """Run `workers` processes; replace one that dies abnormally (SIGKILL, crash) while
+    others may still need help, up to MAX_RESTARTS times."""
+    procs = [spawn() for _ in range(workers)]
+    restarts = 0
+    while procs:
+        multiprocessing.connection.wait([p.sentinel for p in procs])
+        for p in [p for p in procs if not p.is_alive()]:
+            procs.remove(p)
+            if p.exitcode not in (0, 130) and restarts < MAX_RESTARTS:
+                procs.append(spawn())
+                restarts += 1
+
+
+def _stop_children() -> None:
+    """After Ctrl-C: give workers time to record their trials as killed, then SIGTERM."""
+    children = multiprocessing.active_children()
+    deadline = time.monotonic() + 15
+    for p in children:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in children:
+        if p.is_alive():
+            p.terminate()
+            p.join()
+
+
+class Monitor:
+    """One progress bar (points finished / total, ETA) and one line per finished trial,
+    read from the Optuna storage so it sees every worker."""
+
+    def __init__(self, queue: Queue, out: TextIO):
+        from tqdm import tqdm
+
+        self.queue, self.out = queue, out
+        self.seen = {t.number for t in queue.trials() if t.state.is_finished()}
+        done = sum(s.state in RESULTS for s in queue.states().values())
+        self.bar = tqdm(
+            total=len(queue.points),
+            initial=done,
+            desc=queue.spec.name,
+            unit="trial",
+            smoothing=0,
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+        )
+        self.done = done
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.queue.stores.poll_s):
+            self.poll()
+
+    def poll(self) -> None:
+        from tqdm import tqdm
+
+        for t in self.queue.trials():
+            if t.state.is_finished() and t.number not in self.seen:
+                self.seen.add(t.number)
+                if t.user_attrs.get(GRID_KEY) in self.queue.points:
+                    tqdm.write(trial_line(t), file=self.out)
+        done = sum(s.state in RESULTS for s in self.queue.states().values())
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def __enter__(self) -> Monitor:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.poll()
+        self.bar.close()
+
+
+def trial_line(t: FrozenTrial) -> str:
+    a = t.user_attrs
+    status = outcome_of(t) or t.state.name.lower()
+    if status == "ok":
+        nan = float("nan")
+        detail = (
+            f"id {a.get('id_seq_acc', nan):.2f}  ood {a.get('ood_seq_acc', nan):.2f}  "
+            f"ext {a.get('extrapolation_len', 0):.0f}  {a.get('train_seconds', 0):.0f}s"
+        )
+    else:
+        detail = a.get(REASON, "worker died")
+    return f"  #{t.number:<4} {status:<8} {a.get(GRID_KEY)}  {detail}"
+
+
+def run_study(
+    spec: StudySpec,
+    stores: Stores,
+    workers: int = 1,
+    allow_grid_change: bool = False,
+    threads: int | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Run every unfinished grid point; 0 when all have a result, 1 if some failed, 130 on
+    Ctrl-C."""
+    out = out or sys.stdout
+    silence()
+    stores.runs_dir.mkdir(parents=True, exist_ok=True)
+    queue = Queue(spec, spec.points(), stores)
+    queue.check_grid(allow_grid_change)
+    tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
+    tags = provenance_tags()
+    parent_tags = {
+        "attnstudy.grid_size": str(len(queue.points)),
+        "attnstudy.grid_fingerprint": queue.study.user_attrs["grid_fingerprint"],
+        "attnstudy.optuna_storage": stores.storage_url,
+        **tags,
+    }
+    parent_id = tracker.open_parent(spec.fixed, parent_tags, spec.description)
+    with queue_lock(stores.storage_url):
+        queue.fail_stale()
+        queued = queue.fill()
+    tracker.resolve_orphans(queue.orphan_outcome())
+    cores = len(os.sched_getaffinity(0))
+    threads = threads or max(1, cores // workers)
+    print(
+        f"study {spec.name}: {len(queue.points)} grid points, {queued} to run "
+        f"({workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)})",
+        file=out,
+    )
+    status = "FAILED"  # unless the workers return, or Ctrl-C stops them
+    try:
+        with Monitor(queue, out):
+            _run_workers(spec, stores, parent_id, tags, workers, threads)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        _stop_children()
+    finally:
+        tracker.resolve_orphans(queue.orphan_outcome())
+        tracker.close(parent_id, status)
+    return _report(queue, out) if status == "FINISHED" else 130
+
+
+def _run_workers(spec, stores, parent_id, tags, workers: int, threads: int) -> None:
+    if workers == 1:
+        import torch
+
+        torch.set_num_threads(threads)
+        _open_worker(spec, stores, parent_id, tags).work()
+        return
+    context = multiprocessing.get_context("spawn")
+
+    def spawn():
+        args = (spec, stores, parent_id, tags, threads)
+        p = context.Process(target=_worker_process, args=args, daemon=False)
+        p.start()
+        return p
+
+    _supervise(spawn, workers)
+
+
+def counts(states: dict[str, PointState]) -> dict[str, int]:
+    found = {s: 0 for s in ("done", "diverged", "running", "failed", "pending")}
+    for s in states.values():
+        found[s.state] += 1
+    return found
+
+
+def _report(queue: Queue, out: TextIO) -> int:
+    found = counts(queue.states())
+    summary = ", ".join(f"{n} {s}" for s, n in found.items() if n)
+    print(f"study {queue.spec.name}: {summary}", file=out)
+    if found["failed"] or found["pending"]:
+        print("  run the same command again to retry the failed points", file=out)
+        return 1
+    return 0
+
+
+def study_status(spec: StudySpec, stores: Stores, out: TextIO | None = None) -> int:
+    """Print the state of every grid point (done / diverged / running / failed / pending)."""
+    out = out or sys.stdout
+    silence()
+    points = spec.points()
+    trials = _read_trials(spec, stores)
+    states = classify(points, trials)
+    width = max(len(p.key) for p in points)
+    print(f"{'state':<9} {'grid point':<{width}}  trial  id_seq  ood_seq  ext  note", file=out)
+    for p in sorted(points, key=lambda p: p.key):
+        print(_status_row(states[p.key], width), file=out)
+    found = ", ".join(f"{n} {s}" for s, n in counts(states).items())
+    print(f"study {spec.name}: {len(points)} grid points: {found}", file=out)
+    return 0
+
+
+def _status_row(s: PointState, width: int) -> str:
+    t = s.trial
+    number = f"#{t.number}" if t else "-"
+    a = t.user_attrs if t else {}
+
+    def num(key, fmt):
+        return format(a[key], fmt) if key in a else "-"
+
+    note = a.get(REASON, "") if s.state in ("failed", "diverged") else ""
+    if s.state == "failed" and not note:
+        note = "worker died"
+    return (
+        f"{s.state:<9} {s.point.key:<{width}}  {number:>5}  {num('id_seq_acc', '.3f'):>6}"
+        f"  {num('ood_seq_acc', '.3f'):>7}  {num('extrapolation_len', '.0f'):>3}  {note}"
+    ).rstrip()
+
+
+def _read_trials(spec: StudySpec, stores: Stores) -> list[FrozenTrial]:
+    """The study's trials, or none if it was never started (without creating stores)."""
+    url = stores.storage_url
+    if url.startswith("sqlite:///") and not _sqlite_path(url).exists():
+        return []
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+    except KeyError:
+        return []
+    return study.get_trials(deepcopy=False)

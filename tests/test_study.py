@@ -1,0 +1,212 @@
+"""A tiny real study against real SQLite stores (Optuna and MLflow), end to end."""
+
+import dataclasses
+import io
+import re
+import time
+from collections import Counter
+
+import pytest
+import torch
+import yaml
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from attnstudy.archs import ARCHS, build_model
+from attnstudy.artifacts import attention_names
+from attnstudy.cli import main
+from attnstudy.config import ConfigError, make_config
+from attnstudy.evaluate import attention_maps
+from attnstudy.study import RUN_ID, Heartbeat, Queue, make_stores, run_study
+from attnstudy.study_config import load_study
+from attnstudy.tasks import build_task
+from attnstudy.tracking import Tracker
+
+TINY = {
+    "name": "tiny",
+    "tasks": ["copy"],
+    "fixed": {
+        "d_model": 16,
+        "n_layers": 1,
+        "train_max_len": 3,
+        "eval_max_len": 5,
+        "steps": 20,
+        "val_every": 10,
+        "val_samples": 8,
+        "eval_samples": 4,
+        "warmup_steps": 0,
+    },
+    "axes": {"score": ["dot", "scaled_dot"], "position": ["none", "learned"], "heads": [2]},
+}
+ARTIFACTS = {
+    "per_length.csv",
+    "per_position.csv",
+    "accuracy_vs_length.png",
+    "attention",
+    "attention.npz",
+    "config.json",
+    "model.pt",
+}
+
+
+def study_file(tmp_path, study: dict):
+    path = tmp_path / f"{study['name']}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return load_study(path)
+
+
+def stores_in(tmp_path):
+    runs = tmp_path / "runs"
+    return make_stores(runs, tracking_uri=f"sqlite:///{runs}/mlflow.db")
+
+
+def trials(spec, stores):
+    return Queue(spec, spec.points(), stores).trials()
+
+
+def mlflow_runs(spec, stores, role):
+    client = MlflowClient(stores.tracking_uri)
+    experiment = client.get_experiment_by_name(spec.name)
+    where = f"tags.`attnstudy.role` = '{role}'"
+    return client, client.search_runs([experiment.experiment_id], where)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The tiny study, run once by two worker processes."""
+    tmp_path = tmp_path_factory.mktemp("study")
+    spec, stores = study_file(tmp_path, TINY), stores_in(tmp_path)
+    out = io.StringIO()
+    assert run_study(spec, stores, workers=2, threads=1, out=out) == 0
+    return spec, stores, out.getvalue()
+
+
+def test_every_grid_point_has_exactly_one_complete_trial(finished):
+    spec, stores, _ = finished
+    found = trials(spec, stores)
+    assert all(t.state == TrialState.COMPLETE for t in found)
+    assert Counter(t.user_attrs["grid_key"] for t in found) == {p.key: 1 for p in spec.points()}
+
+
+def test_each_trial_has_a_finished_child_run_with_length_history_and_artifacts(finished):
+    spec, stores, _ = finished
+    client, parents = mlflow_runs(spec, stores, "study")
+    _, children = mlflow_runs(spec, stores, "trial")
+    assert [p.info.status for p in parents] == ["FINISHED"] and len(children) == 4
+    for run in children:
+        assert run.info.status == "FINISHED" and run.data.tags["attnstudy.status"] == "ok"
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        history = client.get_metric_history(run.info.run_id, "eval_seq_acc")
+        assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
+        names = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert names == ARTIFACTS
+        assert run.data.params["score"] in ("dot", "scaled_dot") and len(run.data.params) > 30
+
+
+def test_trial_and_run_point_to_each_other(finished):
+    spec, stores, _ = finished
+    client, _ = mlflow_runs(spec, stores, "study")
+    for t in trials(spec, stores):
+        run = client.get_run(t.user_attrs[RUN_ID])
+        assert run.data.tags["attnstudy.trial"] == str(t.number)
+        assert run.data.tags["attnstudy.grid_key"] == t.user_attrs["grid_key"]
+
+
+def test_progress_prints_one_line_per_trial(finished):
+    lines = finished[2].splitlines()
+    assert lines[0].startswith("study tiny: 4 grid points, 4 to run (2 workers")
+    assert sum(" ok " in line for line in lines) == 4 and lines[-1] == "study tiny: 4 done"
+
+
+def test_rerun_adds_nothing(finished):
+    spec, stores, _ = finished
+    before = len(trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])
+    assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
+    assert (len(trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])) == before
+
+
+def test_status_reports_every_point(finished, capsys):
+    spec, stores, _ = finished
+    args = ["study", "status", spec.path, "--runs-dir", str(stores.runs_dir)]
+    args += ["--tracking-uri", stores.tracking_uri]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(line.split()[1] for line in lines[1:-1]) == sorted(p.key for p in spec.points())
+    assert all(line.startswith("done") for line in lines[1:-1])
+    assert lines[-1] == (
+        "study tiny: 4 grid points: 4 done, 0 diverged, 0 running, 0 failed, 0 pending"
+    )
+
+
+def test_status_of_a_study_never_run_is_all_pending(tmp_path, capsys):
+    spec, stores = study_file(tmp_path, TINY), stores_in(tmp_path)
+    from attnstudy.study import study_status
+
+    assert study_status(spec, stores) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("0 failed, 4 pending")
+    assert not stores.runs_dir.exists()
+
+
+def test_a_changed_grid_is_refused_unless_allowed(finished, tmp_path):
+    spec, stores, _ = finished
+    grown = TINY | {"axes": TINY["axes"] | {"heads": [1, 2]}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(grown))
+    changed = load_study(path)
+    with pytest.raises(ConfigError, match="grid of study 'tiny' changed.*--allow-grid-change"):
+        run_study(changed, stores, threads=1, out=io.StringIO())
+    queue = Queue(changed, changed.points(), stores)
+    queue.check_grid(allow_change=True)  # accepted: the four old points keep their results
+    assert sum(s.state == "done" for s in queue.states().values()) == 4
+    queue.check_grid(allow_change=False)
+
+
+def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
+    study = TINY | {"name": "resume", "axes": TINY["axes"] | {"lr": [3e-3, 1e8]}}
+    spec = study_file(tmp_path, study)
+    stores = dataclasses.replace(stores_in(tmp_path), heartbeat_s=1, grace_s=1, poll_s=0.2)
+    stores.runs_dir.mkdir()
+    queue = Queue(spec, spec.points(), stores)
+    queue.check_grid(allow_change=False)
+    queue.fill()
+    # a worker claims a point, opens its MLflow run, and is SIGKILLed (never finishes)
+    killed, _ = queue.claim()
+    with Heartbeat(queue.storage, queue.trial_id(killed.number), 1):
+        tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
+        point = queue.points[killed.user_attrs["grid_key"]]
+        tags = {"attnstudy.trial": str(killed.number)}
+        orphan = tracker.start_trial("none", point.config, point.key, tags).run_id
+    # another crashes with an exception
+    crashed, _ = queue.claim()
+    queue.finish(queue.trial_id(crashed.number), "failed", "RuntimeError: boom", {})
+    time.sleep(2.5)  # the killed trial's heartbeat goes stale
+
+    assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
+    states = {k: s.state for k, s in queue.states().items()}
+    assert Counter(states.values()) == {"done": 4, "diverged": 4}
+    found = queue.trials()
+    assert Counter(t.user_attrs.get("status", "killed") for t in found) == {
+        "ok": 4,
+        "diverged": 4,
+        "failed": 1,
+        "killed": 1,
+    }
+    assert tracker.client.get_run(orphan).info.status == "KILLED"
+    _, runs = mlflow_runs(spec, stores, "trial")
+    assert "RUNNING" not in {r.info.status for r in runs}
+    diverged = [r for r in runs if r.data.tags["attnstudy.status"] == "diverged"]
+    assert {r.info.status for r in diverged} == {"FAILED"} and len(diverged) == 4
+    assert all(r.data.tags["attnstudy.reason"].startswith("diverged at step") for r in diverged)
+
+    assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0  # diverged: not retried
+    assert len(queue.trials()) == len(found)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_every_attention_map_of_every_arch_gets_its_own_name(arch):
+    cfg = make_config(**TINY["fixed"], arch=arch, heads=2)
+    task = build_task("copy", cfg.eval_max_len)
+    weights, _ = attention_maps(build_model(cfg, task), task, 3, 0, torch.device("cpu"))
+    names = attention_names(build_model(cfg, task))
+    assert len(names) == len(set(names)) == len(weights)
+    assert all(re.fullmatch(r"layer\d+_(self|cross)", n) for n in names)

@@ -1,0 +1,71 @@
+"""A tiny real study for the report tests: real training runs logged to a real SQLite MLflow
+store by the study's own tracking code (attnstudy.tracking), without Optuna."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from attnstudy.config import make_config
+from attnstudy.tracking import Tracker, provenance_tags, silence
+from attnstudy.train import run
+
+TINY = dict(
+    task="copy",
+    d_model=16,
+    n_layers=1,
+    steps=20,
+    train_max_len=4,
+    eval_max_len=8,
+    val_every=10,
+    val_samples=32,
+    eval_samples=8,
+    batch_size=16,
+    lr=3e-3,
+    warmup_steps=5,
+    device="cpu",
+)
+
+
+def grid_key(values: dict) -> str:
+    return ",".join(f"{k}={values[k]}" for k in sorted(values))
+
+
+def make_study(
+    root: Path,
+    name: str,
+    grid: list[dict],
+    grid_size: int | None = None,
+    diverged: tuple[dict, ...] = (),
+    killed: tuple[dict, ...] = (),
+) -> str:
+    """Train and log every point of ``grid`` (axis values over TINY) under one parent run;
+    log the points of ``diverged`` as diverged trials without training, and an earlier
+    killed attempt at each point of ``killed``. Returns the tracking URI."""
+    silence()
+    torch.set_num_threads(1)  # the machine is shared
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    tracker = Tracker(uri, name, root / "artifacts")
+    size = grid_size or len(grid) + len(diverged)
+    parent = tracker.open_parent(TINY, {"attnstudy.grid_size": str(size)}, "tiny test study")
+    for number, point in enumerate([*killed, *grid, *diverged]):
+        cfg = make_config(**TINY, **point)
+        tags = {
+            "attnstudy.trial": str(number),
+            "attnstudy.grid_key": grid_key(point),
+            "attnstudy.config_hash": cfg.hash(),
+            **provenance_tags(),
+        }
+        trial = tracker.start_trial(parent, cfg, f"trial-{number}", tags)
+        if number < len(killed) or point in diverged:
+            status = "killed" if number < len(killed) else "diverged"
+            trial.end(status, "diverged at step 3: loss = nan" if status == "diverged" else None)
+            continue
+        start = time.perf_counter()
+        result = run(cfg, trial.on_step)
+        trial.log_result(result, time.perf_counter() - start)
+        trial.end("ok")
+    tracker.close(parent, "FINISHED")
+    return uri

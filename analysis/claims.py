@@ -89,7 +89,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "aligned position, averaged over training lengths; conservative, as it exceeds "
         "1/train_max_len): supported if the CI of the mean excess is above 0, refuted if below "
         "0, mixed otherwise.",
-        "quick",
+        "replicate-kazemnejad",
         "attention_maps",
     ),
     "C4": ClaimSpec(

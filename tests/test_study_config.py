@@ -34,6 +34,13 @@ def test_grid_is_the_product_of_the_axes_minus_exclusions(tmp_path):
     assert all(p.config.d_model == 16 and p.config.eval_max_len == 8 for p in points)
 
 
+def test_an_exclusion_may_list_several_values_of_an_axis(tmp_path):
+    study = BASE | {"exclude": [{"task": "reverse", "score": ["dot", "additive"], "heads": 1}]}
+    points = load_study(write(tmp_path, study)).points()
+    assert len(points) == 6
+    assert not any(p.config.task == "reverse" and p.config.heads == 1 for p in points)
+
+
 def test_grid_key_names_every_axis_value_in_sorted_order(tmp_path):
     point = load_study(write(tmp_path, BASE)).points()[0]
     assert point.key == ",".join(f"{k}={point.params[k]}" for k in ("heads", "score", "task"))

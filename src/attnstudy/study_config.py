@@ -41,14 +41,14 @@ class StudySpec:
     path: str
     fixed: dict[str, Scalar]
     axes: dict[str, tuple[Scalar, ...]]  # "task" first, then the file's axes
-    exclude: tuple[dict[str, Scalar], ...]
+    exclude: tuple[dict[str, tuple[Scalar, ...]], ...]  # axis → values it matches
     sampler_seed: int
 
     def points(self) -> list[GridPoint]:
         """The grid in GridSampler order, without excluded points."""
         points = []
         for params in grid_order(self.axes, self.sampler_seed):
-            if any(all(params[k] == v for k, v in rule.items()) for rule in self.exclude):
+            if any(all(params[k] in v for k, v in rule.items()) for rule in self.exclude):
                 continue
             try:
                 config = make_config(**self.fixed, **params)
@@ -103,10 +103,17 @@ def load_study(path: str | Path) -> StudySpec:
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
     spec = _parse(path, raw)
     spec.points()  # validates every grid point
     return spec
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """The parser's complaint and where, on one line."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return where + (getattr(err, "problem", None) or " ".join(str(err).split()))
 
 
 def _parse(path: str, raw: Any) -> StudySpec:
@@ -183,16 +190,22 @@ def _values(fail, where: str, field: str, raw: Any) -> tuple[Scalar, ...]:
     return values
 
 
-def _rule(fail, index: int, raw: Any, axes: dict) -> dict[str, Scalar]:
+def _rule(fail, index: int, raw: Any, axes: dict) -> dict[str, tuple[Scalar, ...]]:
+    """One exclusion: axis → a value or a list of values; a point matching every axis of
+    the rule is left out of the grid."""
     where = f"exclude[{index}]"
     rule = {}
     for key, value in _mapping(fail, where, raw).items():
         if key not in axes:
             raise fail(f"{where}: {key!r} is not an axis; axes: {', '.join(axes)}")
-        typed = _typed(fail, f"{where}.{key}", key, value)
-        if typed not in axes[key]:
-            allowed = ", ".join(map(str, axes[key]))
-            raise fail(f"{where}.{key}: {value!r} is not on the axis; allowed: {allowed}")
+        typed = tuple(
+            _typed(fail, f"{where}.{key}", key, v)
+            for v in (value if isinstance(value, list) else [value])
+        )
+        for v in typed:
+            if v not in axes[key]:
+                allowed = ", ".join(map(str, axes[key]))
+                raise fail(f"{where}.{key}: {v!r} is not on the axis; allowed: {allowed}")
         rule[key] = typed
     return rule
 

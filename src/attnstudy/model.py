@@ -171,7 +171,7 @@ class Transformer(nn.Module):
     def forward(
         self,
         tokens: Tensor,  # (B, T): the newest T tokens
-        pos: Tensor,  # (B, ≥ start + T) position ids of the whole sequence
+        pos: Tensor,  # (B or 1, ≥ start + T) position ids of the whole sequence
         key_pad: Tensor | None = None,  # (B, T) True at padding
         memory: Tensor | None = None,  # (B, S, d) encoder output
         memory_pad: Tensor | None = None,  # (B, S)

@@ -240,12 +240,14 @@ def position_ids(
     gen: torch.Generator | None,
     device: torch.device,
 ) -> Tensor:
-    """(B, T) position ids: 0..T-1, or (Ruoss et al. 2023) when max_random_position > 0,
-    for each sequence a sorted random subset of [0, max_random_position) of size T.
+    """(1, T) position ids 0..T-1, shared by the batch (so biases, rotations and relative
+    indices are computed once and broadcast), or (Ruoss et al. 2023) when
+    max_random_position > 0, (B, T): for each sequence a sorted random subset of
+    [0, max_random_position) of size T.
 
     Evaluation draws them the same way (from the evaluation generator), so a test
     sequence sees the same kind of positions as training did."""
     if max_random_position <= 0:
-        return torch.arange(length, device=device).expand(batch, length)
+        return torch.arange(length, device=device)[None, :]
     keys = torch.rand(batch, max_random_position, generator=gen)
     return keys.topk(length, dim=1).indices.sort(dim=1).values.to(device)

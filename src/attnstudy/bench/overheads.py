@@ -1,0 +1,95 @@
+"""Section 7: overheads inside one real trial, as shares of its wall time — generating the
+training data, and MLflow tracking (run creation, buffered metrics, result metrics and
+artifacts, closing the run)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from attnstudy.bench.rows import Row, row
+from attnstudy.bench.shapes import Plan, trial_config
+from attnstudy.bench.timing import timed
+from attnstudy.config import Config
+from attnstudy.tasks import build_task, sample_lengths
+from attnstudy.train import TrainResult, run
+
+SECTION = "7. overheads in a trial"
+
+
+def data_seconds(cfg: Config, steps: int) -> float:
+    """Time to draw `steps` training batches exactly as train.run does."""
+    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        task.sample(sample_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen), gen)
+    return time.perf_counter() - start
+
+
+def tracked_trial(cfg: Config, root: Path) -> tuple[float, float, TrainResult]:
+    """Run one trial logged to a fresh MLflow store: (wall seconds, seconds inside tracking
+    calls, the result). Store creation (once per study) is not counted."""
+    from attnstudy.tracking import Tracker, silence
+
+    silence()
+    tracker = Tracker(f"sqlite:///{root}/mlflow.db", "bench-overheads", root / "artifacts")
+    parent = tracker.open_parent({}, {}, "benchmark of tracking overhead")
+    tracking = 0.0
+    start = time.perf_counter()
+    mlrun, seconds = timed(lambda: tracker.start_trial(parent, cfg, "trial", {}))
+    tracking += seconds
+
+    def on_step(step, record):
+        nonlocal tracking
+        tracking += timed(lambda: mlrun.on_step(step, record))[1]
+
+    result, train_seconds = timed(lambda: run(cfg, on_step))
+    tracking += timed(lambda: mlrun.log_result(result, train_seconds))[1]
+    tracking += timed(lambda: mlrun.end("ok"))[1]
+    return time.perf_counter() - start, tracking, result
+
+
+def artifact_seconds(result: TrainResult, directory: Path) -> float:
+    """Time to compute and write the trial's artifact files once more (attention maps,
+    plots, npz, model), the part of `log_result` that is not MLflow's."""
+    from attnstudy.artifacts import long_example_attention, write_artifacts
+
+    directory.mkdir()
+    start = time.perf_counter()
+    maps, inputs = long_example_attention(result)
+    write_artifacts(result, maps, inputs, directory)
+    return time.perf_counter() - start
+
+
+def overhead_rows(plan: Plan) -> list[Row]:
+    cfg = trial_config(plan)
+    with tempfile.TemporaryDirectory() as tmp:
+        wall, tracking, result = tracked_trial(cfg, Path(tmp))
+        artifacts = artifact_seconds(result, Path(tmp) / "again")
+    steps = len(result.history)
+    data = data_seconds(cfg, steps)
+    what = f"one trial ({steps} steps, {cfg.score} + {cfg.position}, H{cfg.heads}, {wall:.1f} s)"
+    return [
+        row(SECTION, f"data generation: {what}", data, "s", wall, ("<", 0.05)),
+        row(
+            SECTION,
+            f"MLflow tracking: {what}",
+            tracking,
+            "s",
+            wall,
+            ("<", 0.03),
+            note="run creation, step metrics, results, artifacts, end",
+        ),
+        row(
+            SECTION,
+            f"of which making artifact files: {what}",
+            artifacts,
+            "s",
+            wall,
+            note="attention maps, PNG plots, npz, model.pt (attnstudy.artifacts)",
+        ),
+    ]

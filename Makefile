@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PRESET ?= quick
 WORKERS ?= 2
 
-.PHONY: setup test lint study ui dashboard report bench
+.PHONY: setup test lint chaos study ui dashboard report bench
 
 # Set up once: a virtual environment with the CPU build of PyTorch pinned (an unpinned
 # torch pulls a multi-GB CUDA build), then the project and its dev extras.
@@ -19,6 +19,11 @@ setup: $(BIN)/attnstudy
 
 test: setup
 	$(BIN)/python -m pytest -x -q
+
+# The chaos test: workers of one small study SIGKILLed five times at random moments, then the
+# same command again; every grid point must end with one result, equal to an uninterrupted run.
+chaos: setup
+	$(BIN)/python -m pytest -q tests/test_reliability.py -k chaos
 
 lint: setup
 	$(BIN)/ruff check src analysis tests

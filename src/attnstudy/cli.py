@@ -96,7 +96,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     from attnstudy.study_config import load_study
 
     spec = load_study(args.file)
-    stores = make_stores(args.runs_dir, args.storage, args.tracking_uri)
+    beat = {"heartbeat_s": args.heartbeat, "grace_s": args.grace} if args.action == "run" else {}
+    stores = make_stores(args.runs_dir, args.storage, args.tracking_uri, **beat)
     if args.action == "status":
         return study_status(spec, stores)
     if args.workers < 1:
@@ -116,6 +117,10 @@ def add_study_parser(sub) -> None:
         p.set_defaults(func=cmd_study)
         if action == "run":
             p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+            p.add_argument("--heartbeat", type=int, default=5, help="seconds between beats")
+            p.add_argument(
+                "--grace", type=int, default=20, help="seconds without a beat: worker dead"
+            )
             p.add_argument(
                 "--allow-grid-change",
                 action="store_true",

@@ -5,7 +5,8 @@ through an explicit queue so that each runs exactly once, whatever the number of
 
 - the launcher adds a WAITING trial for every point that has no result and no live trial;
 - a worker claims a WAITING trial by moving it to RUNNING (a compare-and-set in the
-  storage; serialised by a file lock for SQLite, whose reads take no row locks);
+  storage; queue updates are serialised by a file lock on SQLite and an advisory lock
+  on PostgreSQL, since reads take no row locks);
 - a trial ends COMPLETE (`status=ok`), or FAIL with `status` diverged / failed / killed;
 - a worker that dies stops its trial's heartbeat; after the grace period any process
   fails the trial and queues its point again. Diverged trials are results and never
@@ -15,15 +16,18 @@ through an explicit queue so that each runs exactly once, whatever the number of
 from __future__ import annotations
 
 import fcntl
+import functools
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 import traceback
 import warnings
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import TextIO
 
 import optuna
+import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
@@ -41,6 +46,7 @@ from attnstudy.tracking import (
     TRIAL,
     Tracker,
     TrialRun,
+    check_tracking_uri,
     default_tracking_uri,
     provenance_tags,
     silence,
@@ -53,6 +59,7 @@ GRID_KEY, CONFIG_HASH, STATUS, REASON, RUN_ID = (
     "reason",
     "mlflow_run_id",
 )
+WORKER = "worker"  # user attr: host:pid of the process that runs the trial
 RESULTS = ("done", "diverged")  # point states that hold a result
 MAX_AUTO_RETRIES = 5  # kills of one point retried within a run; `study run` retries again
 MAX_RESTARTS = 10  # worker processes replaced after dying abnormally
@@ -71,14 +78,59 @@ class Stores:
 
 
 def make_stores(
-    runs_dir: str | Path = "runs", storage: str | None = None, tracking_uri: str | None = None
+    runs_dir: str | Path = "runs",
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    heartbeat_s: int = 5,
+    grace_s: int = 20,
 ) -> Stores:
+    if heartbeat_s < 1 or grace_s <= heartbeat_s:
+        raise ConfigError(
+            f"--heartbeat/--grace: need 1 <= heartbeat < grace (seconds), got {heartbeat_s} "
+            f"and {grace_s}"
+        )
     runs = Path(runs_dir).resolve()
     return Stores(
         runs,
         storage or f"sqlite:///{runs}/optuna.db",
         tracking_uri or default_tracking_uri(runs),
+        heartbeat_s,
+        grace_s,
+        min(2.0, heartbeat_s),
     )
+
+
+def check_stores(stores: Stores) -> None:
+    """Refuse stores that cannot be opened before anything is written to either (only the
+    runs directory is created on demand)."""
+    for flag, url in (("--storage", stores.storage_url), ("--tracking-uri", stores.tracking_uri)):
+        folder = _sqlite_path(url).parent if url.startswith("sqlite:///") else None
+        if folder and folder != stores.runs_dir and not folder.is_dir():
+            raise ConfigError(
+                f"{flag} {url}: folder {folder} does not exist; allowed: a SQLite file in an "
+                "existing folder, or a database server URL"
+            )
+    check_tracking_uri(stores.tracking_uri)
+
+
+def open_storage(url: str, **kwargs) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage at `url` (ConfigError if it cannot be opened); a fresh database
+    may be initialised by several workers at once, so a lost race is retried."""
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == 2:
+                raise
+            time.sleep(1)
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
+            raise ConfigError(
+                f"--storage {_safe_url(url)}: cannot open it ({_first_line(err)}); allowed: "
+                "sqlite:///PATH, postgresql+psycopg2://USER@HOST:PORT/DB or another SQLAlchemy URL"
+            ) from None
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -120,24 +172,38 @@ def classify(points: list[GridPoint], trials: list[FrozenTrial]) -> dict[str, Po
 
 def outcome_of(trial: FrozenTrial) -> str | None:
     """The status a finished trial ended with (None while it is waiting or running); a
-    trial failed by the heartbeat check carries no status: its worker was killed."""
+    trial failed by the heartbeat check carries no status, or "ok" if its worker was killed
+    between recording the result and completing the trial: it counts as killed."""
     if not trial.state.is_finished():
         return None
-    return trial.user_attrs.get(STATUS, "ok" if trial.state == TrialState.COMPLETE else "killed")
+    if trial.state == TrialState.COMPLETE:
+        return "ok"
+    status = trial.user_attrs.get(STATUS)
+    return status if status in ("diverged", "failed", "killed") else "killed"
 
 
 @contextmanager
-def queue_lock(storage_url: str) -> Iterator[None]:
-    """Serialise queue updates on a SQLite file (other databases lock rows themselves)."""
-    if not storage_url.startswith("sqlite:///"):
+def queue_lock(storage: optuna.storages.RDBStorage, study: str) -> Iterator[None]:
+    """Serialise queue updates of `study` across processes (a queue update reads, then
+    writes; reads take no row locks): a file lock beside a SQLite database, an advisory
+    lock on PostgreSQL; other databases are not serialised."""
+    if storage.url.startswith("sqlite:///"):
+        with _sqlite_path(storage.url).with_suffix(".lock").open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+    elif storage.engine.dialect.name == "postgresql":
+        key = {"key": zlib.crc32(study.encode())}
+        with storage.engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), key)
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), key)
+    else:
         yield
-        return
-    with _sqlite_path(storage_url).with_suffix(".lock").open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class Heartbeat:
@@ -168,15 +234,12 @@ class Queue:
     def __init__(self, spec: StudySpec, points: list[GridPoint], stores: Stores):
         self.spec, self.stores = spec, stores
         self.points = {p.key: p for p in points}
-        with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.storage = optuna.storages.RDBStorage(
-                stores.storage_url,
-                engine_kwargs=_engine_kwargs(stores.storage_url),
-                heartbeat_interval=stores.heartbeat_s,
-                grace_period=stores.grace_s,
-                heartbeat_stale_trial_callback=self._requeue_killed,
-            )
+        self.storage = open_storage(
+            stores.storage_url,
+            heartbeat_interval=stores.heartbeat_s,
+            grace_period=stores.grace_s,
+            heartbeat_stale_trial_callback=self._requeue_killed,
+        )
         self.study = optuna.create_study(
             study_name=spec.name,
             storage=self.storage,
@@ -250,7 +313,7 @@ class Queue:
     def claim(self) -> tuple[FrozenTrial | None, bool]:
         """Fail stale trials, then move the first claimable WAITING trial to RUNNING.
         Returns (the trial or None, whether any point is still queued or running)."""
-        with queue_lock(self.stores.storage_url):
+        with self.lock():
             self.fail_stale()
             states = self.states().values()
             queued = [s.queued for s in states if s.state == "pending" and s.queued]
@@ -264,15 +327,18 @@ class Queue:
                     continue
         return None, any(s.state == "running" or s.queued for s in states)
 
+    def lock(self):
+        return queue_lock(self.storage, self.spec.name)
+
     def trial_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
     def finish(self, trial_id: int, status: str, reason: str | None, summary: dict) -> None:
         for key, value in summary.items():
             self.storage.set_trial_user_attr(trial_id, key, value)
-        self.storage.set_trial_user_attr(trial_id, STATUS, status)
         if reason:
             self.storage.set_trial_user_attr(trial_id, REASON, reason)
+        self.storage.set_trial_user_attr(trial_id, STATUS, status)
         if status == "ok":
             values = [summary.get("ood_seq_acc", 0.0)]
             self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values)
@@ -280,13 +346,35 @@ class Queue:
             self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
     def orphan_outcome(self):
-        """For Tracker.resolve_orphans: trial number → how its trial ended."""
-        by_number = {t.number: t for t in self.trials()}
-        return lambda n: outcome_of(by_number[n]) if n in by_number else "killed"
+        """For Tracker.resolve_orphans: trial number → how its trial ended. The trials are
+        read when first asked, after the runs were listed, so that a run whose trial began
+        in between is seen as running."""
+        trials = functools.cache(lambda: {t.number: t for t in self.trials()})
+        return lambda n: outcome_of(trials()[n]) if n in trials() else "killed"
 
 
 def _sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///").split("?")[0])
+
+
+def _make_folder(url: str) -> None:
+    """Create the folder of a SQLite store (check_stores lets only the runs dir be missing)."""
+    if url.startswith("sqlite:///"):
+        _sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _safe_url(url: str) -> str:
+    """The URL with any password hidden."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
+def _first_line(err: BaseException) -> str:
+    """The driver's message of a database error (or the missing driver), on one line."""
+    lines = str(getattr(err, "orig", None) or err.__cause__ or err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -317,6 +405,8 @@ class Worker:
         with Heartbeat(self.queue.storage, trial_id, self.queue.stores.heartbeat_s):
             try:
                 mlrun = self._start_run(point, trial.number)
+                where = f"{socket.gethostname()}:{os.getpid()}"
+                self.queue.storage.set_trial_user_attr(trial_id, WORKER, where)
                 self.queue.storage.set_trial_user_attr(trial_id, RUN_ID, mlrun.run_id)
                 start = time.perf_counter()
                 result = run(point.config, mlrun.on_step)
@@ -365,15 +455,34 @@ def _open_worker(spec: StudySpec, stores: Stores, parent_id: str, tags: dict) ->
     return Worker(queue, tracker, parent_id, tags)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _interrupt(signum, frame):
+    """Ctrl-C or SIGTERM: raise KeyboardInterrupt once, then ignore both signals so that
+    the interrupted trial is still recorded (as killed)."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM act like one Ctrl-C while the block runs."""
+    previous = {s: signal.signal(s, _interrupt) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _worker_process(spec, stores, parent_id, tags, threads) -> None:
     """Entry point of a spawned worker: SIGTERM acts like Ctrl-C (trial marked killed)."""
     import torch
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    for s in STOP_SIGNALS:
+        signal.signal(s, _interrupt)
     silence()
     torch.set_num_threads(threads)
     try:
@@ -397,14 +506,17 @@ def _supervise(spawn, workers: int) -> None:
 
 
 def _stop_children() -> None:
-    """After Ctrl-C: give workers time to record their trials as killed, then SIGTERM."""
+    """After Ctrl-C or SIGTERM: ask every worker to record its trial as killed and stop
+    (SIGTERM, which a worker already interrupted ignores), then kill those still running."""
     children = multiprocessing.active_children()
+    for p in children:
+        p.terminate()
     deadline = time.monotonic() + 15
     for p in children:
         p.join(timeout=max(0.0, deadline - time.monotonic()))
     for p in children:
         if p.is_alive():
-            p.terminate()
+            p.kill()
             p.join()
 
 
@@ -484,19 +596,21 @@ def run_study(
     Ctrl-C."""
     out = out or sys.stdout
     silence()
-    stores.runs_dir.mkdir(parents=True, exist_ok=True)
+    check_stores(stores)
+    _make_folder(stores.storage_url)
     queue = Queue(spec, spec.points(), stores)
     queue.check_grid(allow_grid_change)
-    tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
     tags = provenance_tags()
     parent_tags = {
         "attnstudy.grid_size": str(len(queue.points)),
         "attnstudy.grid_fingerprint": queue.study.user_attrs["grid_fingerprint"],
-        "attnstudy.optuna_storage": stores.storage_url,
+        "attnstudy.optuna_storage": _safe_url(stores.storage_url),
         **tags,
     }
-    parent_id = tracker.open_parent(spec.fixed, parent_tags, spec.description)
-    with queue_lock(stores.storage_url):
+    with queue.lock():  # one experiment and one parent run, however many launchers start
+        _make_folder(stores.tracking_uri)
+        tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
+        parent_id = tracker.open_parent(spec.fixed, parent_tags, spec.description)
         queue.fail_stale()
         queued = queue.fill()
     tracker.resolve_orphans(queue.orphan_outcome())
@@ -507,17 +621,18 @@ def run_study(
         f"({workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)})",
         file=out,
     )
-    status = "FAILED"  # unless the workers return, or Ctrl-C stops them
-    try:
-        with Monitor(queue, out):
-            _run_workers(spec, stores, parent_id, tags, workers, threads)
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        _stop_children()
-    finally:
-        tracker.resolve_orphans(queue.orphan_outcome())
-        tracker.close(parent_id, status)
+    status = "FAILED"  # unless the workers return, or Ctrl-C / SIGTERM stops them
+    with interruptible():
+        try:
+            with Monitor(queue, out):
+                _run_workers(spec, stores, parent_id, tags, workers, threads)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            _stop_children()
+        finally:
+            tracker.resolve_orphans(queue.orphan_outcome())
+            tracker.close(parent_id, status)
     return _report(queue, out) if status == "FINISHED" else 130
 
 
@@ -594,7 +709,7 @@ def _read_trials(spec: StudySpec, stores: Stores) -> list[FrozenTrial]:
     url = stores.storage_url
     if url.startswith("sqlite:///") and not _sqlite_path(url).exists():
         return []
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    storage = open_storage(url)
     try:
         study = optuna.load_study(study_name=spec.name, storage=storage)
     except KeyError:

@@ -14,13 +14,14 @@ import os
 import subprocess
 import tempfile
 import time
+import urllib.request
 import warnings
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
 from attnstudy.artifacts import attention_summary, long_example_attention, write_artifacts
-from attnstudy.config import Config
+from attnstudy.config import Config, ConfigError
 from attnstudy.train import TrainResult
 
 ROLE, STUDY, TRIAL, STATUS, REASON = (
@@ -40,6 +41,7 @@ def silence() -> None:
     (The environment variables also reach spawned workers before they import MLflow.)"""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "View run at"
     import mlflow  # noqa: F401  (configures its loggers on import; override them after)
     import optuna
 
@@ -53,6 +55,35 @@ def silence() -> None:
 def default_tracking_uri(runs_dir: Path) -> str:
     """$MLFLOW_TRACKING_URI, else a SQLite store in runs_dir (separate from Optuna's)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir.resolve()}/mlflow.db"
+
+
+TRACKING_ALLOWED = "http(s)://HOST:PORT of a running `mlflow server`, sqlite:///PATH, or a DB URL"
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Fail fast (ConfigError) on a tracking URI MLflow cannot use, before anything is
+    written: a server that does not answer (MLflow itself retries for minutes), or a URI
+    no MLflow store accepts. A SQLite store is created on first use."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+        except (OSError, ValueError) as err:
+            raise ConfigError(
+                f"--tracking-uri {uri}: no MLflow server answers there ({err}); allowed: "
+                + TRACKING_ALLOWED
+            ) from None
+    elif not uri.startswith("sqlite:///"):
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException as Unknown
+
+        try:
+            MlflowClient(uri)
+        except MlflowException as err:
+            why = "unknown scheme" if isinstance(err, Unknown) else str(err).split(". ")[0][:200]
+            raise ConfigError(
+                f"--tracking-uri {uri}: MLflow cannot use it ({why}); allowed: " + TRACKING_ALLOWED
+            ) from None
 
 
 def _git(*args: str) -> str | None:

@@ -1,0 +1,267 @@
+"""Reliability on real stores and real processes: workers SIGKILLed at random moments (the
+chaos test, also `make chaos`), Ctrl-C and SIGTERM, four workers on the default SQLite
+stores, a diverging trial, and a changed grid."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+from test_study import TINY, mlflow_runs, stores_in, study_file
+
+from analysis.load import load_study
+from attnstudy.cli import main
+from attnstudy.study import RUN_ID, outcome_of, run_study
+from attnstudy.train import run
+
+ATTNSTUDY = Path(sys.executable).with_name("attnstudy")
+FAST = ["--heartbeat", "1", "--grace", "3"]  # a dead worker's trial is failed after 3 s
+SUMMARY = ("id_seq_acc", "id_token_acc", "ood_seq_acc", "ood_token_acc", "best_step")
+CHAOS = TINY | {
+    "name": "chaos",
+    "fixed": TINY["fixed"] | {"steps": 100},
+    "axes": {"score": ["dot", "scaled_dot"], "position": ["none", "learned"], "heads": [1, 2]},
+}
+
+
+def launch(spec, stores, *args: str) -> subprocess.Popen:
+    """`attnstudy study run` as a user types it, in its own process group; output appended
+    to out.log beside the runs directory."""
+    argv = [ATTNSTUDY, "study", "run", spec.path, "--runs-dir", str(stores.runs_dir)]
+    argv += ["--storage", stores.storage_url, "--tracking-uri", stores.tracking_uri, *FAST]
+    with (stores.runs_dir.parent / "out.log").open("a") as log:
+        return subprocess.Popen(
+            [*argv, *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def log_of(stores) -> str:
+    return (stores.runs_dir.parent / "out.log").read_text()
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def stored_trials(spec, stores) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=spec.name, storage=stores.storage_url)
+    return study.get_trials(deepcopy=False)
+
+
+def running_trial(spec, stores, proc, seen=()) -> optuna.trial.FrozenTrial:
+    """A trial that is running and has opened its MLflow run (once the launcher created
+    the study), other than those numbered in `seen`."""
+
+    def find():
+        assert proc.poll() is None, f"the study exited early:\n{log_of(stores)}"
+        if "grid points" not in log_of(stores):
+            return None
+        found = [t for t in stored_trials(spec, stores) if t.state.name == "RUNNING"]
+        return next((t for t in found if RUN_ID in t.user_attrs and t.number not in seen), None)
+
+    return wait_until(find, 90, "a running trial")
+
+
+def pid_of(trial: optuna.trial.FrozenTrial) -> int:
+    """The process running the trial (on this machine)."""
+    host, pid = trial.user_attrs["worker"].rsplit(":", 1)
+    assert host == socket.gethostname()
+    return int(pid)
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def check_one_result_per_point(spec, stores) -> tuple[list, list]:
+    """Every grid point has exactly one result trial and one FINISHED MLflow run, and they
+    point to each other; no trial is left queued or running and no run RUNNING. Returns
+    (result trials, all trial runs)."""
+    found = stored_trials(spec, stores)
+    results = [t for t in found if t.state.name == "COMPLETE"]
+    keys = {p.key: 1 for p in spec.points()}
+    assert Counter(t.user_attrs["grid_key"] for t in results) == keys
+    assert all(t.state.is_finished() for t in found)
+    client, runs = mlflow_runs(spec, stores, "trial")
+    assert "RUNNING" not in {r.info.status for r in runs}
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert Counter(r.data.tags["attnstudy.grid_key"] for r in finished) == keys
+    assert {t.user_attrs[RUN_ID] for t in results} == {r.info.run_id for r in finished}
+    _, parents = mlflow_runs(spec, stores, "study")
+    assert [p.info.status for p in parents] == ["FINISHED"]
+    return results, runs
+
+
+def logged_losses(client, run_id: str) -> dict[int, float]:
+    return {m.step: m.value for m in client.get_metric_history(run_id, "train_loss")}
+
+
+def reference(point) -> tuple[dict, dict[int, float]]:
+    """An uninterrupted run of the point with the threads its worker had (summary, and the
+    train_loss at the steps the study logs)."""
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // 2))
+    result = run(point.config)
+    losses = {
+        r["step"] + 1: r["train_loss"]
+        for r in result.history
+        if r["step"] == 0 or (r["step"] + 1) % 10 == 0
+    }
+    return {k: result.summary[k] for k in SUMMARY}, losses
+
+
+def test_chaos_five_sigkills_then_a_rerun_leave_one_result_per_point_as_if_never_killed(
+    tmp_path,
+):
+    """SIGKILL the worker of a running trial at a random moment four times, then the whole
+    process group (a pre-empted machine); run the same command again."""
+    spec, stores = study_file(tmp_path, CHAOS), stores_in(tmp_path)
+    seed = random.randrange(2**32)
+    print(f"chaos seed {seed}")  # shown if the test fails
+    rng = random.Random(seed)
+    proc, seen = launch(spec, stores, "--workers", "2"), set()
+    for i in range(5):
+        trial = running_trial(spec, stores, proc, seen)
+        seen.add(trial.number)
+        time.sleep(rng.uniform(0, 2))  # somewhere in training, evaluation or logging
+        if i < 4:
+            os.kill(pid_of(trial), signal.SIGKILL)
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+        print(f"{time.strftime('%X')} killed while trial #{trial.number} ran")
+    proc.wait()
+    assert launch(spec, stores, "--workers", "2").wait(timeout=240) == 0, log_of(stores)
+
+    results, runs = check_one_result_per_point(spec, stores)
+    points = {p.key: p for p in spec.points()}
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert killed and len(killed) + len(results) == len(runs), log_of(stores)
+    assert {r.data.tags["attnstudy.status"] for r in killed} == {"killed"}
+    report = load_study("chaos", stores.tracking_uri)  # what the report counts
+    assert sorted(report.runs["grid_key"]) == sorted(points)
+    assert set(report.runs["status"]) == {"ok"}
+    assert sum(report.attempts["status"] == "killed") == len(killed)
+    client, _ = mlflow_runs(spec, stores, "trial")
+    for t in results:
+        summary, losses = reference(points[t.user_attrs["grid_key"]])
+        assert {k: t.user_attrs[k] for k in SUMMARY} == summary, t.user_attrs["grid_key"]
+        assert logged_losses(client, t.user_attrs[RUN_ID]) == losses, t.user_attrs["grid_key"]
+
+
+def test_a_worker_killed_after_recording_ok_but_before_completing_counts_as_killed():
+    """Its point runs again, so its MLflow run must end KILLED, not a second FINISHED."""
+    trial = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, user_attrs={"status": "ok"}
+    )
+    assert outcome_of(trial) == "killed"
+
+
+@pytest.mark.parametrize(
+    "sig,to_group,workers",
+    [(signal.SIGINT, True, 1), (signal.SIGTERM, False, 2)],
+    ids=["ctrl-c-in-a-terminal", "sigterm-to-the-launcher-of-two-workers"],
+)
+def test_ctrl_c_and_sigterm_mark_trials_killed_and_exit_within_seconds(
+    tmp_path, sig, to_group, workers
+):
+    study = TINY | {"fixed": TINY["fixed"] | {"steps": 5000, "stop_at_val_acc": 2.0}}
+    spec, stores = study_file(tmp_path, study), stores_in(tmp_path)
+    proc, numbers = launch(spec, stores, "--workers", str(workers)), set()
+    while len(numbers) < workers:  # every worker busy with a trial
+        numbers.add(running_trial(spec, stores, proc, numbers).number)
+    start = time.monotonic()
+    os.killpg(proc.pid, sig) if to_group else proc.send_signal(sig)
+    assert proc.wait(timeout=20) == 130
+    assert time.monotonic() - start < 10, log_of(stores)
+    wait_until(lambda: group_gone(proc.pid), 5, "every worker to exit")
+    client, runs = mlflow_runs(spec, stores, "trial")
+    for trial in [t for t in stored_trials(spec, stores) if t.number in numbers]:
+        assert trial.state.name == "FAIL" and trial.user_attrs["status"] == "killed"
+        assert client.get_run(trial.user_attrs[RUN_ID]).info.status == "KILLED"
+    assert [r.info.status for r in runs] == ["KILLED"] * workers
+    _, parents = mlflow_runs(spec, stores, "study")
+    assert [p.info.status for p in parents] == ["KILLED"]
+    assert "Traceback" not in log_of(stores)
+
+
+DIVERGING = TINY | {
+    "name": "many",
+    "axes": TINY["axes"] | {"heads": [1, 2], "lr": [3e-3, 1e8]},
+    "exclude": [
+        {"lr": 1e8, "heads": 1},
+        {"lr": 1e8, "score": "dot"},
+        {"lr": 1e8, "position": "none"},
+    ],
+}  # eight points at lr 3e-3 and one at lr 1e8
+
+
+@pytest.fixture(scope="module")
+def four_workers(tmp_path_factory):
+    """The diverging study, run by four worker processes on the default SQLite stores."""
+    tmp_path = tmp_path_factory.mktemp("many")
+    spec, stores = study_file(tmp_path, DIVERGING), stores_in(tmp_path)
+    out = io.StringIO()
+    code = run_study(spec, stores, workers=4, threads=1, out=out)
+    return spec, stores, code, out.getvalue()
+
+
+def test_four_workers_run_each_point_once_without_lock_errors(four_workers):
+    spec, stores, code, out = four_workers
+    assert code == 0 and "locked" not in out, out
+    found = stored_trials(spec, stores)
+    assert len(found) == len(spec.points()) == 9
+    assert Counter(t.user_attrs["grid_key"] for t in found) == {p.key: 1 for p in spec.points()}
+    assert Counter(t.state.name for t in found) == {"COMPLETE": 8, "FAIL": 1}
+    assert out.splitlines()[-1] == "study many: 8 done, 1 diverged"
+
+
+def test_a_diverged_trial_is_a_recorded_result(four_workers, capsys):
+    spec, stores, _, _ = four_workers
+    (trial,) = [t for t in stored_trials(spec, stores) if t.state.name == "FAIL"]
+    assert trial.params["lr"] == 1e8 and trial.user_attrs["status"] == "diverged"
+    assert trial.user_attrs["reason"].startswith("diverged at step")
+    client, _ = mlflow_runs(spec, stores, "trial")
+    run_ = client.get_run(trial.user_attrs[RUN_ID])
+    assert run_.info.status == "FAILED" and run_.data.tags["attnstudy.status"] == "diverged"
+    assert run_.data.tags["attnstudy.reason"] == trial.user_attrs["reason"]
+    args = ["study", "status", spec.path, "--runs-dir", str(stores.runs_dir)]
+    assert main([*args, "--tracking-uri", stores.tracking_uri]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "lr=100000000.0" in line]
+    assert row.startswith("diverged") and "diverged at step" in row
+
+
+def test_a_changed_grid_is_refused_in_one_line_unless_allowed(four_workers, tmp_path, capsys):
+    spec, stores, _, _ = four_workers
+    one_less = {"lr": 3e-3, "heads": 1, "score": "dot", "position": "none"}
+    path = tmp_path / "many.yaml"
+    path.write_text(yaml.safe_dump(DIVERGING | {"exclude": [*DIVERGING["exclude"], one_less]}))
+    args = ["study", "run", str(path), "--runs-dir", str(stores.runs_dir)]
+    args += ["--tracking-uri", stores.tracking_uri]
+    before = len(stored_trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])
+    assert main(args) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "grid of study 'many' changed" in line and "--allow-grid-change" in line
+    assert main([*args, "--allow-grid-change"]) == 0  # the other points keep their results
+    assert capsys.readouterr().out.splitlines()[-1] == "study many: 7 done, 1 diverged"
+    assert (len(stored_trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])) == before

@@ -26,23 +26,12 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from analysis.aggregate import PAIR_COLUMNS
+
 DEFAULT_STORE = Path("runs") / "mlflow.db"
 TRIAL_FILTER = "tags.`attnstudy.role` = 'trial'"
 STUDY_FILTER = "tags.`attnstudy.role` = 'study'"
-CONFIG_COLUMNS = (
-    "task",
-    "arch",
-    "score",
-    "position",
-    "randomized",
-    "heads",
-    "d_model",
-    "n_layers",
-    "lr",
-    "seed",
-    "train_max_len",
-    "eval_max_len",
-)
+CONFIG_COLUMNS = PAIR_COLUMNS  # the config columns of every tidy frame, seed included
 SUMMARY_METRICS = (
     "id_seq_acc",
     "id_token_acc",

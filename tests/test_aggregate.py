@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from frames import BASE_RUN as BASE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,27 +22,6 @@ from analysis.aggregate import (
     pairwise_comparisons,
     summary_table,
 )
-
-BASE = {
-    "status": "ok",
-    "task": "copy",
-    "arch": "decoder",
-    "score": "scaled_dot",
-    "position": "rope",
-    "randomized": False,
-    "heads": 4,
-    "d_model": 64,
-    "n_layers": 2,
-    "lr": 1e-3,
-    "seed": 0,
-    "train_max_len": 20,
-    "eval_max_len": 80,
-    "id_seq_acc": 1.0,
-    "id_token_acc": 1.0,
-    "ood_seq_acc": 0.0,
-    "ood_token_acc": 0.5,
-    "extrapolation_len": 20,
-}
 
 accuracies = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12)
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from frames import BASE_RUN
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,25 +27,7 @@ from analysis.claims import (
     evaluate_claims,
 )
 
-BASE = {
-    "status": "ok",
-    "task": "copy",
-    "arch": "decoder",
-    "score": "scaled_dot",
-    "position": "rope",
-    "randomized": False,
-    "heads": 4,
-    "d_model": 64,
-    "n_layers": 2,
-    "lr": 1e-3,
-    "seed": 0,
-    "train_max_len": 20,
-    "eval_max_len": 80,
-    "id_seq_acc": 1.0,
-    "id_token_acc": 1.0,
-    "ood_seq_acc": 0.0,
-    "ood_token_acc": 0.5,
-    "extrapolation_len": 20,
+BASE = BASE_RUN | {
     "n_params": 1000,
     "step_time_ms": 10.0,
     "peak_mem_mb": 100.0,

@@ -23,8 +23,9 @@ from test_study import TINY, mlflow_runs, stores_in, study_file
 
 from analysis.load import load_study
 from attnstudy.cli import main
-from attnstudy.study import RUN_ID, outcome_of, run_study
+from attnstudy.study import run_study
 from attnstudy.train import run
+from attnstudy.work_queue import RUN_ID, outcome_of
 
 ATTNSTUDY = Path(sys.executable).with_name("attnstudy")
 FAST = ["--heartbeat", "1", "--grace", "3"]  # a dead worker's trial is failed after 3 s

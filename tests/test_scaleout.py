@@ -6,7 +6,7 @@ from servers import mlflow_server, postgres
 from test_reliability import check_one_result_per_point, launch, log_of
 from test_study import ARTIFACTS, TINY, mlflow_runs, study_file
 
-from attnstudy.study import make_stores
+from attnstudy.work_queue import make_stores
 
 
 @pytest.fixture(scope="module")

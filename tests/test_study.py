@@ -17,10 +17,11 @@ from attnstudy.artifacts import attention_names
 from attnstudy.cli import main
 from attnstudy.config import ConfigError, make_config
 from attnstudy.evaluate import attention_maps
-from attnstudy.study import RUN_ID, Heartbeat, Queue, make_stores, run_study
+from attnstudy.study import run_study
 from attnstudy.study_config import load_study
 from attnstudy.tasks import build_task
 from attnstudy.tracking import Tracker
+from attnstudy.work_queue import RUN_ID, Heartbeat, Queue, make_stores
 
 TINY = {
     "name": "tiny",

@@ -92,8 +92,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from attnstudy.study import make_stores, run_study, study_status
+    from attnstudy.study import run_study, study_status
     from attnstudy.study_config import load_study
+    from attnstudy.work_queue import make_stores
 
     spec = load_study(args.file)
     beat = {"heartbeat_s": args.heartbeat, "grace_s": args.grace} if args.action == "run" else {}

@@ -1,22 +1,12 @@
 """The study: every grid point of a `study/*.yaml` trained once, tracked in Optuna and MLflow.
 
-The grid comes from Optuna's `GridSampler` (see `study_config`). Points are executed
-through an explicit queue so that each runs exactly once, whatever the number of workers:
-
-- the launcher adds a WAITING trial for every point that has no result and no live trial;
-- a worker claims a WAITING trial by moving it to RUNNING (a compare-and-set in the
-  storage; queue updates are serialised by a file lock on SQLite and an advisory lock
-  on PostgreSQL, since reads take no row locks);
-- a trial ends COMPLETE (`status=ok`), or FAIL with `status` diverged / failed / killed;
-- a worker that dies stops its trial's heartbeat; after the grace period any process
-  fails the trial and queues its point again. Diverged trials are results and never
-  rerun; crashed and interrupted ones are rerun by the next `study run`.
+The grid comes from Optuna's `GridSampler` (see `study_config`); `work_queue` runs each
+point exactly once whatever the number of workers. This module holds the workers (one
+process each, interruptible), their supervisor, the progress display and `study status`.
 """
 
 from __future__ import annotations
 
-import fcntl
-import functools
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -25,366 +15,43 @@ import socket
 import sys
 import threading
 import time
-import traceback
-import warnings
-import zlib
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TextIO
 
 import optuna
-import sqlalchemy
-from optuna.distributions import CategoricalDistribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-from attnstudy.config import ConfigError
-from attnstudy.study_config import GridPoint, StudySpec, fingerprint
+from attnstudy.study_config import GridPoint, StudySpec
 from attnstudy.tracking import (
     TRIAL,
     Tracker,
     TrialRun,
-    check_tracking_uri,
-    default_tracking_uri,
     provenance_tags,
     silence,
 )
-
-GRID_KEY, CONFIG_HASH, STATUS, REASON, RUN_ID = (
-    "grid_key",
-    "config_hash",
-    "status",
-    "reason",
-    "mlflow_run_id",
+from attnstudy.work_queue import (
+    GRID_KEY,
+    REASON,
+    RESULTS,
+    RUN_ID,
+    WORKER,
+    Heartbeat,
+    PointState,
+    Queue,
+    Stores,
+    check_stores,
+    classify,
+    describe_error,
+    make_folder,
+    open_storage,
+    outcome_of,
+    safe_url,
+    sqlite_path,
 )
-WORKER = "worker"  # user attr: host:pid of the process that runs the trial
-RESULTS = ("done", "diverged")  # point states that hold a result
-MAX_AUTO_RETRIES = 5  # kills of one point retried within a run; `study run` retries again
+
 MAX_RESTARTS = 10  # worker processes replaced after dying abnormally
-
-
-@dataclass(frozen=True)
-class Stores:
-    """Where a study keeps its state: Optuna storage, MLflow tracking, artifacts."""
-
-    runs_dir: Path
-    storage_url: str
-    tracking_uri: str
-    heartbeat_s: int = 5
-    grace_s: int = 20
-    poll_s: float = 2.0
-
-
-def make_stores(
-    runs_dir: str | Path = "runs",
-    storage: str | None = None,
-    tracking_uri: str | None = None,
-    heartbeat_s: int = 5,
-    grace_s: int = 20,
-) -> Stores:
-    if heartbeat_s < 1 or grace_s <= heartbeat_s:
-        raise ConfigError(
-            f"--heartbeat/--grace: need 1 <= heartbeat < grace (seconds), got {heartbeat_s} "
-            f"and {grace_s}"
-        )
-    runs = Path(runs_dir).resolve()
-    return Stores(
-        runs,
-        storage or f"sqlite:///{runs}/optuna.db",
-        tracking_uri or default_tracking_uri(runs),
-        heartbeat_s,
-        grace_s,
-        min(2.0, heartbeat_s),
-    )
-
-
-def check_stores(stores: Stores) -> None:
-    """Refuse stores that cannot be opened before anything is written to either (only the
-    runs directory is created on demand)."""
-    for flag, url in (("--storage", stores.storage_url), ("--tracking-uri", stores.tracking_uri)):
-        folder = _sqlite_path(url).parent if url.startswith("sqlite:///") else None
-        if folder and folder != stores.runs_dir and not folder.is_dir():
-            raise ConfigError(
-                f"{flag} {url}: folder {folder} does not exist; allowed: a SQLite file in an "
-                "existing folder, or a database server URL"
-            )
-    check_tracking_uri(stores.tracking_uri)
-
-
-def open_storage(url: str, **kwargs) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage at `url` (ConfigError if it cannot be opened); a fresh database
-    may be initialised by several workers at once, so a lost race is retried."""
-    for attempt in range(3):
-        try:
-            with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if attempt == 2:
-                raise
-            time.sleep(1)
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
-            raise ConfigError(
-                f"--storage {_safe_url(url)}: cannot open it ({_first_line(err)}); allowed: "
-                "sqlite:///PATH, postgresql+psycopg2://USER@HOST:PORT/DB or another SQLAlchemy URL"
-            ) from None
-    raise AssertionError("unreachable")
-
-
-@dataclass
-class PointState:
-    point: GridPoint
-    state: str  # done | diverged | running | failed | pending
-    trial: FrozenTrial | None = None  # the trial behind the state
-    queued: FrozenTrial | None = None  # lowest-numbered WAITING trial
-    trials: list[FrozenTrial] = field(default_factory=list)
-
-
-PRECEDENCE = (  # the first kind of trial a point has decides its state
-    ("done", lambda t: t.state == TrialState.COMPLETE),
-    ("diverged", lambda t: t.state == TrialState.FAIL and t.user_attrs.get(STATUS) == "diverged"),
-    ("running", lambda t: t.state == TrialState.RUNNING),
-    ("pending", lambda t: t.state == TrialState.WAITING),
-    ("failed", lambda t: t.state.is_finished()),
-)
-
-
-def point_state(point: GridPoint, mine: list[FrozenTrial]) -> PointState:
-    """The state of one point from its trials (in trial-number order)."""
-    waiting = [t for t in mine if t.state == TrialState.WAITING]
-    for state, test in PRECEDENCE:
-        found = [t for t in mine if test(t)]
-        if found:
-            return PointState(point, state, found[-1], waiting[0] if waiting else None, mine)
-    return PointState(point, "pending", None, None, mine)
-
-
-def classify(points: list[GridPoint], trials: list[FrozenTrial]) -> dict[str, PointState]:
-    """The state of every grid point from the trials that ran its current config (trials
-    of a point whose settings changed are ignored)."""
-    by_point: dict[tuple, list[FrozenTrial]] = defaultdict(list)
-    for t in trials:
-        by_point[t.user_attrs.get(GRID_KEY), t.user_attrs.get(CONFIG_HASH)].append(t)
-    return {p.key: point_state(p, by_point[p.key, p.config_hash]) for p in points}
-
-
-def outcome_of(trial: FrozenTrial) -> str | None:
-    """The status a finished trial ended with (None while it is waiting or running); a
-    trial failed by the heartbeat check carries no status, or "ok" if its worker was killed
-    between recording the result and completing the trial: it counts as killed."""
-    if not trial.state.is_finished():
-        return None
-    if trial.state == TrialState.COMPLETE:
-        return "ok"
-    status = trial.user_attrs.get(STATUS)
-    return status if status in ("diverged", "failed", "killed") else "killed"
-
-
-@contextmanager
-def queue_lock(storage: optuna.storages.RDBStorage, study: str) -> Iterator[None]:
-    """Serialise queue updates of `study` across processes (a queue update reads, then
-    writes; reads take no row locks): a file lock beside a SQLite database, an advisory
-    lock on PostgreSQL; other databases are not serialised."""
-    if storage.url.startswith("sqlite:///"):
-        with _sqlite_path(storage.url).with_suffix(".lock").open("a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-    elif storage.engine.dialect.name == "postgresql":
-        key = {"key": zlib.crc32(study.encode())}
-        with storage.engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), key)
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), key)
-    else:
-        yield
-
-
-class Heartbeat:
-    """Records the trial's heartbeat every `interval` seconds while the block runs."""
-
-    def __init__(self, storage, trial_id: int, interval: int):
-        self.storage, self.trial_id, self.interval = storage, trial_id, interval
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        while not self.stop.wait(self.interval):
-            self.storage.record_heartbeat(self.trial_id)
-
-    def __enter__(self) -> Heartbeat:
-        self.storage.record_heartbeat(self.trial_id)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
-class Queue:
-    """The study's grid points as Optuna trials: enqueue, claim, finish, requeue."""
-
-    def __init__(self, spec: StudySpec, points: list[GridPoint], stores: Stores):
-        self.spec, self.stores = spec, stores
-        self.points = {p.key: p for p in points}
-        self.storage = open_storage(
-            stores.storage_url,
-            heartbeat_interval=stores.heartbeat_s,
-            grace_period=stores.grace_s,
-            heartbeat_stale_trial_callback=self._requeue_killed,
-        )
-        self.study = optuna.create_study(
-            study_name=spec.name,
-            storage=self.storage,
-            direction="maximize",
-            load_if_exists=True,
-        )
-        self.study_id = self.storage.get_study_id_from_name(spec.name)
-        self.distributions = {k: CategoricalDistribution(v) for k, v in spec.axes.items()}
-
-    def trials(self) -> list[FrozenTrial]:
-        return self.study.get_trials(deepcopy=False)
-
-    def states(self) -> dict[str, PointState]:
-        return classify(list(self.points.values()), self.trials())
-
-    def check_grid(self, allow_change: bool) -> None:
-        """Refuse to continue a study whose grid changed, unless allowed."""
-        attrs = self.study.user_attrs
-        now = fingerprint(list(self.points.values()))
-        before = attrs.get("grid_fingerprint")
-        if before not in (None, now) and not allow_change:
-            old = {t.user_attrs.get(GRID_KEY) for t in self.trials()}
-            added, removed = len(set(self.points) - old), len(old - set(self.points))
-            raise ConfigError(
-                f"{self.spec.path}: the grid of study {self.spec.name!r} changed since it was "
-                f"started in {self.stores.storage_url} ({added} points not tried yet, {removed} "
-                "tried points gone, or settings changed). Use a new study name, or pass "
-                "--allow-grid-change to keep the results whose settings did not change and run "
-                "the rest."
-            )
-        self.study.set_user_attr("grid_fingerprint", now)
-        self.study.set_user_attr("grid_size", len(self.points))
-        self.study.set_user_attr("study_file", self.spec.path)
-
-    def enqueue(self, point: GridPoint) -> None:
-        self.study.add_trial(
-            optuna.trial.create_trial(
-                state=TrialState.WAITING,
-                params=point.params,
-                distributions=self.distributions,
-                user_attrs={GRID_KEY: point.key, CONFIG_HASH: point.config_hash},
-            )
-        )
-
-    def fill(self) -> int:
-        """Queue every point without a result or a live trial; returns how many."""
-        todo = [
-            s.point
-            for s in self.states().values()
-            if s.state == "failed" or (s.state == "pending" and s.queued is None)
-        ]
-        for point in todo:
-            self.enqueue(point)
-        return len(todo)
-
-    def _requeue_killed(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """Heartbeat callback: the worker of `trial` died; run its point again (up to
-        MAX_AUTO_RETRIES kills per point, after which the next `study run` retries)."""
-        point = self.points.get(trial.user_attrs.get(GRID_KEY))
-        state = self.states().get(point.key) if point else None
-        retry = state and state.state == "failed" and state.queued is None
-        if retry and len(state.trials) < MAX_AUTO_RETRIES:
-            self.enqueue(point)
-
-    def fail_stale(self) -> None:
-        """Fail RUNNING trials whose heartbeat stopped (their points are requeued)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
-
-    def claim(self) -> tuple[FrozenTrial | None, bool]:
-        """Fail stale trials, then move the first claimable WAITING trial to RUNNING.
-        Returns (the trial or None, whether any point is still queued or running)."""
-        with self.lock():
-            self.fail_stale()
-            states = self.states().values()
-            queued = [s.queued for s in states if s.state == "pending" and s.queued]
-            for t in sorted(queued, key=lambda t: t.number):
-                trial_id = self.trial_id(t.number)
-                self.storage.record_heartbeat(trial_id)
-                try:
-                    if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
-                        return t, True
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    continue
-        return None, any(s.state == "running" or s.queued for s in states)
-
-    def lock(self):
-        return queue_lock(self.storage, self.spec.name)
-
-    def trial_id(self, number: int) -> int:
-        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
-
-    def finish(self, trial_id: int, status: str, reason: str | None, summary: dict) -> None:
-        for key, value in summary.items():
-            self.storage.set_trial_user_attr(trial_id, key, value)
-        if reason:
-            self.storage.set_trial_user_attr(trial_id, REASON, reason)
-        self.storage.set_trial_user_attr(trial_id, STATUS, status)
-        if status == "ok":
-            values = [summary.get("ood_seq_acc", 0.0)]
-            self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values)
-        else:
-            self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
-
-    def orphan_outcome(self):
-        """For Tracker.resolve_orphans: trial number → how its trial ended. The trials are
-        read when first asked, after the runs were listed, so that a run whose trial began
-        in between is seen as running."""
-        trials = functools.cache(lambda: {t.number: t for t in self.trials()})
-        return lambda n: outcome_of(trials()[n]) if n in trials() else "killed"
-
-
-def _sqlite_path(url: str) -> Path:
-    return Path(url.removeprefix("sqlite:///").split("?")[0])
-
-
-def _make_folder(url: str) -> None:
-    """Create the folder of a SQLite store (check_stores lets only the runs dir be missing)."""
-    if url.startswith("sqlite:///"):
-        _sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _safe_url(url: str) -> str:
-    """The URL with any password hidden."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return url
-
-
-def _first_line(err: BaseException) -> str:
-    """The driver's message of a database error (or the missing driver), on one line."""
-    lines = str(getattr(err, "orig", None) or err.__cause__ or err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
-
-
-def _engine_kwargs(url: str) -> dict:
-    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-
-
-def _describe(err: BaseException) -> str:
-    frame = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
-    where = f" at {Path(frame[0].filename).name}:{frame[0].lineno}" if frame else ""
-    return f"{type(err).__name__}: {err}{where}"
 
 
 @dataclass
@@ -415,7 +82,7 @@ class Worker:
             except Diverged as err:
                 status, reason = "diverged", str(err)
             except Exception as err:
-                status, reason = "failed", _describe(err)
+                status, reason = "failed", describe_error(err)
             finally:
                 status, reason = self._finish(trial_id, status, reason, summary)
                 if mlrun is not None:
@@ -597,18 +264,18 @@ def run_study(
     out = out or sys.stdout
     silence()
     check_stores(stores)
-    _make_folder(stores.storage_url)
+    make_folder(stores.storage_url)
     queue = Queue(spec, spec.points(), stores)
     queue.check_grid(allow_grid_change)
     tags = provenance_tags()
     parent_tags = {
         "attnstudy.grid_size": str(len(queue.points)),
         "attnstudy.grid_fingerprint": queue.study.user_attrs["grid_fingerprint"],
-        "attnstudy.optuna_storage": _safe_url(stores.storage_url),
+        "attnstudy.optuna_storage": safe_url(stores.storage_url),
         **tags,
     }
     with queue.lock():  # one experiment and one parent run, however many launchers start
-        _make_folder(stores.tracking_uri)
+        make_folder(stores.tracking_uri)
         tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
         parent_id = tracker.open_parent(spec.fixed, parent_tags, spec.description)
         queue.fail_stale()
@@ -707,7 +374,7 @@ def _status_row(s: PointState, width: int) -> str:
 def _read_trials(spec: StudySpec, stores: Stores) -> list[FrozenTrial]:
     """The study's trials, or none if it was never started (without creating stores)."""
     url = stores.storage_url
-    if url.startswith("sqlite:///") and not _sqlite_path(url).exists():
+    if url.startswith("sqlite:///") and not sqlite_path(url).exists():
         return []
     storage = open_storage(url)
     try:

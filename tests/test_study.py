@@ -6,6 +6,7 @@ import re
 import time
 from collections import Counter
 
+import mlflow.artifacts
 import pytest
 import torch
 import yaml
@@ -94,6 +95,8 @@ def test_each_trial_has_a_finished_child_run_with_length_history_and_artifacts(f
     client, parents = mlflow_runs(spec, stores, "study")
     _, children = mlflow_runs(spec, stores, "trial")
     assert [p.info.status for p in parents] == ["FINISHED"] and len(children) == 4
+    grid = mlflow.artifacts.load_dict(f"{parents[0].info.artifact_uri}/grid.json")
+    assert sorted(grid) == sorted(p.key for p in spec.points())
     for run in children:
         assert run.info.status == "FINISHED" and run.data.tags["attnstudy.status"] == "ok"
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id

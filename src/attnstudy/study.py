@@ -278,6 +278,7 @@ def run_study(
         make_folder(stores.tracking_uri)
         tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
         parent_id = tracker.open_parent(spec.fixed, parent_tags, spec.description)
+        tracker.log_grid(parent_id, list(queue.points))
         queue.fail_stale()
         queued = queue.fill()
     tracker.resolve_orphans(queue.orphan_outcome())

@@ -162,6 +162,10 @@ class Tracker:
             self.client.set_tag(run_id, key, value)
         return run_id
 
+    def log_grid(self, run_id: str, keys: list[str]) -> None:
+        """Every grid key of the study, so a report can name the points still missing."""
+        self.client.log_dict(run_id, keys, "grid.json")
+
     def close(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
 

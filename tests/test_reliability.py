@@ -76,9 +76,19 @@ def running_trial(spec, stores, proc, seen=()) -> optuna.trial.FrozenTrial:
         if "grid points" not in log_of(stores):
             return None
         found = [t for t in stored_trials(spec, stores) if t.state.name == "RUNNING"]
-        return next((t for t in found if RUN_ID in t.user_attrs and t.number not in seen), None)
+        fresh = (t for t in found if RUN_ID in t.user_attrs and t.number not in seen)
+        return next((t for t in fresh if alive(pid_of(t))), None)
 
     return wait_until(find, 90, "a running trial")
+
+
+def alive(pid: int) -> bool:
+    """False for a trial left RUNNING by a worker already dead (found later by the heartbeat)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def pid_of(trial: optuna.trial.FrozenTrial) -> int:
@@ -142,14 +152,19 @@ def test_chaos_five_sigkills_then_a_rerun_leave_one_result_per_point_as_if_never
     print(f"chaos seed {seed}")  # shown if the test fails
     rng = random.Random(seed)
     proc, seen = launch(spec, stores, "--workers", "2"), set()
-    for i in range(5):
+    kills = 0
+    while kills < 5:
         trial = running_trial(spec, stores, proc, seen)
         seen.add(trial.number)
         time.sleep(rng.uniform(0, 2))  # somewhere in training, evaluation or logging
-        if i < 4:
-            os.kill(pid_of(trial), signal.SIGKILL)
+        if kills < 4:
+            try:
+                os.kill(pid_of(trial), signal.SIGKILL)
+            except ProcessLookupError:  # its worker died meanwhile: pick another trial
+                continue
         else:
             os.killpg(proc.pid, signal.SIGKILL)
+        kills += 1
         print(f"{time.strftime('%X')} killed while trial #{trial.number} ran")
     proc.wait()
     assert launch(spec, stores, "--workers", "2").wait(timeout=240) == 0, log_of(stores)

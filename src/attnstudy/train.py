@@ -129,8 +129,9 @@ def run(cfg: Config, callback: Callback | None = None) -> TrainResult:
         if step == 0:
             memory_mb = activation_mb(model, batch, gen)
         t0 = time.perf_counter()
+        lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr
         loss = model.loss(batch, gen)
         if not torch.isfinite(loss):
             raise Diverged(step, loss.item())
@@ -142,7 +143,7 @@ def run(cfg: Config, callback: Callback | None = None) -> TrainResult:
         record = {
             "step": step,
             "train_loss": loss.item(),
-            "lr": lr_at(step, cfg),
+            "lr": lr,
             "grad_norm": grad_norm,
         }
         last = step == cfg.steps - 1

@@ -23,7 +23,7 @@ from test_study import TINY, mlflow_runs, stores_in, study_file
 
 from analysis.load import load_study
 from attnstudy.cli import main
-from attnstudy.study import run_study
+from attnstudy.study import interruptible, run_study, stop_point
 from attnstudy.train import run
 from attnstudy.work_queue import RUN_ID, outcome_of
 
@@ -219,6 +219,23 @@ def test_ctrl_c_and_sigterm_mark_trials_killed_and_exit_within_seconds(
     _, parents = mlflow_runs(spec, stores, "study")
     assert [p.info.status for p in parents] == ["KILLED"]
     assert "Traceback" not in log_of(stores)
+
+
+def test_a_ctrl_c_lost_in_a_finalizer_is_raised_at_the_next_stop_point(capsys):
+    """Python drops an exception raised in a `__del__` or weakref callback (SQLAlchemy runs
+    such callbacks at any moment); the study must still stop, and quietly."""
+
+    class SignalledWhileFinalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here and its KeyboardInterrupt is dropped
+
+    with interruptible():
+        SignalledWhileFinalized()
+        with pytest.raises(KeyboardInterrupt):
+            stop_point()
+    stop_point()  # outside the block nothing is pending
+    assert capsys.readouterr().err == ""
 
 
 DIVERGING = TINY | {

@@ -76,7 +76,7 @@ class Worker:
                 self.queue.storage.set_trial_user_attr(trial_id, WORKER, where)
                 self.queue.storage.set_trial_user_attr(trial_id, RUN_ID, mlrun.run_id)
                 start = time.perf_counter()
-                result = run(point.config, mlrun.on_step)
+                result = run(point.config, self._checked(mlrun.on_step))
                 summary = mlrun.log_result(result, time.perf_counter() - start)
                 status, reason = "ok", None
             except Diverged as err:
@@ -88,6 +88,16 @@ class Worker:
                 if mlrun is not None:
                     mlrun.end(status, reason)
         return status
+
+    @staticmethod
+    def _checked(on_step):
+        """The training callback, with a `stop_point` every step."""
+
+        def callback(step: int, record: dict[str, float]) -> None:
+            stop_point()
+            on_step(step, record)
+
+        return callback
 
     def _finish(self, trial_id: int, status: str, reason: str | None, summary: dict):
         try:
@@ -107,6 +117,7 @@ class Worker:
     def work(self) -> None:
         """Claim and run trials until no point is queued or running."""
         while True:
+            stop_point()
             trial, live = self.queue.claim()
             if trial is not None:
                 self.run_trial(trial)
@@ -123,23 +134,49 @@ def _open_worker(spec: StudySpec, stores: Stores, parent_id: str, tags: dict) ->
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_stop_requested = threading.Event()
 
 
 def _interrupt(signum, frame):
-    """Ctrl-C or SIGTERM: raise KeyboardInterrupt once, then ignore both signals so that
-    the interrupted trial is still recorded (as killed)."""
-    for s in STOP_SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
-    raise KeyboardInterrupt
+    """Ctrl-C or SIGTERM: raise KeyboardInterrupt on the first, ignore the rest, so that the
+    interrupted trial is still recorded (as killed). Python drops an exception raised while
+    it runs a finalizer (a `__del__` or weakref callback, e.g. in SQLAlchemy), so the request
+    is kept and raised again at the next `stop_point`."""
+    if not _stop_requested.is_set():
+        _stop_requested.set()
+        raise KeyboardInterrupt
+
+
+def stop_point() -> None:
+    """Raise a stop request that a finalizer swallowed (called every training step, before
+    each claim and while the launcher waits for its workers)."""
+    if _stop_requested.is_set():
+        raise KeyboardInterrupt
+
+
+def _drop_swallowed_interrupt(unraisable) -> None:
+    """sys.unraisablehook: say nothing of a KeyboardInterrupt lost in a finalizer (the next
+    `stop_point` raises it again); report anything else as Python does."""
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
+def _catch_stop_signals() -> dict:
+    """Install the stop handlers; returns the previous ones."""
+    _stop_requested.clear()
+    sys.unraisablehook = _drop_swallowed_interrupt
+    return {s: signal.signal(s, _interrupt) for s in STOP_SIGNALS}
 
 
 @contextmanager
 def interruptible() -> Iterator[None]:
     """SIGINT and SIGTERM act like one Ctrl-C while the block runs."""
-    previous = {s: signal.signal(s, _interrupt) for s in STOP_SIGNALS}
+    previous_hook, previous = sys.unraisablehook, _catch_stop_signals()
     try:
         yield
     finally:
+        _stop_requested.clear()
+        sys.unraisablehook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, handler)
 
@@ -148,8 +185,7 @@ def _worker_process(spec, stores, parent_id, tags, threads) -> None:
     """Entry point of a spawned worker: SIGTERM acts like Ctrl-C (trial marked killed)."""
     import torch
 
-    for s in STOP_SIGNALS:
-        signal.signal(s, _interrupt)
+    _catch_stop_signals()
     silence()
     torch.set_num_threads(threads)
     try:
@@ -164,7 +200,8 @@ def _supervise(spawn, workers: int) -> None:
     procs = [spawn() for _ in range(workers)]
     restarts = 0
     while procs:
-        multiprocessing.connection.wait([p.sentinel for p in procs])
+        multiprocessing.connection.wait([p.sentinel for p in procs], timeout=1.0)
+        stop_point()
         for p in [p for p in procs if not p.is_alive()]:
             procs.remove(p)
             if p.exitcode not in (0, 130) and restarts < MAX_RESTARTS:

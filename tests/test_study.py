@@ -44,7 +44,7 @@ ARTIFACTS = {
     "per_length.csv",
     "per_position.csv",
     "accuracy_vs_length.png",
-    "attention",
+    "attention.png",
     "attention.npz",
     "config.json",
     "model.pt",

@@ -1,6 +1,6 @@
 """What a trial leaves behind as files: per-length and per-position CSVs, the accuracy-vs-
-length figure, attention maps of one long example (PNG per layer, raw weights in NPZ), the
-resolved config and the model's state_dict.
+length figure, the attention maps of one long example (every layer and head in one PNG, raw
+weights in NPZ), the resolved config and the model's state_dict.
 
 Plot functions take data and return a Figure (no I/O, no pyplot state); `write_artifacts`
 saves them.
@@ -79,19 +79,29 @@ def plot_accuracy_vs_length(per_length: list[LengthResult], train_max_len: int) 
     return fig
 
 
-def plot_attention(weights: Tensor, title: str) -> Figure:
-    """One panel per head of a (H, Tq, Tk) attention map."""
-    H = weights.shape[0]
-    fig = Figure(figsize=(2.4 * H, 2.6))
-    axes = fig.subplots(1, H, squeeze=False)
-    for h, ax in enumerate(axes[0]):
-        ax.imshow(weights[h].numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"head {h}", fontsize=9)
-        ax.set_xlabel("key", fontsize=8)
-        ax.tick_params(labelsize=6)
-    axes[0][0].set_ylabel("query", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+def plot_attention(maps: Maps, title: str) -> Figure:
+    """Every attention layer (a row) and head (a column) in one figure: one figure instead of
+    one per layer, and no automatic layout, keeps drawing it a small share of a trial."""
+    rows, heads = len(maps), max(w.shape[0] for w in maps.values())
+    fig = Figure(figsize=(1.9 * heads, 1.9 * rows + 0.5))
+    axes = fig.subplots(rows, heads, squeeze=False)
+    for row, (name, weights) in zip(axes, maps.items(), strict=True):
+        for h, ax in enumerate(row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if h < weights.shape[0]:  # (Tq, Tk): query down, key across
+                ax.imshow(weights[h].numpy(), vmin=0, vmax=1, interpolation="nearest")
+                ax.set_title(f"{name} head {h}", fontsize=7)
+        row[0].set_ylabel("query", fontsize=7)
+    fig.suptitle(f"{title} (keys across)", fontsize=9)
+    fig.subplots_adjust(
+        left=0.05,
+        right=0.98,
+        bottom=0.02,
+        top=1 - 0.45 / fig.get_figheight(),
+        wspace=0.08,
+        hspace=0.25,
+    )
     return fig
 
 
@@ -124,9 +134,9 @@ def write_artifacts(result: TrainResult, maps: Maps, inputs: Tensor, directory: 
         plot_accuracy_vs_length(result.per_length, cfg.train_max_len),
         directory / "accuracy_vs_length.png",
     )
-    for name, weights in maps.items():
-        title = f"{name} — {cfg.score}, {cfg.position}, length {cfg.train_max_len}"
-        _save(plot_attention(weights, title), directory / "attention" / f"{name}.png")
+    if maps:
+        title = f"{cfg.arch}, {cfg.score}, {cfg.position}, length {cfg.train_max_len}"
+        _save(plot_attention(maps, title), directory / "attention.png")
     arrays = {name: w.numpy() for name, w in maps.items()}
     np.savez_compressed(directory / "attention.npz", inputs=inputs.numpy(), **arrays)
     (directory / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))

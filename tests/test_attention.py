@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from attnstudy.archs import ARCHS, build_model
 from attnstudy.config import ConfigError, make_config
 from attnstudy.positions import POSITIONS
-from attnstudy.scores import SCORES, AdditiveScore, softmax_attention
+from attnstudy.scores import CPU_EXPLICIT_MAX_LOGITS, SCORES, AdditiveScore, softmax_attention
 from attnstudy.tasks import build_task, sample_lengths
 
 TINY = dict(d_model=16, heads=2, n_layers=2, train_max_len=6)
@@ -116,15 +116,19 @@ def test_absolute_logits_change_with_shift(score, position):
 
 
 @pytest.mark.parametrize("score,position", list(itertools.product(SCORES, ("none", *RELATIVE))))
-def test_attend_equals_softmax_of_logits(score, position):
-    """The fused (SDPA) and chunked paths compute exactly softmax(logits + bias) @ v."""
+@pytest.mark.parametrize("T", [9, 30], ids=["explicit-on-cpu", "fused"])
+def test_attend_equals_softmax_of_logits(score, position, T):
+    """Both bilinear paths (explicit for tiny problems on CPU, SDPA above
+    CPU_EXPLICIT_MAX_LOGITS) and the chunked additive one compute exactly
+    softmax(logits + bias) @ v."""
+    assert 9 * 9 <= CPU_EXPLICIT_MAX_LOGITS < 30 * 30
     torch.manual_seed(0)
     model = transformer("decoder", score, position)
     layer = model.blocks[0].self_attn
-    q, k, v = (torch.randn(2, 2, 9, 8) for _ in range(3))
-    pos = torch.arange(9).expand(2, 9)
+    q, k, v = (torch.randn(2, 2, T, 8) for _ in range(3))
+    pos = torch.arange(T).expand(2, T)
     ctx = model.encoding.context(pos, pos, causal=True)
-    causal = torch.full((9, 9), float("-inf")).triu(1)
+    causal = torch.full((T, T), float("-inf")).triu(1)
     bias = causal if ctx.bias is None else causal + ctx.bias
     expected = softmax_attention(layer.score.logits(q, k, ctx), bias, v)
     torch.testing.assert_close(

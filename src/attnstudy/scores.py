@@ -6,8 +6,9 @@ masked keys, plus any positional bias) and normalises.
 
 The bilinear scores (dot, scaled_dot, cosine, general) are `s · q'·k'` after a per-score
 transform of q and k, so they run through `F.scaled_dot_product_attention` (the fused
-kernel). `additive` is not bilinear; it is computed explicitly, in query chunks so its
-(B, H, Tq, Tk, d) intermediate stays bounded.
+kernel; on CPU, tiny problems take the explicit path, which is faster there). `additive`
+is not bilinear; it is computed explicitly, in query chunks so its (B, H, Tq, Tk, d)
+intermediate stays bounded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnstudy.positions import PositionalContext, RelativeKeys
+
+# Up to this many logits per head (Tq·Tk; 24² covers the quick study's training lengths),
+# plain matmul + softmax is faster on CPU than the fused kernel, whose per-call set-up
+# dominates tiny problems (`attnstudy bench`, section 2). Both compute the same function.
+CPU_EXPLICIT_MAX_LOGITS = 576
 
 
 def add_bias(a: Tensor | None, b: Tensor | None) -> Tensor | None:
@@ -78,6 +84,8 @@ class BilinearScore(Score):
             bias = add_bias(bias, scale * ctx.relative.logits(q))
         if bias is not None:
             bias = bias.to(q.dtype)
+        if q.device.type == "cpu" and q.shape[2] * k.shape[2] <= CPU_EXPLICIT_MAX_LOGITS:
+            return softmax_attention(scale * (q @ k.transpose(-2, -1)), bias, v)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
 
 

@@ -107,7 +107,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def add_study_parser(sub) -> None:
-    study = sub.add_parser("study", help="run a study/*.yaml grid, or show its state")
+    study = sub.add_parser("study", help="run a study/*.yaml grid, show its state, time it")
     actions = study.add_subparsers(dest="action", required=True, parser_class=ArgumentParser)
     for action, text in (("run", "run (or resume) every grid point"), ("status", "per point")):
         p = actions.add_parser(action, help=text)
@@ -127,6 +127,24 @@ def add_study_parser(sub) -> None:
                 action="store_true",
                 help="continue a study whose grid changed (results of unchanged points kept)",
             )
+    estimate = actions.add_parser("estimate", help="time a sample of points, project the grid")
+    estimate.add_argument("file", help="study definition, e.g. study/full.yaml")
+    estimate.add_argument("--sample", type=int, default=20, help="points to time (default 20)")
+    estimate.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
+    estimate.add_argument("--workers", type=int, default=1, help="for the projection")
+    estimate.set_defaults(func=cmd_estimate)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from attnstudy.estimate import estimate_study
+    from attnstudy.study_config import load_study
+
+    spec = load_study(args.file)
+    for option in ("sample", "workers"):
+        if getattr(args, option) < 1:
+            raise ConfigError(f"--{option}: must be >= 1, got {getattr(args, option)}")
+    estimate_study(spec, args.sample, args.seed, args.workers, sys.stdout)
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

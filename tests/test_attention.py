@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from attnstudy.archs import ARCHS, build_model
 from attnstudy.config import ConfigError, make_config
-from attnstudy.positions import POSITIONS
+from attnstudy.positions import NO_POSITIONS, POSITIONS
 from attnstudy.scores import CPU_EXPLICIT_MAX_LOGITS, SCORES, AdditiveScore, softmax_attention
 from attnstudy.tasks import build_task, sample_lengths
 
@@ -134,6 +134,19 @@ def test_attend_equals_softmax_of_logits(score, position, T):
     torch.testing.assert_close(
         layer.score.attend(q, k, v, bias, ctx), expected, atol=1e-5, rtol=1e-5
     )
+
+
+@given(scale=st.floats(1e-3, 1e3))
+@settings(max_examples=10, deadline=None)
+def test_cosine_logits_are_temperature_times_cosine_whatever_the_norms(scale):
+    """τ·cos(q, k) with τ = 10 at initialisation, bounded by τ, blind to vector lengths."""
+    torch.manual_seed(0)
+    score = SCORES["cosine"](d_head=8, heads=2)
+    q, k = torch.randn(3, 2, 5, 8), torch.randn(3, 2, 7, 8)
+    expected = 10 * torch.nn.functional.cosine_similarity(q[:, :, :, None], k[:, :, None], dim=-1)
+    logits = score.logits(scale * q, k / scale, NO_POSITIONS)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+    assert logits.abs().max() <= 10 + 1e-4
 
 
 def test_additive_chunks_bound_the_intermediate():

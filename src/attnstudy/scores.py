@@ -119,7 +119,13 @@ class CosineScore(BilinearScore):
         self.log_tau = nn.Parameter(torch.full((heads, 1, 1), math.log(10.0)))
 
     def project(self, q, k):
-        return F.normalize(q, dim=-1) * self.log_tau.exp(), F.normalize(k, dim=-1), 1.0
+        # τ·q/|q| and k/|k|; τ joins q's per-row scale: one full-size product per tensor
+        return q * (self.log_tau.exp() * inverse_norm(q)), k * inverse_norm(k), 1.0
+
+
+def inverse_norm(x: Tensor) -> Tensor:
+    """1 / max(|x|, 1e-12) over the last dimension, as in F.normalize: (…, d) → (…, 1)."""
+    return torch.rsqrt((x * x).sum(-1, keepdim=True).clamp_min(1e-24))
 
 
 class GeneralScore(BilinearScore):

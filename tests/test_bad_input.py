@@ -72,6 +72,7 @@ CASES = {
         "name: expected letters, digits, '_', '.' or '-', got '../evil'",
     ),
     "no workers": (study({}, "--workers", "0"), "--workers: must be >= 1, got 0"),
+    "no threads": (study({}, "--threads", "0"), "--threads: must be >= 1, got 0"),
     "grace not above heartbeat": (
         study({}, "--heartbeat", "5", "--grace", "5"),
         "need 1 <= heartbeat < grace (seconds), got 5 and 5",

@@ -91,6 +91,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_positive(args: argparse.Namespace, *options: str) -> None:
+    for option in options:
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{option}: must be >= 1, got {value}")
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from attnstudy.study import run_study, study_status
     from attnstudy.study_config import load_study
@@ -101,9 +108,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     stores = make_stores(args.runs_dir, args.storage, args.tracking_uri, **beat)
     if args.action == "status":
         return study_status(spec, stores)
-    if args.workers < 1:
-        raise ConfigError(f"--workers: must be >= 1, got {args.workers}")
-    return run_study(spec, stores, args.workers, args.allow_grid_change)
+    check_positive(args, "workers", "threads")
+    return run_study(spec, stores, args.workers, args.allow_grid_change, args.threads)
 
 
 def add_study_parser(sub) -> None:
@@ -118,6 +124,9 @@ def add_study_parser(sub) -> None:
         p.set_defaults(func=cmd_study)
         if action == "run":
             p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+            p.add_argument(
+                "--threads", type=int, help="torch threads per worker (default: cores/workers)"
+            )
             p.add_argument("--heartbeat", type=int, default=5, help="seconds between beats")
             p.add_argument(
                 "--grace", type=int, default=20, help="seconds without a beat: worker dead"
@@ -140,9 +149,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from attnstudy.study_config import load_study
 
     spec = load_study(args.file)
-    for option in ("sample", "workers"):
-        if getattr(args, option) < 1:
-            raise ConfigError(f"--{option}: must be >= 1, got {getattr(args, option)}")
+    check_positive(args, "sample", "workers")
     estimate_study(spec, args.sample, args.seed, args.workers, sys.stdout)
     return 0
 

@@ -22,7 +22,7 @@ from attnstudy.study import run_study
 from attnstudy.study_config import load_study
 from attnstudy.tasks import build_task
 from attnstudy.tracking import Tracker
-from attnstudy.work_queue import RUN_ID, Heartbeat, Queue, make_stores
+from attnstudy.work_queue import RUN_ID, Heartbeat, Queue, make_folder, make_stores
 
 TINY = {
     "name": "tiny",
@@ -127,6 +127,17 @@ def test_rerun_adds_nothing(finished):
     before = len(trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
     assert (len(trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])) == before
+
+
+def test_a_resumed_study_counts_the_points_an_earlier_launch_queued(tmp_path):
+    """A launch interrupted after queueing every point leaves them queued; the next one
+    still has all of them to run."""
+    spec, stores = study_file(tmp_path, TINY), stores_in(tmp_path)
+    make_folder(stores.storage_url)
+    Queue(spec, spec.points(), stores).fill()
+    out = io.StringIO()
+    assert run_study(spec, stores, threads=1, out=out) == 0
+    assert out.getvalue().startswith("study tiny: 4 grid points, 4 to run (1 worker")
 
 
 def test_status_reports_every_point(finished, capsys):

@@ -317,12 +317,13 @@ def run_study(
         parent_id = tracker.open_parent(spec.fixed, parent_tags, spec.description)
         tracker.log_grid(parent_id, list(queue.points))
         queue.fail_stale()
-        queued = queue.fill()
+        queue.fill()
+    to_run = sum(s.state not in RESULTS for s in queue.states().values())
     tracker.resolve_orphans(queue.orphan_outcome())
     cores = len(os.sched_getaffinity(0))
     threads = threads or max(1, cores // workers)
     print(
-        f"study {spec.name}: {len(queue.points)} grid points, {queued} to run "
+        f"study {spec.name}: {len(queue.points)} grid points, {to_run} to run "
         f"({workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)})",
         file=out,
     )

@@ -60,7 +60,9 @@ def kazemnejad(runs: pd.DataFrame) -> dict:
         for position, theirs in published.items():
             values = ours.loc[(ours["task"] == task) & (ours["position"] == position)]
             row = {"task": task, "encoding": position, "theirs (mean of 3)": fmt(theirs)}
-            rows.append(row | (_ours(values["ood_seq_acc"]) if block["matched"] else {}))
+            if block["matched"]:  # OOD means little where the training lengths were not learnt
+                row |= _ours(values["ood_seq_acc"]) | {"ours ID": _mean(values["id_seq_acc"])}
+            rows.append(row)
     mrr = mean_reciprocal_rank(ours, "position", "ood_seq_acc") if not ours.empty else None
     for position, theirs in KAZEMNEJAD_MRR.items():
         row = {"task": "MRR over tasks", "encoding": position, "theirs (mean of 3)": fmt(theirs)}
@@ -129,6 +131,10 @@ def _matching(runs: pd.DataFrame, setting: dict) -> pd.DataFrame:
 
 def _block(title: str, citation: str, matched: bool) -> dict:
     return {"title": title, "citation": citation, "matched": bool(matched)}
+
+
+def _mean(values: pd.Series) -> str:
+    return fmt(values.mean()) if values.notna().any() else "–"
 
 
 def _ours(values: pd.Series) -> dict:

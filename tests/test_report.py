@@ -195,6 +195,9 @@ def test_kazemnejad_setting_puts_our_means_beside_theirs():
     assert copy["t5"]["theirs (mean of 3)"] == "0.420"
     assert copy["t5"]["ours mean [95% CI]"].startswith("0.100 [")
     assert copy["t5"]["seeds"] == 3
+    assert copy["t5"]["ours ID"] == "1.000"  # whether the training lengths were learnt
+    reverse = {r["encoding"]: r for r in block["rows"] if r["task"] == "reverse"}
+    assert reverse["none"]["ours ID"] == "–"  # reverse was not run
     assert "Setup differences" in block["note"] and "lr 0.001" in block["note"]
 
 

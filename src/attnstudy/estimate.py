@@ -18,8 +18,6 @@ import numpy as np
 
 from attnstudy.study_config import GridPoint, StudySpec
 
-BOOTSTRAP_RESAMPLES = 2000
-
 
 @dataclass(frozen=True)
 class Timed:
@@ -37,8 +35,7 @@ class Estimate:
     hours_ci: tuple[float, float]  # 95% bootstrap interval of `hours`
 
 
-def sample_points(spec: StudySpec, n: int, seed: int) -> list[GridPoint]:
-    points = spec.points()
+def sample_points(points: list[GridPoint], n: int, seed: int) -> list[GridPoint]:
     return random.Random(seed).sample(points, min(n, len(points)))
 
 
@@ -55,11 +52,12 @@ def time_point(point: GridPoint) -> Timed:
 
 
 def project(points: int, sample: list[Timed], seed: int) -> Estimate:
+    from analysis.aggregate import bootstrap_ci
+
     seconds = np.array([t.seconds for t in sample])
-    rng = np.random.default_rng(seed)
-    means = rng.choice(seconds, (BOOTSTRAP_RESAMPLES, len(seconds))).mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5]) * points / 3600
-    return Estimate(points, sample, seconds.mean() * points / 3600, (low, high))
+    low, high = bootstrap_ci(seconds, seed=seed)
+    to_hours = points / 3600
+    return Estimate(points, sample, seconds.mean() * to_hours, (low * to_hours, high * to_hours))
 
 
 def estimate_study(
@@ -71,18 +69,19 @@ def estimate_study(
 
     threads = threads or max(1, len(os.sched_getaffinity(0)) // workers)
     torch.set_num_threads(threads)
-    chosen = sample_points(spec, n, seed)
-    print(f"study {spec.name}: timing {len(chosen)} of {len(spec.points())} grid points", file=out)
+    points = spec.points()
+    chosen = sample_points(points, n, seed)
+    print(f"study {spec.name}: timing {len(chosen)} of {len(points)} grid points", file=out)
     sample = []
     for point in chosen:
-        sample.append(time_point(point))
-        t = sample[-1]
+        t = time_point(point)
+        sample.append(t)
         print(
             f"  {t.seconds:6.1f} s  {t.steps:5d} steps  id {t.id_seq_acc:.2f}  {point.key}",
             file=out,
             flush=True,
         )
-    found = project(len(spec.points()), sample, seed)
+    found = project(len(points), sample, seed)
     print(summary_lines(found, workers, threads), file=out)
     return found
 

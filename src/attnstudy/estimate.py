@@ -8,7 +8,6 @@ reach 95% in-distribution exact match, i.e. whether the preset's budget suits it
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -67,7 +66,9 @@ def estimate_study(
     line for each, then the projection."""
     import torch
 
-    threads = threads or max(1, len(os.sched_getaffinity(0)) // workers)
+    from attnstudy.study import default_threads
+
+    threads = threads or default_threads(workers)
     torch.set_num_threads(threads)
     points = spec.points()
     chosen = sample_points(points, n, seed)

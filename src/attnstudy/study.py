@@ -320,8 +320,7 @@ def run_study(
         queue.fill()
     to_run = sum(s.state not in RESULTS for s in queue.states().values())
     tracker.resolve_orphans(queue.orphan_outcome())
-    cores = len(os.sched_getaffinity(0))
-    threads = threads or max(1, cores // workers)
+    threads = threads or default_threads(workers)
     print(
         f"study {spec.name}: {len(queue.points)} grid points, {to_run} to run "
         f"({workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)})",
@@ -340,6 +339,11 @@ def run_study(
             tracker.resolve_orphans(queue.orphan_outcome())
             tracker.close(parent_id, status)
     return _report(queue, out) if status == "FINISHED" else 130
+
+
+def default_threads(workers: int) -> int:
+    """Torch threads per worker: this machine's cores shared among the workers."""
+    return max(1, len(os.sched_getaffinity(0)) // workers)
 
 
 def _run_workers(spec, stores, parent_id, tags, workers: int, threads: int) -> None:

@@ -146,10 +146,11 @@ def validate(cfg: Config) -> None:
         f"eval_max_len: must be 0 (= 4 x train_max_len) or >= train_max_len="
         f"{cfg.train_max_len}, got {cfg.eval_max_len}",
     )
+    randomizable = [name for name, p in POSITIONS.items() if p.takes_position_ids]
     _check(
-        not cfg.randomized or cfg.position in RANDOMIZABLE,
+        not cfg.randomized or cfg.position in randomizable,
         f"randomized: needs a position encoding that takes position indices "
-        f"({', '.join(RANDOMIZABLE)}), got position={cfg.position!r}",
+        f"({', '.join(randomizable)}), got position={cfg.position!r}",
     )
     for name in ("steps", "batch_size", "val_every", "val_samples", "eval_samples"):
         _check(getattr(cfg, name) >= 1, f"{name}: must be >= 1, got {getattr(cfg, name)}")
@@ -159,6 +160,3 @@ def validate(cfg: Config) -> None:
     _check(0 <= cfg.dropout < 1, f"dropout: must be in [0, 1), got {cfg.dropout}")
     _check(cfg.relative_clip >= 1, f"relative_clip: must be >= 1, got {cfg.relative_clip}")
     _check(cfg.t5_buckets >= 2, f"t5_buckets: must be >= 2, got {cfg.t5_buckets}")
-
-
-RANDOMIZABLE = ("sinusoidal", "learned", "rope", "relative", "t5", "alibi")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -77,9 +78,17 @@ def relative_distance(pos_q: Tensor, pos_k: Tensor) -> Tensor:
 
 
 class PositionalEncoding(nn.Module):
-    """No positional information: the identity hooks every encoding starts from."""
+    """No positional information: the identity hooks every encoding starts from.
+
+    What the rest of the code needs to know about an encoding is declared on its class:
+    `family` ("none", "absolute" or "relative"), `takes_position_ids` (its output depends
+    on the integer ids, so it can be randomized, Ruoss et al. 2023) and `shift_invariant`
+    (whether logits are unchanged when every position moves by the same offset, with a
+    given score function)."""
 
     name = "none"
+    family: ClassVar[str] = "none"
+    takes_position_ids: ClassVar[bool] = False
 
     def __init__(self, cfg: Config, max_positions: int):
         super().__init__()
@@ -89,6 +98,13 @@ class PositionalEncoding(nn.Module):
     @classmethod
     def check_config(cls, cfg: Config) -> None:
         """Raise ConfigError if this encoding cannot run with cfg."""
+
+    @classmethod
+    def shift_invariant(cls, score: type) -> bool:
+        """True if, with this score class, attention depends on positions only through
+        differences j − i. No positions at all is trivially invariant; absolute codes never
+        are; a relative encoding says for itself."""
+        return cls.family == "none"
 
     def embed(self, x: Tensor, pos: Tensor) -> Tensor:
         return x
@@ -101,6 +117,8 @@ class SinusoidalPositions(PositionalEncoding):
     """Vaswani et al. 2017: PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(…)."""
 
     name = "sinusoidal"
+    family = "absolute"
+    takes_position_ids = True
 
     def embed(self, x, pos):
         half = torch.arange(0, self.d_model, 2, device=x.device, dtype=x.dtype)
@@ -121,6 +139,8 @@ class LearnedPositions(PositionalEncoding):
     keep their initial values (claim C9)."""
 
     name = "learned"
+    family = "absolute"
+    takes_position_ids = True
 
     def __init__(self, cfg, max_positions):
         super().__init__(cfg, max_positions)
@@ -135,6 +155,12 @@ class ShawRelativePositions(PositionalEncoding):
     added to the key inside the score (shared by heads and layers)."""
 
     name = "relative"
+    family = "relative"
+    takes_position_ids = True
+
+    @classmethod
+    def shift_invariant(cls, score):
+        return True  # a_ij depends on clip(j − i) only, whatever the score does with it
 
     def __init__(self, cfg, max_positions):
         super().__init__(cfg, max_positions)
@@ -166,6 +192,12 @@ class T5Positions(PositionalEncoding):
     """T5 relative bias: a learnable per-head scalar per distance bucket."""
 
     name = "t5"
+    family = "relative"
+    takes_position_ids = True
+
+    @classmethod
+    def shift_invariant(cls, score):
+        return True  # a bias of the bucketed j − i, added after the score
 
     def __init__(self, cfg, max_positions):
         super().__init__(cfg, max_positions)
@@ -183,7 +215,15 @@ class RotaryPositions(PositionalEncoding):
     """Su et al. 2021 (RoPE, base 10000): rotate q and k by angles proportional to position."""
 
     name = "rope"
+    family = "relative"
+    takes_position_ids = True
     base = 10000.0
+
+    @classmethod
+    def shift_invariant(cls, score):
+        """Rotations cancel to R(j − i) only inside a bilinear form q'·k'; a nonlinearity
+        applied to the rotated vectors (additive's tanh) sees absolute angles."""
+        return getattr(score, "bilinear", False)
 
     @classmethod
     def check_config(cls, cfg):
@@ -208,6 +248,12 @@ class ALiBiPositions(PositionalEncoding):
     bidirectional attention it is the symmetric form."""
 
     name = "alibi"
+    family = "relative"
+    takes_position_ids = True
+
+    @classmethod
+    def shift_invariant(cls, score):
+        return True  # a bias of |j − i|, added after the score
 
     def __init__(self, cfg, max_positions):
         super().__init__(cfg, max_positions)

@@ -14,6 +14,7 @@ intermediate stays bounded.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -41,9 +42,12 @@ def softmax_attention(logits: Tensor, bias: Tensor | None, v: Tensor) -> Tensor:
 
 
 class Score(nn.Module):
-    """Base class: a score computes `logits`; `attend` normalises them."""
+    """Base class: a score computes `logits`; `attend` normalises them. `bilinear` says the
+    logits are a bilinear form of (transformed) q and k, which rotary positions need to be
+    relative."""
 
     name: str
+    bilinear: ClassVar[bool] = False
 
     def __init__(self, d_head: int, heads: int):
         super().__init__()
@@ -62,6 +66,8 @@ class Score(nn.Module):
 class BilinearScore(Score):
     """logits = scale · q'·k' (+ scale · q'·a_ij for Shaw relative keys), where
     (q', k', scale) = project(q, k). RoPE rotates q' and k'."""
+
+    bilinear = True
 
     def project(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor, float]:
         raise NotImplementedError

@@ -97,6 +97,10 @@ CASES = {
         study({}, "--tracking-uri", "nosuch://x"),
         "--tracking-uri nosuch://x: MLflow cannot use it (unknown scheme); allowed: http",
     ),
+    "exclusions remove every point": (
+        study({"exclude": [{"score": ["dot", "scaled_dot"]}]}),
+        "exclude: the exclusions remove all 4 grid points; at least one must remain",
+    ),
 }
 
 

@@ -89,6 +89,10 @@ def test_fingerprint_changes_with_settings_and_axes(tmp_path):
         ({"exclude": [{"seed": 1}]}, "exclude[0]: 'seed' is not an axis"),
         ({"exclude": [{"heads": 8}]}, "exclude[0].heads: 8 is not on the axis; allowed: 1, 2"),
         ({"fixed": BASE["fixed"] | {"eval_max_len": 4}}, "fixed.eval_max_len: must exceed"),
+        (
+            {"exclude": [{"task": ["copy", "reverse"]}]},
+            "exclude: the exclusions remove all 8 grid points; at least one must remain",
+        ),
     ],
 )
 def test_bad_study_files_name_the_file_the_key_and_what_is_allowed(tmp_path, change, message):

@@ -47,7 +47,8 @@ class StudySpec:
     def points(self) -> list[GridPoint]:
         """The grid in GridSampler order, without excluded points."""
         points = []
-        for params in grid_order(self.axes, self.sampler_seed):
+        order = grid_order(self.axes, self.sampler_seed)
+        for params in order:
             if any(all(params[k] in v for k, v in rule.items()) for rule in self.exclude):
                 continue
             try:
@@ -61,6 +62,11 @@ class StudySpec:
                     f"length generalisation), got {config.eval_max_len}"
                 )
             points.append(GridPoint(grid_key(params), params, config, config.hash()))
+        if not points:
+            raise self.error(
+                f"exclude: the exclusions remove all {len(order)} grid points; at least one "
+                "must remain"
+            )
         return points
 
     def error(self, message: str) -> ConfigError:

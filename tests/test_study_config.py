@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -291,3 +292,29 @@ def test_a_bad_block_is_one_error_naming_the_file_and_the_block(tmp_path, study,
         load_study(path)
     assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_standard_preset_covers_every_claim_with_five_seeds():
+    from attnstudy.positions import POSITIONS
+
+    spec = load_study(Path(__file__).parent.parent / "study" / "standard.yaml")
+    configs = [(p.config, p.solvable) for p in spec.points()]
+    seeds: dict = {}
+    for c, _ in configs:
+        seeds.setdefault(dataclasses.replace(c, seed=0), set()).add(c.seed)
+    assert min(len(s) for s in seeds.values()) >= 5
+    decoder = [c for c, _ in configs if c.arch == "decoder" and c.task in ("copy", "reverse")]
+    assert {c.score for c in decoder} == set(SCORES)
+    variants = {(c.task, c.position, c.randomized) for c in decoder}
+    for name, cls in POSITIONS.items():
+        for randomized in (False, True) if cls.takes_position_ids else (False,):
+            assert {(t, name, randomized) for t in ("copy", "reverse")} <= variants
+    assert {c.heads for c in decoder} >= {1, 4}
+    encoder = {(c.task, c.position): ok for c, ok in configs if c.arch == "encoder"}
+    assert encoder == {
+        (t, p): p != "none" for t in ("copy", "reverse") for p in ("none", "sinusoidal")
+    }
+    assert {c.arch for c, _ in configs if c.task == "copy"} >= {"rnn", "rnn-attention"}
+    recall = {c.position for c, _ in configs if c.task == "associative_recall"}
+    assert {"sinusoidal", "learned"} <= recall and {"rope", "alibi"} <= recall
+    assert all(ok for c, ok in configs if c.arch != "encoder")

@@ -279,7 +279,7 @@ def _block(fail, name: str, raw: dict, shared: dict[str, Scalar]) -> Block:
     tasks_key = f"'{where}tasks'" if name else "the top-level key 'tasks'"
     for key in ("tasks", "axes"):
         if key not in raw:
-            raise fail(f"{where[:-1]}: " * bool(name) + f"missing key {key!r}")
+            raise fail(f"blocks.{name}: missing key {key!r}" if name else f"missing key {key!r}")
     tasks = _values(fail, f"{where}tasks", "task", raw["tasks"])
     for task in tasks:
         if task not in TASKS:

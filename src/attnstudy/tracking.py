@@ -31,6 +31,7 @@ ROLE, STUDY, TRIAL, STATUS, REASON = (
     "attnstudy.status",
     "attnstudy.reason",
 )
+BLOCK, SOLVABLE = "attnstudy.block", "attnstudy.solvable"  # trial tags, see GridPoint
 RUN_STATUS = {"ok": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "killed": "KILLED"}
 LOG_EVERY = 10  # training steps between logged train_loss / lr / grad_norm
 BATCH_LIMIT = 1000  # metrics per log_batch call (MLflow's limit)

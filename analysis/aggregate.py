@@ -48,7 +48,9 @@ mean over seeds; runs that diverged or failed are counted but excluded from mean
 between two levels of a factor are paired when at least two keys (every other configuration \
 value plus the seed) occur at both levels: runs sharing a key are first averaged, only matched \
 keys are kept, and the Wilcoxon signed-rank test (two-sided, zero differences dropped) is \
-applied to the paired differences, whose mean gets a bootstrap interval. Otherwise the two-sided \
+applied to the paired differences. Their interval treats the seed as the unit of replication: \
+seeds are resampled within each configuration and the configurations averaged (stratified \
+bootstrap); with no configuration of two seeds it is undefined (–). Otherwise the two-sided \
 Mann-Whitney U test compares all runs of the two levels and the interval comes from resampling \
 each level independently. Wilcoxon p-values are exact for up to 50 pairs without ties or zeros, \
 from all sign flips for up to 13 pairs with them, and from the tie-corrected normal \
@@ -59,10 +61,11 @@ normal approximation. Neither test assumes normality; Wilcoxon assumes the paire
 are symmetric about their median, Mann-Whitney that runs are independent, and both treat seeds \
 as exchangeable. Effect sizes are the mean difference and Cliff's delta, P(A > B) - P(A < B) \
 over all cross pairs of runs. p-values within one table are Holm-corrected (Holm 1979) over all \
-its comparisons. A test with an empty side has an undefined p (NaN); identical samples give p = \
-1. Mean reciprocal rank (Kazemnejad et al. 2023) ranks the levels of a factor by mean metric \
-within each task (rank 1 = best, ties share the best of their ranks) and averages 1/rank over \
-the tasks where the level ran."""
+its comparisons: each table is one family (the claims' verdicts form their own). A test with \
+an empty side has an undefined p (NaN); identical samples give p = 1. Mean reciprocal rank \
+(Kazemnejad et al. 2023) ranks the levels of a factor by mean metric within each task and \
+architecture (rank 1 = best, ties share the best of their ranks), plain and randomized positions \
+apart, and averages 1/rank over the cells where the level ran."""
 
 
 def ok_runs(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:

@@ -247,7 +247,7 @@ def evaluate_claims(
 ) -> list[Verdict]:
     """Every claim's verdict, in registry order, Holm-corrected over the claims' primary
     tests."""
-    frames = Frames(_with_metrics(runs), lengths, positions)
+    frames = Frames.of(runs, lengths, positions)
     findings = [claim.check(frames) for claim in CLAIMS.values()]
     p_holm = holm(np.array([f.effect.p for f in findings], dtype=float))
     return [
@@ -295,12 +295,3 @@ def _verdict(claim: Claim, finding: Finding, p_holm: float) -> Verdict:
         needs=claim.needs,
         figure=claim.figure,
     )
-
-
-def _with_metrics(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs with every column a rule reads (NaN where the study did not record it)."""
-    needed = ("steps_to_95", "steps_trained", "extrapolation_len", "attn_sharpness")
-    needed += tuple(c.metric for c in CLAIMS.values())
-    needed += ("attn_alignment_uniform", "head_diversity_init", "peak_mem_mb", "n_params")
-    missing = [m for m in dict.fromkeys(needed) if m not in runs and m not in rules.DERIVED]
-    return runs.assign(**dict.fromkeys(missing, np.nan))

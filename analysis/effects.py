@@ -78,7 +78,7 @@ class Effect:
         return (
             f"{label}: {self.mean_a:.3f} vs {self.mean_b:.3f}, effect {self.estimate:+.3f} "
             f"[{self.ci_low:+.3f}, {self.ci_high:+.3f}], p={self.p:.3g}, "
-            f"{self.n_seeds}+ seeds x {self.n_configs} configurations"
+            f"≥ {self.n_seeds} seeds in each of {self.n_configs} configuration(s)"
         )
 
 

@@ -52,7 +52,7 @@ LABELS = {
     "val_seq_acc": "validation exact match (fraction)",
     "step": "training step",
     "target_pos": "target position (0 = first output token)",
-    "id_position": "relative target position (i + ½) / length",
+    "id_position": "relative target position (i + ½) / target length",
     "ood_position": "target position (0 = first output token)",
 }
 POSITION_SPLITS = {"id": "training lengths", "ood": "longer than training"}
@@ -279,7 +279,7 @@ def _attention_block(sub, title: str, maps: dict[str, np.ndarray], cols: int) ->
 def per_position_accuracy(positions: pd.DataFrame) -> Figure | None:
     """Token accuracy by target position, mean over runs per encoding, the RNN baselines
     beside the transformers; one row per task. Training lengths (left): by relative position
-    (i + ½)/L, compared within each length and then averaged over lengths, so long lengths
+    (i + ½)/T (T target tokens), within each length and then averaged over lengths, so long lengths
     do not stand for late positions alone. Longer lengths (right): by absolute position."""
     if positions.empty:
         return None
@@ -303,8 +303,8 @@ def per_position_accuracy(positions: pd.DataFrame) -> Figure | None:
 def _relative_positions(cell: pd.DataFrame) -> pd.Series:
     """Mean token accuracy per (variant, relative-position bin centre): within each run and
     length first, then over lengths, then over runs."""
-    cell = cell[cell["target_pos"] < cell["length"]]
-    relative = (cell["target_pos"] + 0.5) / cell["length"]
+    width = cell.groupby(["run_id", "length"])["target_pos"].transform("max") + 1
+    relative = (cell["target_pos"] + 0.5) / width  # target lengths differ by task
     bins = np.minimum((relative * POSITION_BINS).astype(int), POSITION_BINS - 1)
     cell = cell.assign(bin=(bins + 0.5) / POSITION_BINS)
     per_length = cell.groupby(["variant", "run_id", "length", "bin"])["token_acc"].mean()

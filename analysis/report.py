@@ -126,7 +126,8 @@ FIGURES = (  # every figure the report can hold, in order; each is left out with
         "per_position",
         "Accuracy by target position (claim C1)",
         "Token accuracy by output position, mean over runs; RNN baselines in black and grey. "
-        "Left, training lengths: by relative position (i + ½)/L in eighths, averaged within "
+        "Left, training lengths: by relative position (i + ½)/T in eighths (T target "
+        "tokens), averaged within "
         "each length first and then over lengths (the comparison claim C1 makes). Right, "
         "longer lengths: by absolute position, averaged over the lengths that reach it.",
         lambda s: plots.per_position_accuracy(s.positions),

@@ -17,21 +17,44 @@ from analysis.aggregate import (
     long_length_accuracy,
     source_position_gap,
 )
-from analysis.effects import COMPETENT_ID_ACC, Effect, contrast, within_runs
+from analysis.effects import COMPETENT_ID_ACC, Combine, Effect, contrast, within_runs
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 
 SOURCE_MIRRORED = {"copy": False, "reverse": True}  # target i reproduces input i / L − 1 − i
 SCORE_FORMS = ("dot", "cosine", "general", "additive")  # Luong et al. 2015's four forms
 SAME_BUDGET = ("task", "d_model", "n_layers", "lr", "train_max_len", "eval_max_len", "seed")
-DERIVED = ("early_minus_late", "long_id_seq_acc", "extrapolation_margin", "steps_to_95_or_trained")
+MARGIN = "extrapolation_len − train_max_len"
+RECORDED = (  # run metrics the rules read; a study that did not record one reads NaN
+    "id_seq_acc",
+    "ood_seq_acc",
+    "extrapolation_len",
+    "steps_to_95",
+    "steps_trained",
+    "step_time_ms",
+    "peak_mem_mb",
+    "n_params",
+    "attn_sharpness",
+    "attn_alignment",
+    "attn_alignment_uniform",
+    "head_diversity",
+    "head_diversity_init",
+)
 
 
 @dataclass(frozen=True)
 class Frames:
+    """The tidy frames of ``analysis.load``; ``runs`` with the metrics the rules derive."""
+
     runs: pd.DataFrame
     lengths: pd.DataFrame
     positions: pd.DataFrame
+
+    @classmethod
+    def of(cls, runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame) -> Frames:
+        missing = [m for m in RECORDED if m not in runs]
+        runs = runs.assign(**dict.fromkeys(missing, np.nan))
+        return cls(derive(runs, lengths, positions), lengths, positions)
 
 
 @dataclass(frozen=True)
@@ -54,7 +77,7 @@ def shift_invariant(runs: pd.DataFrame) -> pd.Series:
 
 
 def sides(a: pd.Series, b: pd.Series) -> pd.Series:
-    """ "a" where ``a``, "b" where ``b`` (and not ``a``), NaN elsewhere."""
+    """Side "a" where ``a``, "b" where ``b`` (and not ``a``), NaN elsewhere."""
     return pd.Series(np.where(a, "a", np.where(b, "b", None)), index=a.index)
 
 
@@ -69,19 +92,18 @@ def pair_on(*axes: str) -> list[str]:
     return [c for c in PAIR_COLUMNS if c not in axes]
 
 
-def derive(frames: Frames) -> pd.DataFrame:
-    """The runs with the metrics the rules derive from the frames."""
-    runs = frames.runs
+def derive(runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
+    """The runs with the metrics the rules derive: early_minus_late (C1), long_id_seq_acc
+    (C2), extrapolation_margin and steps_to_95_or_trained (C8)."""
     gap = pd.concat(
         [
-            source_position_gap(frames.positions[frames.positions["task"] == task], mirrored)
+            source_position_gap(positions[positions["task"] == task], mirrored)
             for task, mirrored in SOURCE_MIRRORED.items()
         ]
-        or [pd.Series(dtype=float)]
     )
     return runs.assign(
         early_minus_late=runs["run_id"].map(gap).astype(float),
-        long_id_seq_acc=runs["run_id"].map(long_length_accuracy(frames.lengths)).astype(float),
+        long_id_seq_acc=runs["run_id"].map(long_length_accuracy(lengths)).astype(float),
         extrapolation_margin=runs["extrapolation_len"] - runs["train_max_len"],
         steps_to_95_or_trained=runs["steps_to_95"].fillna(runs["steps_trained"]),
     )
@@ -92,7 +114,7 @@ def plain(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def c1_bottleneck(frames: Frames) -> Finding:
-    runs = derive(frames)
+    runs = frames.runs
     runs = runs[runs["task"].isin(SOURCE_MIRRORED)]
     side = _levels(runs, "arch", ["rnn"], ["rnn-attention"])
     effect = contrast(runs, side, "early_minus_late", SAME_BUDGET)
@@ -106,7 +128,7 @@ def c1_bottleneck(frames: Frames) -> Finding:
 
 
 def c2_attention_removes_bottleneck(frames: Frames) -> Finding:
-    runs = derive(frames)
+    runs = frames.runs
     side = _levels(runs, "arch", ["rnn-attention"], ["rnn"])
     effect = contrast(runs, side, "long_id_seq_acc", SAME_BUDGET)
     ood = contrast(runs, side, "ood_seq_acc", SAME_BUDGET, competent=True)
@@ -130,9 +152,8 @@ def c4_score_forms_viable(frames: Frames) -> Finding:
 
     effect = contrast(runs, side, "id_seq_acc", pair_on("score"), combine=weakest_form)
     ok = runs[runs["status"] == "ok"]
-    means = ", ".join(
-        f"{f} {ok.loc[ok['score'] == f, 'id_seq_acc'].mean():.3f}" for f in SCORE_FORMS
-    )
+    means = ok[ok["score"].isin(SCORE_FORMS)].groupby("score")["id_seq_acc"].mean()
+    means = ", ".join(f"{form} {acc:.3f}" for form, acc in means.items()) or "no runs"
     p = kruskal_p(runs, "score", "ood_seq_acc")
     return Finding(
         effect,
@@ -167,82 +188,77 @@ def c6_order_needs_encoding(frames: Frames) -> Finding:
 
 
 def c7_sinusoidal_extrapolates(frames: Frames) -> Finding:
-    runs = plain(derive(frames))
+    runs = plain(frames.runs)
     side = runs["position"].where(runs["position"].isin(("sinusoidal", "learned", "none")))
 
     def against_best(wide: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         wide = wide.reindex(columns=["sinusoidal", "learned", "none"])
         return wide["sinusoidal"], wide[["learned", "none"]].max(axis=1, skipna=False)
 
-    effect = contrast(runs, side, "ood_seq_acc", pair_on("position"), True, against_best)
-    margin = contrast(runs, side, "extrapolation_margin", pair_on("position"), True, against_best)
-    each = [
-        contrast(
-            runs,
-            _levels(runs, "position", ["sinusoidal"], [other]),
-            "ood_seq_acc",
-            pair_on("position"),
-            True,
-        ).text(f"sinusoidal minus {other}")
-        for other in ("learned", "none")
-    ]
-    return Finding(
-        effect, "; ".join([margin.text("extrapolation_len − train_max_len, same units"), *each])
-    )
+    effect = _across_encodings(runs, side, "ood_seq_acc", True, against_best)
+    margin = _across_encodings(runs, side, "extrapolation_margin", True, against_best)
+    texts = [margin.text("extrapolation_len − train_max_len, same units")]
+    for other in ("learned", "none"):
+        alone = _levels(runs, "position", ["sinusoidal"], [other])
+        texts.append(_across_encodings(runs, alone, "ood_seq_acc").text(f"sinusoidal − {other}"))
+    return Finding(effect, "; ".join(texts))
 
 
 def c8_learned_adapts(frames: Frames) -> Finding:
-    runs = plain(derive(frames))
+    runs = plain(frames.runs)
     side = _levels(runs, "position", ["learned"], ["sinusoidal"])
-    effect = contrast(runs, side, "steps_to_95_or_trained", pair_on("position"))
-    acc = contrast(runs, side, "id_seq_acc", pair_on("position"))
-    return Finding(effect, acc.text("id_seq_acc, learned minus sinusoidal"))
+    effect = _across_encodings(runs, side, "steps_to_95_or_trained", competent=False)
+    acc = _across_encodings(runs, side, "id_seq_acc", competent=False)
+    return Finding(effect, acc.text("id_seq_acc, learned − sinusoidal"))
 
 
 def c9_learned_fails_beyond_training(frames: Frames) -> Finding:
-    runs = plain(derive(frames))
+    runs = plain(frames.runs)
     fam = family(runs)
     side = sides(runs["position"] == "learned", (fam == "relative") & shift_invariant(runs))
-    effect = contrast(runs, side, "ood_seq_acc", pair_on("position"), competent=True)
-    margin = contrast(runs, side, "extrapolation_margin", pair_on("position"), competent=True)
-    return Finding(effect, margin.text("extrapolation_len − train_max_len, learned minus relative"))
+    effect = _across_encodings(runs, side, "ood_seq_acc")
+    margin = _across_encodings(runs, side, "extrapolation_margin")
+    return Finding(effect, margin.text(f"{MARGIN}, learned − relative") + _left_out(runs))
 
 
 def c10_absolute_weaker_long_range(frames: Frames) -> Finding:
-    runs = derive(frames)
-    recall = runs[runs["task"] == "associative_recall"]
-    effect = contrast(
-        recall, relative_vs_absolute(recall), "ood_seq_acc", pair_on("position"), competent=True
-    )
-    margin = contrast(
-        recall,
-        relative_vs_absolute(recall),
-        "extrapolation_margin",
-        pair_on("position"),
-        competent=True,
-    )
-    return Finding(
-        effect, margin.text("extrapolation_len − train_max_len, relative minus absolute")
-    )
+    runs = frames.runs
+    return _families(runs[runs["task"] == "associative_recall"])
 
 
 def c11_relative_extrapolates_better(frames: Frames) -> Finding:
-    runs = derive(frames)
-    side = relative_vs_absolute(runs)
-    effect = contrast(runs, side, "ood_seq_acc", pair_on("position"), competent=True)
-    margin = contrast(runs, side, "extrapolation_margin", pair_on("position"), competent=True)
-    return Finding(effect, margin.text("extrapolation_len − train_max_len") + _left_out(runs))
+    return _families(frames.runs)
 
 
 def c12_relative_costs_more(frames: Frames) -> Finding:
     runs = frames.runs
     side = relative_vs_absolute(runs)
-    effect = contrast(runs, side, "step_time_ms", pair_on("position"))
+    effect = _across_encodings(runs, side, "step_time_ms", competent=False)
     shown = [
-        contrast(runs, side, m, pair_on("position")).text(f"{m} (shown only)")
+        _across_encodings(runs, side, m, competent=False).text(f"{m} (shown only)")
         for m in ("peak_mem_mb", "n_params")
     ]
-    return Finding(effect, "; ".join(shown))
+    return Finding(effect, "; ".join(shown) + _left_out(runs))
+
+
+def _families(runs: pd.DataFrame) -> Finding:
+    """Relative − absolute encodings on ood_seq_acc (competent runs), the margin shown."""
+    side = relative_vs_absolute(runs)
+    effect = _across_encodings(runs, side, "ood_seq_acc")
+    margin = _across_encodings(runs, side, "extrapolation_margin")
+    return Finding(effect, margin.text(f"{MARGIN}, relative − absolute") + _left_out(runs))
+
+
+def _across_encodings(
+    runs: pd.DataFrame,
+    side: pd.Series,
+    metric: str,
+    competent: bool = True,
+    combine: Combine | None = None,
+) -> Effect:
+    """``contrast`` of encodings, paired on every other configuration column and the seed;
+    competent runs only unless told otherwise (the out-of-distribution default)."""
+    return contrast(runs, side, metric, pair_on("position"), competent, combine)
 
 
 def _levels(runs: pd.DataFrame, column: str, a: list[str], b: list[str]) -> pd.Series:

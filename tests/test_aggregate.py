@@ -7,6 +7,7 @@ from frames import BASE_RUN as BASE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis import load
 from analysis.aggregate import (
     METHODS_TEXT,
     accuracy_by_length,
@@ -25,7 +26,7 @@ from analysis.aggregate import (
     summary_table,
 )
 from analysis.effects import bootstrap_p, stratified_bootstrap
-from attnstudy.evaluate import LengthResult, position_table
+from attnstudy.evaluate import LengthResult, position_metric, position_table
 
 accuracies = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12)
 
@@ -274,6 +275,26 @@ def test_position_table_keeps_every_in_distribution_length_and_position():
     ood = [r for r in rows if r["split"] == "ood"]
     assert [r["target_pos"] for r in ood] == list(range(6))
     assert ood[0]["token_acc"] == pytest.approx(0.0) and ood[5]["length"] is None
+
+
+def test_position_rows_survive_the_mlflow_round_trip():
+    rows = position_table(length_results(lambda i, n: i / n, range(1, 7)), train_max_len=4)
+    logged = [(*position_metric(r), r["token_acc"]) for r in rows]
+    histories = pd.DataFrame(
+        [("r", key, step, value) for key, step, value in logged],
+        columns=["run_id", "key", "step", "value"],
+    )
+    config = pd.DataFrame({"run_id": ["r"], "task": ["copy"]})
+    frame = load._positions(histories, config)
+    back = frame[["split", "length", "target_pos", "token_acc"]].to_dict("records")
+    assert len(back) == len(rows)
+    for got, row in zip(back, rows, strict=True):
+        assert (got["split"], got["target_pos"], got["token_acc"]) == (
+            row["split"],
+            row["target_pos"],
+            pytest.approx(row["token_acc"]),
+        )
+        assert got["length"] == row["length"] or (np.isnan(got["length"]) and row["length"] is None)
 
 
 def test_accuracy_that_depends_only_on_length_shows_no_early_late_gap():

@@ -38,7 +38,7 @@ def verdict(claim: str, runs: pd.DataFrame, lengths=NO_LENGTHS, positions=NO_POS
 
 def check(claim: str, runs: pd.DataFrame, lengths=NO_LENGTHS, positions=NO_POSITIONS):
     """The verdict of ``claim`` decided on its own (a Holm family of one)."""
-    finding = CLAIMS[claim].check(Frames(runs, lengths, positions))
+    finding = CLAIMS[claim].check(Frames.of(runs, lengths, positions))
     return decide(finding.effect, finding.effect.p, CLAIMS[claim].sign), finding
 
 
@@ -72,7 +72,7 @@ def test_one_primary_metric_per_claim_declared_in_its_rule():
 
 
 def test_decision_needs_holm_adjusted_p_below_alpha():
-    finding = CLAIMS["C12"].check(Frames(cost_runs(15.0, 10.0, 10.0), NO_LENGTHS, NO_POSITIONS))
+    finding = CLAIMS["C12"].check(Frames.of(cost_runs(15.0, 10.0, 10.0), NO_LENGTHS, NO_POSITIONS))
     effect = finding.effect
     assert effect.p < 0.05
     assert decide(effect, effect.p, +1) == "supported"

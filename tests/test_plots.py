@@ -141,7 +141,7 @@ def test_every_panel_has_axis_labels_and_first_column_a_y_label(figures):
         ("curves", "training step", "training loss (nats per token)"),
         (
             "per_position",
-            "relative target position (i + ½) / length",
+            "relative target position (i + ½) / target length",
             "token accuracy (fraction of tokens)",
         ),
     ],
@@ -265,6 +265,15 @@ def test_mrr_needs_two_tasks_or_architectures_to_rank_across(frames):
     assert plots.mrr_ranking(runs[runs["arch"] == "decoder"]) is None
     two_tasks = pd.concat([runs, runs.assign(task="reverse")], ignore_index=True)
     assert plots.mrr_ranking(two_tasks[two_tasks["arch"] == "decoder"]) is not None
+
+
+def test_relative_positions_use_each_tasks_target_length(frames):
+    positions = frames["positions"]
+    doubled = positions[positions["split"] == "id"].copy()
+    doubled["target_pos"] = doubled["target_pos"] * 2  # duplicate: 2L targets of length L
+    extra = doubled.assign(target_pos=doubled["target_pos"] + 1)
+    ax = panels(plots.per_position_accuracy(pd.concat([doubled, extra])))[0]
+    assert max(ax.get_lines()[0].get_xdata()) == pytest.approx(15 / 16)
 
 
 def test_an_encoding_the_registry_lacks_is_drawn_last_not_dropped(frames):

@@ -32,8 +32,9 @@ DECISION_RULE = (
     "within each configuration). Holm's correction is applied over the family of the "
     "claims' primary tests, one per claim that could be tested; secondary metrics are shown "
     f"but never decide. Supported if p (Holm) < {ALPHA} and E has the claimed sign; refuted "
-    f"if p (Holm) < {ALPHA} and E has the other sign; mixed otherwise; inconclusive (n = "
-    f"seeds) when no configuration has {MIN_SEEDS} seeds with runs on both sides. "
+    f"if p (Holm) < {ALPHA} and E has the other sign; mixed otherwise. A configuration "
+    f"counts only with {MIN_SEEDS} or more seeds that have runs on both sides; without one "
+    "the claim is inconclusive (n = the most seeds a configuration had). "
     "Out-of-distribution comparisons keep only runs that reached in-distribution exact "
     f"match ≥ {COMPETENT_ID_ACC}, on both sides of every unit."
 )
@@ -63,7 +64,7 @@ class Verdict:
     verdict: str  # one of VERDICTS
     effect: Effect
     p_holm: float
-    evidence: str
+    evidence: str  # secondary metrics, shown beside the primary effect
     reason: str  # why inconclusive; "" otherwise
     needs: str
     figure: str
@@ -281,7 +282,6 @@ def _verdict(claim: Claim, finding: Finding, p_holm: float) -> Verdict:
     reason = ""
     if not effect.tested:
         reason = f"{effect.reason}; tested by {claim.needs}"
-    evidence = f"{effect.text(claim.metric)}; {finding.evidence}"
     return Verdict(
         claim=claim.id,
         text=claim.text,
@@ -290,7 +290,7 @@ def _verdict(claim: Claim, finding: Finding, p_holm: float) -> Verdict:
         verdict=decide(effect, p_holm, claim.sign),
         effect=effect,
         p_holm=float(p_holm),
-        evidence=evidence,
+        evidence=finding.evidence,
         reason=reason,
         needs=claim.needs,
         figure=claim.figure,

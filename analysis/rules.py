@@ -137,6 +137,8 @@ def c2_attention_removes_bottleneck(frames: Frames) -> Finding:
 
 def c3_alignment_emerges(frames: Frames) -> Finding:
     runs = frames.runs
+    measured = runs.loc[runs["attn_alignment_uniform"].notna(), ["task", "arch"]]
+    runs = runs[runs["task"].isin(measured["task"]) & runs["arch"].isin(measured["arch"])]
     effect = within_runs(runs, "attn_alignment", "attn_alignment_uniform", pair_on())
     sharp = runs["attn_sharpness"].mean()
     return Finding(effect, f"attn_sharpness (largest weight, not alignment) mean {sharp:.3f}")

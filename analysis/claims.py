@@ -230,8 +230,8 @@ CLAIMS: dict[str, Claim] = {
         Claim(
             "C12",
             "Relative encodings cost more to implement and run.",
-            f"step_time_ms. E = mean of the {RELATIVE} − mean of the {ABSOLUTE} (learned "
-            "included), same other configuration and seed; claimed sign positive. "
+            f"step_time_ms. E = mean of the {RELATIVE} − mean of the {ABSOLUTE}, same other "
+            "configuration and seed; claimed sign positive. "
             "peak_mem_mb and n_params are shown, not deciding.",
             "step_time_ms",
             1,

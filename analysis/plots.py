@@ -18,12 +18,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from analysis.aggregate import accuracy_by_length, bootstrap_ci, mean_reciprocal_rank, ok_runs
+from attnstudy.positions import POSITIONS
 
-POSITION_ORDER = ("none", "sinusoidal", "learned", "relative", "t5", "rope", "alibi")
+POSITION_ORDER = tuple(POSITIONS)  # registry order; a name the registry lacks comes last
 PALETTE = dict(
-    zip(POSITION_ORDER, sns.color_palette("colorblind", len(POSITION_ORDER)), strict=True)
+    zip(POSITION_ORDER, sns.color_palette("colorblind", len(POSITION_ORDER)), strict=False)
 )
-MARKERS = dict(zip(POSITION_ORDER, ("o", "s", "^", "D", "v", "P", "X"), strict=True))
+MARKERS = dict(zip(POSITION_ORDER, "os^DvPX*hp<>", strict=False))
 RNN_ARCHS = ("rnn", "rnn-attention")
 ARCH_ORDER = ("encoder", "decoder", "encoder-decoder", *RNN_ARCHS)
 ARCH_STYLES = {
@@ -51,7 +52,11 @@ LABELS = {
     "val_seq_acc": "validation exact match (fraction)",
     "step": "training step",
     "target_pos": "target position (0 = first output token)",
+    "id_position": "relative target position (i + ½) / target length",
+    "ood_position": "target position (0 = first output token)",
 }
+POSITION_SPLITS = {"id": "training lengths", "ood": "longer than training"}
+POSITION_BINS = 8
 CURVE_TITLES = {"train_loss": "training loss", "val_seq_acc": "validation on training lengths"}
 TITLES = {"id_seq_acc": "training lengths", "ood_seq_acc": "longer than training"}
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
@@ -146,7 +151,7 @@ def score_position_heatmap(runs: pd.DataFrame, metric: str = "ood_seq_acc") -> F
             _empty(ax, f"{task} · {arch}")
             continue
         table = cell.pivot_table(index="score", columns="position", values=metric, aggfunc="mean")
-        table = table[[p for p in POSITION_ORDER if p in table.columns]]
+        table = table[_levels(cell, "position", POSITION_ORDER)]
         sns.heatmap(table, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", cbar=False)
         ax.set(title=f"{task} · {arch}", xlabel="positional encoding", ylabel="score function")
     mesh = next(ax.collections[0] for ax in axes.ravel() if ax.collections)
@@ -272,44 +277,68 @@ def _attention_block(sub, title: str, maps: dict[str, np.ndarray], cols: int) ->
 
 
 def per_position_accuracy(positions: pd.DataFrame) -> Figure | None:
-    """Token accuracy at each target position, in- and out-of-distribution lengths, mean
-    over runs per encoding, the RNN baselines beside the transformers; one row per task."""
+    """Token accuracy by target position, mean over runs per encoding, the RNN baselines
+    beside the transformers; one row per task. Training lengths (left): by relative position
+    (i + ½)/T (T target tokens), within each length and then averaged over lengths, so long lengths
+    do not stand for late positions alone. Longer lengths (right): by absolute position."""
     if positions.empty:
         return None
     data = positions.assign(variant=variant_labels(positions))
     tasks, splits = _levels(data, "task"), [s for s in ("id", "ood") if (data["split"] == s).any()]
     fig, axes = _facets(len(tasks), len(splits), panel=(4.6, 2.8))
-    names = {"id": "training lengths", "ood": "longer than training"}
     for (task, split), ax in _cells(tasks, splits, axes):
         cell = data[(data["task"] == task) & (data["split"] == split)]
-        means = cell.groupby(["variant", "target_pos"])["token_acc"].mean()
+        means = _relative_positions(cell) if split == "id" else _absolute_positions(cell)
         for label in variant_order(cell["variant"]):
             line = means.loc[label]
             ax.plot(line.index, line.to_numpy(), label=label, markersize=3, **style(label))
-        ax.set(title=f"{task} · {names[split]}", xlabel=LABELS["target_pos"])
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(title=f"{task} · {POSITION_SPLITS[split]}", xlabel=LABELS[f"{split}_position"])
+        if split == "ood":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(ylabel=LABELS["token_acc"], ylim=(-0.03, 1.03))
     _legend(fig, axes)
     return fig
 
 
+def _relative_positions(cell: pd.DataFrame) -> pd.Series:
+    """Mean token accuracy per (variant, relative-position bin centre): within each run and
+    length first, then over lengths, then over runs."""
+    width = cell.groupby(["run_id", "length"])["target_pos"].transform("max") + 1
+    relative = (cell["target_pos"] + 0.5) / width  # target lengths differ by task
+    bins = np.minimum((relative * POSITION_BINS).astype(int), POSITION_BINS - 1)
+    cell = cell.assign(bin=(bins + 0.5) / POSITION_BINS)
+    per_length = cell.groupby(["variant", "run_id", "length", "bin"])["token_acc"].mean()
+    per_run = per_length.groupby(level=["variant", "run_id", "bin"]).mean()
+    return per_run.groupby(level=["variant", "bin"]).mean()
+
+
+def _absolute_positions(cell: pd.DataFrame) -> pd.Series:
+    return cell.groupby(["variant", "target_pos"])["token_acc"].mean()
+
+
 def mrr_ranking(runs: pd.DataFrame, metric: str = "ood_seq_acc") -> Figure | None:
-    """Mean reciprocal rank across tasks (Kazemnejad et al. 2023) of the positional encodings
-    and of the score functions of the transformer runs."""
+    """Mean reciprocal rank (Kazemnejad et al. 2023) of the positional encodings and of the
+    score functions of the transformer runs, ranked within each task and architecture;
+    plain and randomized positions ranked apart (one row each). None unless there are two
+    or more tasks or architectures to rank across."""
     ok = _transformers(ok_runs(runs, metric))
-    if ok.empty:
+    if ok.empty or max(ok["task"].nunique(), ok["arch"].nunique()) < 2:
         return None
     axes_names = [a for a in ("position", "score") if ok[a].nunique() > 1] or ["position"]
-    fig, axes = _facets(1, len(axes_names), panel=(4.4, 3.0))
-    for axis, ax in zip(axes_names, axes[0], strict=True):
-        table = mean_reciprocal_rank(ok, axis=axis, metric=metric, fixed=("arch",))
+    kinds = {False: "plain positions", True: "randomized positions"}
+    rows = [r for r in kinds if (ok["randomized"].astype(bool) == r).any()]
+    fig, axes = _facets(len(rows), len(axes_names), panel=(4.4, 3.0))
+    for (randomized, axis), ax in _cells(rows, axes_names, axes):
+        group = ok[ok["randomized"].astype(bool) == randomized]
+        table = mean_reciprocal_rank(group, axis=axis, metric=metric, fixed=("arch",))
         colors = [PALETTE.get(v, "0.5") if axis == "position" else "0.5" for v in table[axis]]
         ax.barh(table[axis].astype(str), table["mrr"], color=colors)
         ax.invert_yaxis()
         ax.bar_label(ax.containers[0], fmt="%.2f", padding=2)
         ax.set(xlim=(0, 1.15), xlabel="mean reciprocal rank (1 = best in every task)")
         ax.set(ylabel="positional encoding" if axis == "position" else "score function")
-        ax.set_title(f"ranked by {metric} over {table['n_strata'].max()} task(s)")
+        strata = table["n_strata"].max()
+        ax.set_title(f"{kinds[randomized]}: {metric} over {strata} task × architecture cells")
     return fig
 
 

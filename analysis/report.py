@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from analysis import anchors, plots, tables
 from analysis.aggregate import METHODS_TEXT, ok_runs
-from analysis.claims import Verdict, evaluate_claims
+from analysis.claims import DECISION_RULE, Verdict, evaluate_claims, holm_family
 from analysis.load import Study, load_attention, load_study, save_frames
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -38,7 +38,7 @@ SELECTION_RULE = (
     "examples of every length 1..eval_max_len drawn from one fixed test seed, the same "
     "examples for every variant (so comparisons can be paired)."
 )
-VERDICT_CLASS = {"supported": "ok", "refuted": "bad", "mixed": "mid", "not tested": "none"}
+VERDICT_CLASS = {"supported": "ok", "refuted": "bad", "mixed": "mid", "inconclusive": "none"}
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,11 @@ FIGURES = (  # every figure the report can hold, in order; each is left out with
     FigureSpec(
         "per_position",
         "Accuracy by target position (claim C1)",
-        "Token accuracy at each output position, averaged over the lengths of the "
-        "training range (left) and beyond it (right), mean over runs; RNN "
-        "baselines in black and grey.",
+        "Token accuracy by output position, mean over runs; RNN baselines in black and grey. "
+        "Left, training lengths: by relative position (i + ½)/T in eighths (T target "
+        "tokens), averaged within "
+        "each length first and then over lengths (the comparison claim C1 makes). Right, "
+        "longer lengths: by absolute position, averaged over the lengths that reach it.",
         lambda s: plots.per_position_accuracy(s.positions),
     ),
     FigureSpec(
@@ -158,7 +160,8 @@ FIGURES = (  # every figure the report can hold, in order; each is left out with
         "Ranking across tasks",
         "Mean reciprocal rank of each positional encoding (and score function) by "
         "mean out-of-distribution exact match within each task and architecture, "
-        "as Kazemnejad et al. 2023.",
+        "as Kazemnejad et al. 2023; plain and randomized positions ranked apart. Drawn "
+        "only with two or more tasks or architectures to rank across.",
         lambda s: plots.mrr_ranking(s.runs),
     ),
 )
@@ -226,6 +229,8 @@ def report_context(data: Study, figures: list[ReportFigure], verdicts: list[Verd
         "statistics": tables.statistics_tables(data.runs),
         "statistics_methods": METHODS_TEXT,
         "claims": [_claim_row(v, figures) for v in verdicts],
+        "claims_rule": DECISION_RULE,
+        "holm_family": holm_family(verdicts),
         "comparisons": anchors.comparisons(data.runs),
         "methods": _methods(data, fixed, varied),
     }
@@ -282,15 +287,22 @@ def _study_meta(data: Study) -> dict:
 def _claim_row(verdict: Verdict, figures: list[ReportFigure]) -> dict:
     shown = {f.key: f for f in figures}
     figure = shown.get(verdict.figure)
-    untested = verdict.verdict == "not tested"
+    e = verdict.effect
     return {
         "claim": verdict.claim,
         "text": verdict.text,
-        "verdict": verdict.verdict,
+        "verdict": verdict.label,
         "verdict_class": VERDICT_CLASS.get(verdict.verdict, "none"),
         "rule": verdict.rule,
+        "metric": verdict.metric,
+        "effect": tables.fmt_ci(e.estimate, e.ci_low, e.ci_high),
+        "effect_text": e.text(verdict.metric),
+        "p": f"{tables.fmt(e.p, 4)} (Holm {tables.fmt(verdict.p_holm, 4)})",
+        "seeds": e.n_seeds,
+        "runs": f"{e.n_kept} kept, {e.n_excluded} excluded",
+        "exclusions": e.exclusions(),
         "evidence": verdict.evidence,
-        "note": f"not tested by this study — run preset {verdict.needs}" if untested else "",
+        "note": verdict.reason,
         "figure_key": figure.key if figure else None,
         "figure_label": f"Figure {figure.number}" if figure else "no figure (no runs for it)",
     }
@@ -362,6 +374,8 @@ def _claims_page(claims: list[dict]) -> Figure:
             f"{c['claim']}: {c['verdict'].upper()}  {c['note']}",
             f"Claim: {c['text']}",
             f"Rule: {c['rule']}",
+            f"Primary effect: {c['effect_text']}; p (Holm) {c['p']}",
+            f"Runs: {c['exclusions']}",
             f"Evidence: {c['evidence']}",
             f"Figure: {c['figure_label']}",
         ]

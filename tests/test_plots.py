@@ -69,9 +69,13 @@ def frames():
     positions = per_run(
         runs,
         [
-            {"split": s, "target_pos": p, "token_acc": 0.5 + 0.05 * p}
-            for s in ("id", "ood")
-            for p in range(4)
+            {"split": "id", "length": n, "target_pos": p, "token_acc": 0.5 + 0.1 * p}
+            for n in range(1, 5)
+            for p in range(n)
+        ]
+        + [
+            {"split": "ood", "length": np.nan, "target_pos": p, "token_acc": 0.5 - 0.05 * p}
+            for p in range(8)
         ],
     )
     curves = per_run(
@@ -137,7 +141,7 @@ def test_every_panel_has_axis_labels_and_first_column_a_y_label(figures):
         ("curves", "training step", "training loss (nats per token)"),
         (
             "per_position",
-            "target position (0 = first output token)",
+            "relative target position (i + ½) / target length",
             "token accuracy (fraction of tokens)",
         ),
     ],
@@ -233,3 +237,55 @@ def test_figures_without_their_data_are_left_out(frames):
     assert plots.architectures_vs_length(lengths[lengths["arch"] != "rnn"]) is None
     assert plots.accuracy_vs_length(lengths.iloc[:0]) is None
     assert plots.attention_heads({"rnn": {"inputs": np.arange(3)}}) is None
+
+
+def test_per_position_compares_positions_within_each_training_length(frames):
+    # accuracy 0.5 + 0.1·i; lengths 1..4: the first filled bin, [1/8, 1/4), holds only position 0
+    ax = panels(plots.per_position_accuracy(frames["positions"]))[0]
+    line = ax.get_lines()[0]
+    xs, ys = line.get_xdata(), line.get_ydata()
+    assert xs[0] == pytest.approx(3 / 16) and ys[0] == pytest.approx(0.5)
+    assert all(0 < x < 1 for x in xs)
+
+
+def test_mrr_ranks_plain_and_randomized_runs_apart(figures):
+    titles = [ax.get_title() for ax in panels(figures["mrr"])]
+    assert any(t.startswith("plain positions") for t in titles)
+    assert any(t.startswith("randomized positions") for t in titles)
+    randomized = next(
+        ax
+        for ax in panels(figures["mrr"])
+        if ax.get_title().startswith("randomized") and ax.get_ylabel() == "positional encoding"
+    )
+    assert [t.get_text() for t in randomized.get_yticklabels()] == ["learned"]
+
+
+def test_mrr_needs_two_tasks_or_architectures_to_rank_across(frames):
+    runs = frames["runs"]
+    assert plots.mrr_ranking(runs[runs["arch"] == "decoder"]) is None
+    two_tasks = pd.concat([runs, runs.assign(task="reverse")], ignore_index=True)
+    assert plots.mrr_ranking(two_tasks[two_tasks["arch"] == "decoder"]) is not None
+
+
+def test_relative_positions_use_each_tasks_target_length(frames):
+    positions = frames["positions"]
+    doubled = positions[positions["split"] == "id"].copy()
+    doubled["target_pos"] = doubled["target_pos"] * 2  # duplicate: 2L targets of length L
+    extra = doubled.assign(target_pos=doubled["target_pos"] + 1)
+    ax = panels(plots.per_position_accuracy(pd.concat([doubled, extra])))[0]
+    assert max(ax.get_lines()[0].get_xdata()) == pytest.approx(15 / 16)
+
+
+def test_an_encoding_the_registry_lacks_is_drawn_last_not_dropped(frames):
+    runs = frames["runs"]
+    unknown = runs[runs["position"] == "rope"].assign(position="zzz-new")
+    fig = plots.score_position_heatmap(pd.concat([runs, unknown], ignore_index=True))
+    ax = next(a for a in panels(fig) if "encoder" in a.get_title())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["rope", "zzz-new"]
+    assert plots.variant_order(["zzz-new", "rope", "none"]) == ["none", "rope", "zzz-new"]
+
+
+def test_position_order_and_colours_come_from_the_registry():
+    from attnstudy.positions import POSITIONS
+
+    assert tuple(POSITIONS) == plots.POSITION_ORDER

@@ -19,6 +19,8 @@ from attnstudy.tasks import Task
 VALIDATION_SEED = 1_000_003
 TEST_SEED = 2_000_029
 EXTRAPOLATION_THRESHOLD = 0.9
+POSITION_BY_LENGTH_KEY = "pos_token_acc_id_len"  # step = length·POSITION_STRIDE + target pos
+POSITION_STRIDE = 100_000
 
 
 @dataclass
@@ -83,19 +85,35 @@ def summarize(results: list[LengthResult], train_max_len: int) -> dict[str, floa
 
 
 def position_table(results: list[LengthResult], train_max_len: int) -> list[dict]:
-    """Token accuracy by target position, averaged over in- and out-of-distribution lengths."""
-    rows = []
-    for split, keep in (("id", lambda n: n <= train_max_len), ("ood", lambda n: n > train_max_len)):
-        sums: dict[int, list[float]] = {}
-        for r in results:
-            if keep(r.length):
-                for pos, acc in enumerate(r.position_acc):
-                    sums.setdefault(pos, []).append(acc)
-        rows += [
-            {"split": split, "target_pos": p, "token_acc": _mean(v)}
-            for p, v in sorted(sums.items())
-        ]
-    return rows
+    """Token accuracy by target position: for every in-distribution length, one row per
+    (length, target position), so early and late positions can be compared within a length
+    (split "id"); beyond training, averaged over the lengths longer than the position
+    (split "ood", length None)."""
+    rows = [
+        {"split": "id", "length": r.length, "target_pos": p, "token_acc": acc}
+        for r in results
+        if r.length <= train_max_len
+        for p, acc in enumerate(r.position_acc)
+    ]
+    sums: dict[int, list[float]] = {}
+    for r in results:
+        if r.length > train_max_len:
+            for p, acc in enumerate(r.position_acc):
+                sums.setdefault(p, []).append(acc)
+    ood = [
+        {"split": "ood", "length": None, "target_pos": p, "token_acc": _mean(v)}
+        for p, v in sorted(sums.items())
+    ]
+    return rows + ood
+
+
+def position_metric(row: dict) -> tuple[str, int]:
+    """MLflow key and step of a `position_table` row: in-distribution rows under
+    POSITION_BY_LENGTH_KEY at step length·POSITION_STRIDE + target position, the others
+    under pos_token_acc_ood at step target position."""
+    if row["split"] == "id":
+        return POSITION_BY_LENGTH_KEY, row["length"] * POSITION_STRIDE + row["target_pos"]
+    return f"pos_token_acc_{row['split']}", row["target_pos"]
 
 
 @torch.no_grad()

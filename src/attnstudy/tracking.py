@@ -22,6 +22,7 @@ from pathlib import Path
 
 from attnstudy.artifacts import attention_summary, long_example_attention, write_artifacts
 from attnstudy.config import Config, ConfigError
+from attnstudy.evaluate import position_metric
 from attnstudy.train import TrainResult
 
 ROLE, STUDY, TRIAL, STATUS, REASON = (
@@ -226,13 +227,14 @@ class TrialRun:
             self.flush()
 
     def log_result(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
-        """Per-length (step = length), per-position (step = target position) and summary
-        metrics (step 0), and every artifact. Returns the summary metrics logged."""
+        """Per-length (step = length), per-position (see `evaluate.position_metric`) and
+        summary metrics (step 0), and every artifact. Returns the summary metrics logged."""
         for r in result.per_length:
             self.add("eval_seq_acc", r.seq_acc, r.length)
             self.add("eval_token_acc", r.token_acc, r.length)
         for row in result.per_position:
-            self.add(f"pos_token_acc_{row['split']}", row["token_acc"], row["target_pos"])
+            key, step = position_metric(row)
+            self.add(key, row["token_acc"], step)
         maps, inputs = long_example_attention(result)
         summary = _finite(
             result.summary | attention_summary(maps) | {"train_seconds": train_seconds}

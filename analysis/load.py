@@ -199,6 +199,8 @@ def _attempts(uri: str, experiment_id: str) -> tuple[pd.DataFrame, list[str]]:
     frame["grid_key"] = _col(raw, "tags.attnstudy.grid_key").fillna(raw["run_id"])
     frame["config_hash"] = _col(raw, "tags.attnstudy.config_hash")
     frame["git_commit"] = _col(raw, "tags.attnstudy.git_commit")
+    frame["block"] = _col(raw, "tags.attnstudy.block").fillna("")
+    frame["solvable"] = _col(raw, "tags.attnstudy.solvable").fillna("true") != "false"
     params = {c.removeprefix("params."): raw[c].map(_parse) for c in raw if c.startswith("params.")}
     metrics = {c.removeprefix("metrics."): raw[c] for c in raw if c.startswith("metrics.")}
     metrics = {RENAMED_METRICS.get(k, k): v for k, v in metrics.items()}

@@ -44,17 +44,23 @@ RECORDED = (  # run metrics the rules read; a study that did not record one read
 
 @dataclass(frozen=True)
 class Frames:
-    """The tidy frames of ``analysis.load``; ``runs`` with the metrics the rules derive."""
+    """The tidy frames of ``analysis.load``; ``runs`` with the metrics the rules derive.
+
+    ``runs`` holds the points that can solve their task; ``all_runs`` adds those a study
+    declared unsolvable by construction (``solvable: false``, e.g. an encoder without
+    positions on copy), which only C6, the claim about order itself, reads."""
 
     runs: pd.DataFrame
     lengths: pd.DataFrame
     positions: pd.DataFrame
+    all_runs: pd.DataFrame
 
     @classmethod
     def of(cls, runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame) -> Frames:
         missing = [m for m in RECORDED if m not in runs]
-        runs = runs.assign(**dict.fromkeys(missing, np.nan))
-        return cls(derive(runs, lengths, positions), lengths, positions)
+        runs = derive(runs.assign(**dict.fromkeys(missing, np.nan)), lengths, positions)
+        solvable = runs["solvable"].astype(bool) if "solvable" in runs else slice(None)
+        return cls(runs[solvable], lengths, positions, runs)
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,7 @@ def c5_heads_diverge(frames: Frames) -> Finding:
 
 
 def c6_order_needs_encoding(frames: Frames) -> Finding:
-    runs = plain(frames.runs)
+    runs = plain(frames.all_runs)
     fam = family(runs)
     side = sides(fam == "none", fam != "none")
     effect, decoder = (

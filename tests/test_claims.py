@@ -468,3 +468,18 @@ def test_verdicts_are_among_the_four():
 @pytest.mark.parametrize("claim", list(CLAIMS))
 def test_every_rule_text_is_fixed_and_names_its_claimed_sign(claim):
     assert "claimed sign" in CLAIMS[claim].rule
+
+
+# --- unsolvable blocks -------------------------------------------------------------------
+
+
+def test_runs_declared_unsolvable_count_for_c6_only():
+    encoder = make_runs(*encoding_runs("encoder", 0.1))
+    encoder["solvable"] = encoder["position"] != "none"  # the study declared them so
+    assert check("C6", encoder)[0] == "supported"
+    families = make_runs(*family_runs(0.6, 0.1))
+    families["solvable"] = True
+    assert check("C11", families)[0] == "supported"
+    families.loc[families["position"].isin(["sinusoidal", "learned"]), "solvable"] = False
+    v = verdict("C11", families)
+    assert v.verdict == "inconclusive"  # no absolute side left to compare with

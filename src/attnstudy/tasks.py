@@ -6,7 +6,7 @@ the task's size parameter (symbols to copy, digits per operand, key-value pairs)
 token lengths follow from it through `input_len(n)` and `target_len(n)`, which depend on
 n only, so every example of one length has the same shapes.
 
-Token ids 0..3 are shared specials (PAD, SEP, EOS, BLANK); task symbols start at 4.
+Token ids 0..4 are shared specials (PAD, SEP, EOS, BLANK, BOS); task symbols start at 5.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-PAD, SEP, EOS, BLANK = 0, 1, 2, 3
-NUM_SPECIAL = 4
+PAD, SEP, EOS, BLANK, BOS = 0, 1, 2, 3, 4
+NUM_SPECIAL = 5
 
 
 @dataclass

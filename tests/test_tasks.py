@@ -105,3 +105,18 @@ def test_training_lengths_cover_the_range():
 
 def test_specials_are_distinct_and_below_every_symbol():
     assert sorted({PAD, SEP, EOS, BLANK, BOS}) == list(range(NUM_SPECIAL))
+
+
+@given(lengths=lengths_st)
+@settings(max_examples=20, deadline=None)
+def test_aligned_source_is_the_input_token_each_target_copies(lengths):
+    declared = set()
+    for name in TASKS:
+        task, b = build_task(name, 64), sample(name, lengths)
+        for i, n in enumerate(lengths):
+            source = task.aligned_source(n)
+            if source is not None:
+                declared.add(name)
+                assert len(source) == task.target_len(n)
+                assert torch.equal(b.targets[i, : len(source)], b.inputs[i, source])
+    assert declared == {"copy", "reverse"}

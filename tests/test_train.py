@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from attnstudy.archs import ARCHS
+from attnstudy.artifacts import attention_summary, long_example_attention
 from attnstudy.cli import main
 from attnstudy.config import ConfigError, make_config
-from attnstudy.evaluate import evaluate, score_predictions
+from attnstudy.evaluate import alignment_mass, evaluate, score_predictions, uniform_mass
 from attnstudy.positions import POSITIONS
 from attnstudy.tasks import EOS, Task, build_task
 from attnstudy.train import Diverged, initial_model, lr_at, run
@@ -205,3 +206,39 @@ def test_every_variant_sees_the_same_training_and_evaluation_examples(monkeypatc
     assert len(reference) == 4 + 2 * 4 + 8  # training steps, 2 validations, test lengths
     for name, batches in examples.items():
         assert all(map(torch.equal, batches, reference)) and len(batches) == 20, name
+
+
+def test_alignment_mass_is_the_weight_on_the_expected_key():
+    w = torch.zeros(2, 3, 4, 5)  # (B, H, Tq, Tk)
+    w[:, 0, 1, 2], w[:, 0, 3, 4], w[:, 1, 1, 2] = 1.0, 0.5, 0.25
+    assert alignment_mass(w, queries=[1, 3], keys=[2, 4]).tolist() == [0.75, 0.125, 0.0]
+    assert uniform_mass([2, 4]) == 0.375
+
+
+def test_attention_summary_of_a_learned_copy(learned_copy):
+    """A decoder that learned copy aligns target queries with their source token better
+    than uniform attention would; its heads differ from their initialisation."""
+    maps, _ = long_example_attention(learned_copy)
+    summary = attention_summary(learned_copy, maps)
+    n = learned_copy.config.train_max_len
+    visible = [n + 2 + j for j in range(n)]  # the query predicting target j sees BOS…itself
+    assert summary["attn_alignment_uniform"] == pytest.approx(uniform_mass(visible))
+    assert summary["attn_alignment_uniform"] < summary["attn_alignment"] <= 1
+    assert summary["head_diversity_init"] != summary["head_diversity"]
+
+
+def test_attention_summary_without_an_aligned_source_or_attention():
+    for task, arch in (("sort", "decoder"), ("copy", "rnn")):
+        result = run(make_config(**(TINY | dict(task=task, arch=arch, steps=2))))
+        summary = attention_summary(result, long_example_attention(result)[0])
+        assert arch == "rnn" and summary == {} or math.isnan(summary["attn_alignment"])
+
+
+def test_head_diversity_at_initialisation_depends_on_the_seed_only():
+    a, b, c = (
+        run(make_config(**(TINY | change)))
+        for change in (dict(steps=2), dict(steps=12), dict(steps=2, seed=1))
+    )
+    init = [attention_summary(r, long_example_attention(r)[0]) for r in (a, b, c)]
+    assert init[0]["head_diversity_init"] == init[1]["head_diversity_init"]
+    assert init[0]["head_diversity_init"] != init[2]["head_diversity_init"]

@@ -141,6 +141,18 @@ def attention_maps(
     return [w[0] for w in weights], batch.inputs[0]
 
 
+def alignment_mass(weights: Tensor, queries: list[int], keys: list[int]) -> Tensor:
+    """Attention mass per head on the expected key: query queries[j] should attend to key
+    keys[j]; (B, H, Tq, Tk) → (H,), the mean over examples and target queries."""
+    return weights[:, :, queries, keys].mean(dim=(0, 2))
+
+
+def uniform_mass(visible: list[int]) -> float:
+    """The mass uniform attention puts on one key, for queries that see `visible` keys
+    each (mean over the queries): the chance level of `alignment_mass`."""
+    return sum(1 / v for v in visible) / len(visible)
+
+
 def alignment_sharpness(weights: Tensor) -> float:
     """Mean over heads and queries of the largest attention weight (1 = one-hot, 1/Tk =
     uniform)."""

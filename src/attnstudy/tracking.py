@@ -234,7 +234,7 @@ class TrialRun:
             self.add(f"pos_token_acc_{row['split']}", row["token_acc"], row["target_pos"])
         maps, inputs = long_example_attention(result)
         summary = _finite(
-            result.summary | attention_summary(maps) | {"train_seconds": train_seconds}
+            result.summary | attention_summary(result, maps) | {"train_seconds": train_seconds}
         )
         for key, value in summary.items():
             self.add(key, value, 0)

@@ -237,7 +237,7 @@ class TrialRun:
             self.add(key, row["token_acc"], step)
         maps, inputs = long_example_attention(result)
         summary = _finite(
-            result.summary | attention_summary(maps) | {"train_seconds": train_seconds}
+            result.summary | attention_summary(result, maps) | {"train_seconds": train_seconds}
         )
         for key, value in summary.items():
             self.add(key, value, 0)

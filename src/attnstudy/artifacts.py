@@ -164,8 +164,8 @@ def write_artifacts(result: TrainResult, maps: Maps, inputs: Tensor, directory: 
     )
     _write_csv(
         directory / "per_position.csv",
-        ["split", "target_pos", "token_acc"],
-        [[r["split"], r["target_pos"], r["token_acc"]] for r in result.per_position],
+        ["split", "length", "target_pos", "token_acc"],
+        [[r["split"], r["length"], r["target_pos"], r["token_acc"]] for r in result.per_position],
     )
     _save(
         plot_accuracy_vs_length(result.per_length, cfg.train_max_len),

@@ -28,6 +28,7 @@ from attnstudy.tracking import (
     TRIAL,
     Tracker,
     TrialRun,
+    host_tags,
     provenance_tags,
     silence,
 )
@@ -112,7 +113,7 @@ class Worker:
             "attnstudy.grid_key": point.key,
             "attnstudy.config_hash": point.config_hash,
         }
-        return self.tracker.start_trial(self.parent_id, point.config, point.key, tags)
+        return self.tracker.start_trial(self.parent_id, point.config, tags)
 
     def work(self) -> None:
         """Claim and run trials until no point is queued or running."""
@@ -305,11 +306,13 @@ def run_study(
     queue = Queue(spec, spec.points(), stores)
     queue.check_grid(allow_grid_change)
     tags = provenance_tags()
+    threads = threads or default_threads(workers)
     parent_tags = {
         "attnstudy.grid_size": str(len(queue.points)),
         "attnstudy.grid_fingerprint": queue.study.user_attrs["grid_fingerprint"],
         "attnstudy.optuna_storage": safe_url(stores.storage_url),
         **tags,
+        **host_tags(threads),
     }
     with queue.lock():  # one experiment and one parent run, however many launchers start
         make_folder(stores.tracking_uri)
@@ -320,7 +323,6 @@ def run_study(
         queue.fill()
     to_run = sum(s.state not in RESULTS for s in queue.states().values())
     tracker.resolve_orphans(queue.orphan_outcome())
-    threads = threads or default_threads(workers)
     print(
         f"study {spec.name}: {len(queue.points)} grid points, {to_run} to run "
         f"({workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)})",
@@ -337,8 +339,16 @@ def run_study(
             _stop_children()
         finally:
             tracker.resolve_orphans(queue.orphan_outcome())
+            _log_summary(tracker, parent_id, queue)
             tracker.close(parent_id, status)
     return _report(queue, out) if status == "FINISHED" else 130
+
+
+def _log_summary(tracker: Tracker, parent_id: str, queue: Queue) -> None:
+    """Points per state and the best variants, on the study's parent run."""
+    states = queue.states()
+    done = [(s.point.config, s.trial.user_attrs) for s in states.values() if s.state == "done"]
+    tracker.log_summary(parent_id, queue.spec.description, counts(states), done)
 
 
 def default_threads(workers: int) -> int:

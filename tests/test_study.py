@@ -190,7 +190,7 @@ def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
         tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
         point = queue.points[killed.user_attrs["grid_key"]]
         tags = {"attnstudy.trial": str(killed.number)}
-        orphan = tracker.start_trial("none", point.config, point.key, tags).run_id
+        orphan = tracker.start_trial("none", point.config, tags).run_id
     # another crashes with an exception
     crashed, _ = queue.claim()
     queue.finish(queue.trial_id(crashed.number), "failed", "RuntimeError: boom", {})

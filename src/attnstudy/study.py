@@ -30,6 +30,7 @@ from attnstudy.tracking import (
     TRIAL,
     Tracker,
     TrialRun,
+    host_tags,
     provenance_tags,
     silence,
 )
@@ -117,7 +118,7 @@ class Worker:
         }
         if point.blocks:
             tags[BLOCK] = ",".join(point.blocks)
-        return self.tracker.start_trial(self.parent_id, point.config, point.key, tags)
+        return self.tracker.start_trial(self.parent_id, point.config, tags)
 
     def work(self) -> None:
         """Claim and run trials until no point is queued or running."""
@@ -310,11 +311,13 @@ def run_study(
     queue = Queue(spec, spec.points(), stores)
     queue.check_grid(allow_grid_change)
     tags = provenance_tags()
+    threads = threads or default_threads(workers)
     parent_tags = {
         "attnstudy.grid_size": str(len(queue.points)),
         "attnstudy.grid_fingerprint": queue.study.user_attrs["grid_fingerprint"],
         "attnstudy.optuna_storage": safe_url(stores.storage_url),
         **tags,
+        **host_tags(threads),
     }
     if spec.named_blocks:
         parent_tags["attnstudy.blocks"] = ",".join(b.name for b in spec.blocks)
@@ -327,7 +330,6 @@ def run_study(
         queue.fill()
     to_run = sum(s.state not in RESULTS for s in queue.states().values())
     tracker.resolve_orphans(queue.orphan_outcome())
-    threads = threads or default_threads(workers)
     print(
         f"study {spec.name}: {len(queue.points)} grid points{_blocks_note(spec)}, {to_run} to "
         f"run ({workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)})",
@@ -344,6 +346,7 @@ def run_study(
             _stop_children()
         finally:
             tracker.resolve_orphans(queue.orphan_outcome())
+            _log_summary(tracker, parent_id, queue)
             tracker.close(parent_id, status)
     return _report(queue, out) if status == "FINISHED" else 130
 
@@ -354,6 +357,13 @@ def _blocks_note(spec: StudySpec) -> str:
         return ""
     merged = spec.grid.merged
     return f" in {len(spec.blocks)} blocks, {merged} duplicate{'s' * (merged != 1)} merged"
+
+
+def _log_summary(tracker: Tracker, parent_id: str, queue: Queue) -> None:
+    """Points per state and the best variants, on the study's parent run."""
+    states = queue.states()
+    done = [(s.point.config, s.trial.user_attrs) for s in states.values() if s.state == "done"]
+    tracker.log_summary(parent_id, queue.spec.description, counts(states), done)
 
 
 def default_threads(workers: int) -> int:

@@ -118,7 +118,8 @@ CLAIMS: dict[str, Claim] = {
             "keys would put there), per run; claimed sign positive.",
             "attn_alignment",
             1,
-            "attention runs on copy or reverse (presets quick, standard, replicate-kazemnejad, full)",
+            "attention runs on copy or reverse"
+            " presets quick, standard, replicate-kazemnejad, full)",
             "attention_maps",
             rules.c3_alignment_emerges,
         ),
@@ -174,7 +175,7 @@ CLAIMS: dict[str, Claim] = {
             "shown.",
             "ood_seq_acc",
             1,
-            "plain sinusoidal, learned and none (presets quick, standard, replicate-deletang, full)",
+            "plain sinusoidal, learned and none presets quick, standard, replicate-deletang, full)",
             "acc_vs_length",
             rules.c7_sinusoidal_extrapolates,
         ),
@@ -199,7 +200,8 @@ CLAIMS: dict[str, Claim] = {
             "extrapolation_len − train_max_len is shown.",
             "ood_seq_acc",
             -1,
-            "plain learned and relative encodings (presets quick, standard, replicate-deletang, full)",
+            "plain learned and relative encodings"
+            " presets quick, standard, replicate-deletang, full)",
             "acc_vs_length",
             rules.c9_learned_fails_beyond_training,
         ),
@@ -211,7 +213,8 @@ CLAIMS: dict[str, Claim] = {
             f"mean of the {ABSOLUTE}, same other configuration and seed; claimed sign positive.",
             "ood_seq_acc",
             1,
-            "task associative_recall with absolute and relative encodings (presets quick, standard, full)",
+            "task associative_recall with absolute and relative encodings"
+            " presets quick, standard, full)",
             "acc_vs_length",
             rules.c10_absolute_weaker_long_range,
         ),

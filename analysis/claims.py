@@ -119,7 +119,7 @@ CLAIMS: dict[str, Claim] = {
             "attn_alignment",
             1,
             "attention runs on copy or reverse"
-            " presets quick, standard, replicate-kazemnejad, full)",
+            " (presets quick, standard, replicate-kazemnejad, full)",
             "attention_maps",
             rules.c3_alignment_emerges,
         ),
@@ -201,7 +201,7 @@ CLAIMS: dict[str, Claim] = {
             "ood_seq_acc",
             -1,
             "plain learned and relative encodings"
-            " presets quick, standard, replicate-deletang, full)",
+            " (presets quick, standard, replicate-deletang, full)",
             "acc_vs_length",
             rules.c9_learned_fails_beyond_training,
         ),
@@ -214,7 +214,7 @@ CLAIMS: dict[str, Claim] = {
             "ood_seq_acc",
             1,
             "task associative_recall with absolute and relative encodings"
-            " presets quick, standard, full)",
+            " (presets standard, full)",
             "acc_vs_length",
             rules.c10_absolute_weaker_long_range,
         ),

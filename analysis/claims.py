@@ -175,7 +175,8 @@ CLAIMS: dict[str, Claim] = {
             "shown.",
             "ood_seq_acc",
             1,
-            "plain sinusoidal, learned and none presets quick, standard, replicate-deletang, full)",
+            "plain sinusoidal, learned and none"
+            " (presets quick, standard, replicate-deletang, full)",
             "acc_vs_length",
             rules.c7_sinusoidal_extrapolates,
         ),

@@ -41,7 +41,7 @@ class Config:
     t5_buckets: int = 32
     t5_max_distance: int = 128
     # optimisation
-    steps: int = 1500
+    steps: int = 2000
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 0.01

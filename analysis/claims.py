@@ -214,8 +214,7 @@ CLAIMS: dict[str, Claim] = {
             f"mean of the {ABSOLUTE}, same other configuration and seed; claimed sign positive.",
             "ood_seq_acc",
             1,
-            "task associative_recall with absolute and relative encodings"
-            " (presets standard, full)",
+            "task associative_recall with absolute and relative encodings (presets standard, full)",
             "acc_vs_length",
             rules.c10_absolute_weaker_long_range,
         ),

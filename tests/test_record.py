@@ -3,12 +3,12 @@
 from datetime import datetime, timezone
 
 import pandas as pd
+from frames import BASE_RUN
+from test_claims import NO_LENGTHS, NO_POSITIONS
 
 from analysis.claims import evaluate_claims
 from analysis.load import Study
 from analysis.record import record_markdown, write_record
-from frames import BASE_RUN
-from test_claims import NO_LENGTHS, NO_POSITIONS
 
 SEEDS = (0, 1, 2)
 

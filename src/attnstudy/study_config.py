@@ -105,7 +105,8 @@ def load_study(path: str | Path) -> StudySpec:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
     spec = _parse(path, raw)
-    spec.points()  # validates every grid point
+    if not spec.points():  # validates every grid point
+        raise spec.error("exclude: leaves no grid point; allowed: rules that keep some")
     return spec
 
 
@@ -132,8 +133,8 @@ def _parse(path: str, raw: Any) -> StudySpec:
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise fail(f"name: expected letters, digits, '_', '.' or '-', got {name!r}")
     seed = raw.get("sampler_seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise fail(f"sampler_seed: expected an integer >= 0, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise fail(f"sampler_seed: expected an integer in [0, 2**32), got {seed!r}")
     tasks = _values(fail, "tasks", "task", raw["tasks"])
     for task in tasks:
         if task not in TASKS:

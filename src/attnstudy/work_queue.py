@@ -48,6 +48,7 @@ GRID_KEY, CONFIG_HASH, STATUS, REASON, RUN_ID = (
 WORKER = "worker"  # user attr: host:pid of the process that runs the trial
 RESULTS = ("done", "diverged")  # point states that hold a result
 MAX_AUTO_RETRIES = 5  # kills of one point retried within a run; `study run` retries again
+MOST_GRACE_S = 86400  # a worker silent for a day is dead
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,10 @@ def make_stores(
     heartbeat_s: int = 5,
     grace_s: int = 20,
 ) -> Stores:
-    if heartbeat_s < 1 or grace_s <= heartbeat_s:
+    if heartbeat_s < 1 or grace_s <= heartbeat_s or grace_s > MOST_GRACE_S:
         raise ConfigError(
-            f"--heartbeat/--grace: need 1 <= heartbeat < grace (seconds), got {heartbeat_s} "
-            f"and {grace_s}"
+            f"--heartbeat/--grace: need 1 <= heartbeat < grace <= {MOST_GRACE_S} (seconds), got "
+            f"{heartbeat_s} and {grace_s}"
         )
     runs = Path(runs_dir).resolve()
     return Stores(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import fields
 
 import pytest
 import yaml
@@ -13,7 +14,7 @@ from test_reliability import ATTNSTUDY
 from test_study import TINY
 
 from attnstudy.cli import main
-from attnstudy.config import available_devices
+from attnstudy.config import RANGES, Config, available_devices
 
 FIXED = TINY["fixed"]
 ABSENT = [d for d in ("cuda", "mps") if d not in available_devices()]  # on this machine
@@ -289,3 +290,9 @@ def test_version_names_the_packages_that_decide_results(capsys):
         f"mlflow {mlflow.__version__}",
     ]
     assert lines[4].startswith(f"python {sys.version.split()[0]} (")
+
+
+def test_every_integer_setting_has_a_range():
+    """A new integer field of Config must say its range, or its extremes go unchecked."""
+    ints = [f.name for f in fields(Config) if type(f.default) is int]
+    assert sorted(ints) == sorted(name for name, _, _ in RANGES)

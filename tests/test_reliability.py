@@ -99,7 +99,7 @@ class Holds:
             waiting = self.waiting("running")
             return waiting if len(waiting) >= count else None
 
-        return wait_until(found, 180, f"{count} trial(s) running")
+        return wait_until(found, 600, f"{count} trial(s) running")
 
 
 def group_gone(pgid: int) -> bool:
@@ -170,7 +170,7 @@ def test_chaos_five_sigkills_then_a_rerun_leave_one_result_per_point_as_if_never
         killed_trials.append(number)
         print(f"{time.strftime('%X')} killed while trial #{number} ran")
     proc.wait()
-    assert launch(spec, stores, "--workers", "2").wait(timeout=240) == 0, log_of(stores)
+    assert launch(spec, stores, "--workers", "2").wait(timeout=900) == 0, log_of(stores)
 
     results, runs = check_one_result_per_point(spec, stores)
     points = {p.key: p for p in spec.points()}

@@ -79,7 +79,14 @@ def _coerce(name: str, value: Any) -> Any:
     if want is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        if isinstance(value, str) and value.lower() in (
+            "true",
+            "false",
+            "1",
+            "0",
+            "yes",
+            "no",
+        ):
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"{name}: expected true or false, got {value!r}")
     if want is float and isinstance(value, int) and not isinstance(value, bool):
@@ -118,15 +125,51 @@ def available_devices() -> tuple[str, ...]:
     """The `device` values this machine can run: auto and cpu, then cuda and mps if present."""
     import torch
 
-    found = ("cuda", torch.cuda.is_available()), ("mps", torch.backends.mps.is_available())
+    found = (
+        ("cuda", torch.cuda.is_available()),
+        ("mps", torch.backends.mps.is_available()),
+    )
     return ("auto", "cpu", *(name for name, present in found if present))
+
+
+# (field, least, most); `least` may name the field that bounds it. The most is far beyond
+# any length-generalisation run on one machine: past it a run only exhausts memory or
+# overflows torch's 64-bit integers.
+RANGES: tuple[tuple[str, int | str, int], ...] = (
+    ("train_min_len", 1, 2**12),
+    ("train_max_len", "train_min_len", 2**12),
+    ("eval_max_len", 0, 2**14),
+    ("heads", 1, 2**10),
+    ("max_random_position", 0, 2**24),
+    ("d_model", 1, 2**14),
+    ("n_layers", 1, 2**10),
+    ("ff_mult", 1, 2**6),
+    ("relative_clip", 1, 2**14),
+    ("t5_buckets", 4, 2**14),
+    ("t5_max_distance", 1, 2**24),
+    ("steps", 1, 2**40),
+    ("batch_size", 1, 2**16),
+    ("warmup_steps", 0, 2**40),
+    ("val_every", 1, 2**40),
+    ("val_samples", 1, 2**16),
+    ("patience", 0, 2**40),
+    ("eval_samples", 1, 2**16),
+    ("seed", 0, 2**63 - 1),
+)
 
 
 def validate(cfg: Config) -> None:
     """Check every field once; raises ConfigError naming the first broken rule, what was
-    wrong and what is allowed. Rules come in the order a user would fix them: names, the
-    device, each number's own range (in field order), rules between fields, then the
+    wrong and what is allowed. Rules come in the order a user would fix them: names and
+    the device, each number's own range (in field order), rules between fields, then the
     architecture's and the encoding's own rules."""
+    _check_names(cfg)
+    _check_ranges(cfg)
+    _check_between_fields(cfg)
+    _check_variant(cfg)
+
+
+def _check_names(cfg: Config) -> None:
     from attnstudy.archs import ARCHS
     from attnstudy.positions import POSITIONS
     from attnstudy.scores import SCORES
@@ -144,32 +187,14 @@ def validate(cfg: Config) -> None:
         f"device: {cfg.device!r} is not available on this machine; available: "
         + ", ".join(available),
     )
-    # (field, least, most): the most is far beyond any length-generalisation run on one
-    # machine; past it a run only exhausts memory or overflows torch's 64-bit integers
-    for name, least, most in (
-        ("train_min_len", 1, 2**12),
-        ("train_max_len", cfg.train_min_len, 2**12),
-        ("eval_max_len", 0, 2**14),
-        ("heads", 1, 2**10),
-        ("max_random_position", 0, 2**24),
-        ("d_model", 1, 2**14),
-        ("n_layers", 1, 2**10),
-        ("ff_mult", 1, 2**6),
-        ("relative_clip", 1, 2**14),
-        ("t5_buckets", 4, 2**14),
-        ("t5_max_distance", 1, 2**24),
-        ("steps", 1, 2**40),
-        ("batch_size", 1, 2**16),
-        ("warmup_steps", 0, 2**40),
-        ("val_every", 1, 2**40),
-        ("val_samples", 1, 2**16),
-        ("patience", 0, 2**40),
-        ("eval_samples", 1, 2**16),
-        ("seed", 0, 2**63 - 1),
-    ):
-        value = getattr(cfg, name)
-        low = f"train_min_len={least}" if name == "train_max_len" else least
-        _check(value >= least, f"{name}: must be >= {low}, got {value}")
+
+
+def _check_ranges(cfg: Config) -> None:
+    for name, least, most in RANGES:
+        value, named = getattr(cfg, name), isinstance(least, str)
+        bound = getattr(cfg, least) if named else least
+        low = f"{least}={bound}" if named else bound
+        _check(value >= bound, f"{name}: must be >= {low}, got {value}")
         _check(value <= most, f"{name}: must be <= {most}, got {value}")
     for name in ("dropout", "lr", "weight_decay", "grad_clip", "stop_at_val_acc"):
         _check(not math.isnan(getattr(cfg, name)), f"{name}: must be a number, got nan")
@@ -180,8 +205,12 @@ def validate(cfg: Config) -> None:
         f"weight_decay: must be >= 0 and finite, got {cfg.weight_decay}",
     )
     _check(
-        cfg.grad_clip > 0, f"grad_clip: must be positive (inf: no clipping), got {cfg.grad_clip}"
+        cfg.grad_clip > 0,
+        f"grad_clip: must be positive (inf: no clipping), got {cfg.grad_clip}",
     )
+
+
+def _check_between_fields(cfg: Config) -> None:
     _check(
         cfg.eval_max_len == 0 or cfg.eval_max_len >= cfg.train_max_len,
         f"eval_max_len: must be 0 (= 4 x train_max_len) or >= train_max_len="
@@ -198,6 +227,14 @@ def validate(cfg: Config) -> None:
         f"t5_max_distance: must be > t5_buckets/2 = {cfg.t5_buckets // 2} (shorter distances "
         f"get exact buckets), got {cfg.t5_max_distance}",
     )
+
+
+def _check_variant(cfg: Config) -> None:
+    """The architecture's and the encoding's own rules, then randomized positions."""
+    from attnstudy.archs import ARCHS
+    from attnstudy.positions import POSITIONS
+    from attnstudy.tasks import TASKS
+
     ARCHS[cfg.arch].check_config(cfg)
     POSITIONS[cfg.position].check_config(cfg)
     randomizable = [name for name, p in POSITIONS.items() if p.takes_position_ids]

@@ -144,7 +144,8 @@ def hold(number: int, stage: str) -> None:
     folder = os.environ.get(HOLD)
     if not folder:
         return
-    mark, partial = Path(folder, f"{number}.{stage}"), Path(folder, f".{number}.{stage}")
+    mark = Path(folder, f"{number}.{stage}")
+    partial = mark.with_name(f"{mark.name}.partial")
     partial.write_text(str(os.getpid()))
     partial.rename(mark)  # the test never reads a half-written pid
     while not Path(folder, f"{number}.{stage}.go").exists():

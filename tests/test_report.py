@@ -31,6 +31,7 @@ RNN = [{"arch": "rnn", "position": "none", "heads": 1, "seed": s} for s in (0, 1
 DIVERGED = ({"arch": "decoder", "position": "none", "heads": 1, "seed": 0},)
 NEVER_RUN = [{"arch": "decoder", "position": "none", "heads": s + 1, "seed": 1} for s in (0, 1)]
 CLAIMS = list(CLAIMS_SPEC)
+PATIENCE = 600  # s; bounds a hang only: Chromium 2.2 s, pdftoppm 0.3 s measured at load 6
 
 
 def ensure(binary: str, package: str) -> str:
@@ -69,7 +70,7 @@ def study(tmp_path_factory):
 
 def test_report_opens_offline_with_every_image_loaded_and_no_console_error(study):
     browser = ensure("chromium", "chromium")
-    page = open_page(study["out"] / "report.html", browser)
+    page = open_page(study["out"] / "report.html", browser, timeout=PATIENCE)
     figures = study["html"].count("<figure")
     assert figures >= 9
     assert len(page.images) == figures
@@ -82,7 +83,7 @@ def test_browser_check_catches_a_broken_image_and_a_console_error(tmp_path):
     browser = ensure("chromium", "chromium")
     broken = tmp_path / "broken.html"
     broken.write_text('<img alt="gone" src="missing.png"><script>console.error("boom")</script>')
-    page = open_page(broken, browser)
+    page = open_page(broken, browser, timeout=PATIENCE)
     assert page.images == [("gone", True, 0)]
     assert any("boom" in e for e in page.errors)
 
@@ -92,7 +93,7 @@ def test_pdf_has_title_summary_figure_and_claims_pages(study, tmp_path):
     subprocess.run(
         [pdftoppm, "-r", "12", "-png", str(study["out"] / "report.pdf"), str(tmp_path / "p")],
         check=True,
-        timeout=60,
+        timeout=PATIENCE,
     )
     pages = sorted(tmp_path.glob("p-*.png"))
     title, summary, claims = 1, 1, 4  # 5 configurations fit one page; 12 claims, 3 a page

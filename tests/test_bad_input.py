@@ -343,3 +343,12 @@ def test_every_integer_setting_has_a_range():
     """A new integer field of Config must say its range, or its extremes go unchecked."""
     ints = [f.name for f in fields(Config) if type(f.default) is int]
     assert sorted(ints) == sorted(name for name, _, _ in RANGES)
+
+
+def test_help_says_what_a_zero_default_means():
+    from attnstudy.cli import build_parser
+    from attnstudy.config import ZERO_MEANS
+
+    text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for meaning in ZERO_MEANS.values():
+        assert meaning.split()[0] in text

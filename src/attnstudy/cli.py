@@ -11,7 +11,7 @@ import sys
 from dataclasses import fields
 from importlib.metadata import PackageNotFoundError, version
 
-from attnstudy.config import Config, ConfigError, make_config
+from attnstudy.config import ZERO_MEANS, Config, ConfigError, make_config
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -63,7 +63,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                 help=f"(default {f.default})",
             )
         else:
-            parser.add_argument(flag, dest=f.name, default=None, help=f"(default {f.default})")
+            meaning = ZERO_MEANS.get(f.name)
+            default = f"{f.default}: {meaning}" if meaning and f.default == 0 else f.default
+            parser.add_argument(flag, dest=f.name, default=None, help=f"(default {default})")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -182,9 +184,14 @@ def add_study_parser(sub) -> None:
             p.add_argument(
                 "--threads", type=int, help="torch threads per worker (default: cores/workers)"
             )
-            p.add_argument("--heartbeat", type=int, default=5, help="seconds between beats")
             p.add_argument(
-                "--grace", type=int, default=20, help="seconds without a beat: worker dead"
+                "--heartbeat", type=int, default=5, help="seconds between beats (default 5)"
+            )
+            p.add_argument(
+                "--grace",
+                type=int,
+                default=20,
+                help="seconds without a beat: worker dead (default 20)",
             )
             p.add_argument(
                 "--allow-grid-change",

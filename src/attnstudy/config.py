@@ -71,6 +71,13 @@ class Config:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
+ZERO_MEANS = {  # what 0 stands for in the fields where it is a default, not a value
+    "eval_max_len": "4 x train_max_len",
+    "max_random_position": "4 x the longest evaluated sequence",
+    "relative_clip": "the longest distance in a training sequence",
+    "patience": "never stop early for lack of improvement",
+}
+
 FIELD_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(Config)}
 
 

@@ -82,7 +82,7 @@ CURVE_TITLES = {"train_loss": "training loss", "val_seq_acc": "validation on tra
 TITLES = {"id_seq_acc": "training lengths", "ood_seq_acc": "longer than training"}
 REGISTRY_ORDER = {"task": TASK_NAMES, "arch": ARCH_NAMES, "score": SCORE_NAMES}
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
-PANEL = (3.6, 2.8)  # inches per facet
+PANEL = (3.4, 2.6)  # inches per facet; the PDF shows a figure up to 7 inches wide
 HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap
 MAX_TICKS = 12  # length labels on a heatmap axis
 CI_ALPHA = 0.2
@@ -208,10 +208,12 @@ def _row_order(rows: Iterable[str]) -> list[str]:
 
 
 def _heatmap_ticks(ax, grid: pd.DataFrame) -> None:
-    """At most MAX_TICKS length labels, centred on their columns; every row labelled."""
-    step = max(1, int(np.ceil(len(grid.columns) / MAX_TICKS)))
-    columns = list(grid.columns)[::step]
-    ax.set_xticks([list(grid.columns).index(c) + 0.5 for c in columns], [str(c) for c in columns])
+    """At most about MAX_TICKS length labels at round lengths, centred on their columns;
+    every row labelled."""
+    columns = list(grid.columns)
+    rounds = MaxNLocator(nbins=MAX_TICKS, integer=True, steps=[1, 2, 5, 10])
+    shown = [c for c in rounds.tick_values(min(columns), max(columns)) if c in columns]
+    ax.set_xticks([columns.index(c) + 0.5 for c in shown], [f"{c:g}" for c in shown])
     ax.tick_params(axis="x", labelrotation=0)
     ax.set_yticks(np.arange(len(grid.index)) + 0.5, list(grid.index), fontsize=8)
 
@@ -271,7 +273,7 @@ def heads_effect(runs: pd.DataFrame) -> Figure | None:
     for ((task, arch, width), metric), ax in _cells(rows, metrics, axes):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch) & (ok["d_model"] == width)]
         single |= _dodged(ax, cell, "heads", sorted(cell["heads"].unique()), metric)
-        ax.set(title=f"{task} · {arch} · d_model {width} · {TITLES[metric]}")
+        _title(ax, f"{task} · {arch} · d_model {width}", TITLES[metric])
         ax.set_xlabel("attention heads (count, width fixed)")
     _legend(fig, axes, single)
     return fig
@@ -284,12 +286,13 @@ def architecture_effect(runs: pd.DataFrame) -> Figure | None:
     if ok["arch"].nunique() < 2:
         return None
     tasks, metrics = _levels(ok, "task"), ("id_seq_acc", "ood_seq_acc")
-    fig, axes = _facets(len(tasks), len(metrics), panel=(5.0, 3.0))
+    fig, axes = _facets(len(tasks), len(metrics))
     single = set()
     for (task, metric), ax in _cells(tasks, metrics, axes):
         cell = ok[ok["task"] == task]
         single |= _dodged(ax, cell, "arch", _levels(cell, "arch"), metric)
-        ax.set(title=f"{task} · {TITLES[metric]}", xlabel="architecture")
+        _title(ax, task, TITLES[metric])
+        ax.set_xlabel("architecture")
     _legend(fig, axes, single)
     return fig
 
@@ -302,14 +305,15 @@ def training_curves(curves: pd.DataFrame) -> Figure | None:
         return None
     data = curves.assign(variant=variant_labels(curves))
     pairs = _pairs(data)
-    fig, axes = _facets(len(pairs), len(metrics), panel=(4.6, 2.8))
+    fig, axes = _facets(len(pairs), len(metrics))
     for ((task, arch), metric), ax in _cells(pairs, metrics, axes):
         cell = data[(data["task"] == task) & (data["arch"] == arch) & (data["metric"] == metric)]
         means = cell.groupby(["variant", "step"])["value"].mean()
         for label in variant_order(cell["variant"]):
             line = means.loc[label]
             ax.plot(line.index, line.to_numpy(), label=label, **_no_marker(style(label)))
-        ax.set(title=f"{task} · {arch} · {CURVE_TITLES[metric]}", xlabel=LABELS["step"])
+        _title(ax, f"{task} · {arch}", CURVE_TITLES[metric])
+        ax.set_xlabel(LABELS["step"])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         ax.set_ylabel(LABELS[metric])
         if metric == "train_loss":
@@ -329,21 +333,21 @@ def _log_axis(ax) -> None:
 
 
 def cost_figure(runs: pd.DataFrame) -> Figure | None:
-    """Parameters, step time and activation memory per score function and encoding (mean
-    and 95% CI over seeds), from the runs that finished; one row per task and architecture."""
+    """Parameters, step time and activation memory (rows) per score function and encoding
+    (mean and 95% CI over seeds), from the runs that finished; one column per task and
+    architecture."""
     ok = ok_runs(runs)
     metrics = [m for m in ("n_params", "step_time_ms", "peak_mem_mb") if ok[m].notna().any()]
     if ok.empty or not metrics:
         return None
     pairs = _pairs(ok)
-    fig, axes = _facets(len(pairs), len(metrics), panel=(4.4, 3.2))
+    fig, axes = _facets(len(metrics), len(pairs), panel=(3.8, 2.6))
     single = set()
-    for ((task, arch), metric), ax in _cells(pairs, metrics, axes):
+    for (metric, (task, arch)), ax in _cells(metrics, pairs, axes):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch)]
         single |= _dodged(ax, cell, "score", _levels(cell, "score"), metric)
-        ax.set(title=f"{task} · {arch} · {LABELS[metric].split(' (')[0]}")
+        _title(ax, f"{task} · {arch}", LABELS[metric].split(" (")[0])
         ax.set_xlabel("score function")
-        ax.tick_params(axis="x", labelrotation=90)
         ax.set_ylim(bottom=0)
     _legend(fig, axes, single)
     return fig
@@ -394,7 +398,7 @@ def per_position_accuracy(positions: pd.DataFrame) -> Figure | None:
         return None
     data = positions.assign(variant=variant_labels(positions))
     pairs, splits = _pairs(data), [s for s in ("id", "ood") if (data["split"] == s).any()]
-    fig, axes = _facets(len(pairs), len(splits), panel=(4.6, 2.8))
+    fig, axes = _facets(len(pairs), len(splits))
     names = {"id": "training lengths", "ood": "longer than training"}
     for ((task, arch), split), ax in _cells(pairs, splits, axes):
         cell = data[(data["task"] == task) & (data["arch"] == arch) & (data["split"] == split)]
@@ -402,7 +406,8 @@ def per_position_accuracy(positions: pd.DataFrame) -> Figure | None:
         for label in variant_order(cell["variant"]):
             line = means.loc[label]
             ax.plot(line.index, line.to_numpy(), label=label, markersize=3, **style(label))
-        ax.set(title=f"{task} · {arch} · {names[split]}", xlabel=LABELS["target_pos"])
+        _title(ax, f"{task} · {arch}", names[split])
+        ax.set_xlabel(LABELS["target_pos"])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(ylabel=LABELS["token_acc"], ylim=(-0.03, 1.03))
     _legend(fig, axes)
@@ -499,6 +504,11 @@ def _cells(row_levels: Sequence, col_levels: Sequence, axes: np.ndarray):
     for i, row in enumerate(row_levels):
         for j, col in enumerate(col_levels):
             yield (row, col), axes[i][j]
+
+
+def _title(ax, *lines: str) -> None:
+    """A panel title on short lines (what the panel holds, then which part of it)."""
+    ax.set_title("\n".join(lines), fontsize=10)
 
 
 def _empty(ax, title: str) -> None:

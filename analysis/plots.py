@@ -62,30 +62,34 @@ ARCH_STYLES = {
 TRAINED = "training lengths"
 MARKS = (TRAINED,)
 NO_INTERVAL = "n = 1, no interval"
-LABELS = {
-    "seq_acc": "exact match (fraction of sequences)",
-    "token_acc": "token accuracy (fraction of tokens)",
-    "id_seq_acc": "in-distribution exact match (fraction)",
-    "ood_seq_acc": "out-of-distribution exact match (fraction)",
-    "id_token_acc": "in-distribution token accuracy (fraction)",
-    "ood_token_acc": "out-of-distribution token accuracy (fraction)",
+LABELS = {  # short enough for a panel's side; the panel title says which split it shows
+    "seq_acc": "exact match (fraction)",
+    "token_acc": "token accuracy (fraction)",
+    "id_seq_acc": "ID exact match (fraction)",
+    "ood_seq_acc": "OOD exact match (fraction)",
+    "id_token_acc": "ID token accuracy (fraction)",
+    "ood_token_acc": "OOD token accuracy (fraction)",
     "length": "input length (tokens)",
     "n_params": "parameters (count)",
-    "step_time_ms": "training step time (ms)",
-    "peak_mem_mb": "activation memory per step (MB)",
-    "train_loss": "training loss (nats per token)",
-    "val_seq_acc": "validation exact match (fraction)",
+    "step_time_ms": "step time (ms)",
+    "peak_mem_mb": "activation memory (MB)",
+    "train_loss": "loss (nats per token)",
+    "val_seq_acc": "exact match (fraction)",
     "step": "training step",
-    "target_pos": "target position (0 = first output token)",
+    "target_pos": "output position (0 = first)",
 }
 CURVE_TITLES = {"train_loss": "training loss", "val_seq_acc": "validation on training lengths"}
 TITLES = {"id_seq_acc": "training lengths", "ood_seq_acc": "longer than training"}
 REGISTRY_ORDER = {"task": TASK_NAMES, "arch": ARCH_NAMES, "score": SCORE_NAMES}
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
-PANEL = (3.4, 2.6)  # inches per facet; the PDF shows a figure up to 7 inches wide
+PANEL = (3.4, 2.8)  # inches per facet; the PDF shows a figure up to 7 inches wide
 HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap
+MIN_HEATMAP_ROWS = 4  # a panel's height in rows at least, so its labels fit
 MAX_TICKS = 12  # length labels on a heatmap axis
 CI_ALPHA = 0.2
+MAX_COLUMNS = 2  # panels per row where one panel per task and architecture wraps
+LEGEND_COLUMN_IN = 1.6  # inches a legend column takes
+LEGEND_LINE_IN = 0.2
 
 
 def style(label: str) -> dict:
@@ -132,21 +136,18 @@ def accuracy_vs_length(
 ) -> Figure | None:
     """Mean accuracy by length, one line per encoding (``hue="variant"``) or per score
     function (``hue="score"``, transformers only) with a 95% bootstrap band over seeds,
-    faceted task (rows) x architecture (columns), the training lengths shaded."""
+    one panel per task and architecture, the training lengths shaded."""
     data = lengths if hue == "variant" else transformers(lengths)
     if data.empty:
         return None
     labels, _ = HUES[hue]
     data = data.assign(**{hue: labels(data)})
     table = seed_summary(data, ["task", "arch", hue, "length"], [metric])
-    tasks, archs = _levels(data, "task"), _levels(data, "arch")
-    fig, axes = _facets(len(tasks), len(archs))
+    pairs = _pairs(data)
+    fig, axes = _wrapped(len(pairs))
     single = set()
-    for (task, arch), ax in _cells(tasks, archs, axes):
+    for (task, arch), ax in zip(pairs, axes, strict=True):
         cell = table[(table["task"] == task) & (table["arch"] == arch)]
-        if cell.empty:
-            _empty(ax, f"{task} · {arch}")
-            continue
         single |= _length_lines(ax, cell, metric, hue)
         _mark_training(ax, data[(data["task"] == task) & (data["arch"] == arch)])
         ax.set(title=f"{task} · {arch}", xlabel=LABELS["length"], ylabel=LABELS[metric])
@@ -165,7 +166,8 @@ def length_heatmap(lengths: pd.DataFrame, metric: str = "seq_acc") -> Figure | N
     means = seed_means(data, ["task", "arch", "row", "length"], [metric])
     table = means.groupby(["task", "arch", "row", "length"], dropna=False)[metric].mean()
     panels = _pairs(data)
-    heights = [table.loc[p].index.get_level_values("row").nunique() for p in panels]
+    rows = [table.loc[p].index.get_level_values("row").nunique() for p in panels]
+    heights = [max(n, MIN_HEATMAP_ROWS) for n in rows]
     fig = Figure(
         figsize=(9.0, HEATMAP_ROW * sum(heights) + 1.1 * len(panels) + 0.4),
         layout="constrained",
@@ -180,7 +182,7 @@ def length_heatmap(lengths: pd.DataFrame, metric: str = "seq_acc") -> Figure | N
         if not seen.empty:
             ax.axvline(list(grid.columns).index(seen["length"].max()) + 1, color="white", lw=2)
         ax.set(title=f"{task} · {arch}", ylabel="variant")
-        ax.set_xlabel(f"{LABELS['length']}; white line: end of the training lengths")
+        ax.set_xlabel(LABELS["length"])
     fig.colorbar(axes[0].collections[0], ax=axes.tolist(), label=LABELS[metric], shrink=0.9)
     return fig
 
@@ -226,9 +228,9 @@ def architectures_vs_length(lengths: pd.DataFrame) -> Figure | None:
     data = lengths.assign(variant=lengths["arch"])
     table = seed_summary(data, ["task", "variant", "length"], ["seq_acc"])
     tasks = _levels(lengths, "task")
-    fig, axes = _facets(1, len(tasks))
+    fig, axes = _wrapped(len(tasks))
     single = set()
-    for task, ax in zip(tasks, axes[0], strict=True):
+    for task, ax in zip(tasks, axes, strict=True):
         single |= _length_lines(ax, table[table["task"] == task], "seq_acc", "variant")
         _mark_training(ax, lengths[lengths["task"] == task])
         ax.set(title=task, xlabel=LABELS["length"], ylabel=LABELS["seq_acc"], ylim=(-0.03, 1.03))
@@ -238,24 +240,20 @@ def architectures_vs_length(lengths: pd.DataFrame) -> Figure | None:
 
 def score_position_heatmap(runs: pd.DataFrame, metric: str = "ood_seq_acc") -> Figure | None:
     """Mean ``metric`` over ok runs for each score function x positional encoding, one
-    heatmap per task (rows) x transformer architecture (columns), one 0..1 colour scale."""
+    heatmap per task and transformer architecture, one 0..1 colour scale."""
     ok = transformers(ok_runs(runs, metric))
     if ok.empty:
         return None
-    tasks, archs = _levels(ok, "task"), _levels(ok, "arch")
-    fig, axes = _facets(len(tasks), len(archs), panel=(4.2, 3.2))
-    for (task, arch), ax in _cells(tasks, archs, axes):
+    pairs = _pairs(ok)
+    fig, axes = _wrapped(len(pairs), panel=(3.6, 3.0))
+    for (task, arch), ax in zip(pairs, axes, strict=True):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch)]
-        if cell.empty:
-            _empty(ax, f"{task} · {arch}")
-            continue
         table = cell.pivot_table(index="score", columns="position", values=metric, aggfunc="mean")
         table = table.loc[ordered(table.index, SCORE_NAMES), ordered(table.columns, POSITION_NAMES)]
         sns.heatmap(table, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", cbar=False)
         ax.set(title=f"{task} · {arch}", xlabel="positional encoding", ylabel="score function")
         ax.tick_params(axis="x", labelrotation=45)
-    mesh = next(ax.collections[0] for ax in axes.ravel() if ax.collections)
-    fig.colorbar(mesh, ax=axes.ravel().tolist(), label=LABELS[metric])
+    fig.colorbar(axes[0].collections[0], ax=list(axes), label=LABELS[metric])
     return fig
 
 
@@ -333,17 +331,16 @@ def _log_axis(ax) -> None:
 
 
 def cost_figure(runs: pd.DataFrame) -> Figure | None:
-    """Parameters, step time and activation memory (rows) per score function and encoding
-    (mean and 95% CI over seeds), from the runs that finished; one column per task and
-    architecture."""
+    """Parameters, step time and activation memory per score function and encoding (mean
+    and 95% CI over seeds), from the runs that finished; one row per task and architecture."""
     ok = ok_runs(runs)
     metrics = [m for m in ("n_params", "step_time_ms", "peak_mem_mb") if ok[m].notna().any()]
     if ok.empty or not metrics:
         return None
     pairs = _pairs(ok)
-    fig, axes = _facets(len(metrics), len(pairs), panel=(3.8, 2.6))
+    fig, axes = _facets(len(pairs), len(metrics), panel=(3.0, 2.8))
     single = set()
-    for (metric, (task, arch)), ax in _cells(metrics, pairs, axes):
+    for ((task, arch), metric), ax in _cells(pairs, metrics, axes):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch)]
         single |= _dodged(ax, cell, "score", _levels(cell, "score"), metric)
         _title(ax, f"{task} · {arch}", LABELS[metric].split(" (")[0])
@@ -496,8 +493,17 @@ def _pairs(frame: pd.DataFrame) -> list[tuple]:
 
 
 def _facets(rows: int, cols: int, panel: tuple[float, float] = PANEL):
-    fig = Figure(figsize=(panel[0] * cols + 2.0, panel[1] * rows + 0.4), layout="constrained")
+    fig = Figure(figsize=(panel[0] * cols + 0.4, panel[1] * rows + 0.3), layout="constrained")
     return fig, np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+
+
+def _wrapped(n: int, panel: tuple[float, float] = PANEL) -> tuple[Figure, list]:
+    """``n`` panels in rows of at most MAX_COLUMNS (so a page shows them near full size)."""
+    cols = min(n, MAX_COLUMNS)
+    fig, axes = _facets(-(-n // cols), cols, panel)
+    for ax in axes.ravel()[n:]:
+        fig.delaxes(ax)
+    return fig, list(axes.ravel()[:n])
 
 
 def _cells(row_levels: Sequence, col_levels: Sequence, axes: np.ndarray):
@@ -511,31 +517,32 @@ def _title(ax, *lines: str) -> None:
     ax.set_title("\n".join(lines), fontsize=10)
 
 
-def _empty(ax, title: str) -> None:
-    ax.set_title(title)
-    ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-    ax.set_axis_off()
-
-
-def _legend(fig: Figure, axes: np.ndarray, single: set[str] = frozenset()) -> None:
-    """One legend for the figure, outside the panels: each label once, in ``label_order``,
-    then marks such as the training lengths; titled when some series have one seed."""
+def _legend(fig: Figure, axes, single: set[str] = frozenset()) -> None:
+    """One legend for the figure, below the panels (the figure grows to hold it): each label
+    once, in ``label_order``, then marks such as the training lengths; titled when some
+    series have one seed."""
     handles: dict[str, object] = {}
-    for ax in axes.ravel():
+    for ax in np.ravel(axes):
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
     marks = [label for label in handles if label in MARKS]
     order = label_order([label for label in handles if label not in MARKS]) + marks
-    if order:
-        title = _single_title(single, set(handles) - set(marks))
-        fig.legend(
-            [handles[k] for k in order],
-            order,
-            loc="outside right upper",
-            fontsize=8,
-            title=title,
-            title_fontsize=8,
-        )
+    if not order:
+        return
+    title = _single_title(single, set(handles) - set(marks))
+    width, height = fig.get_size_inches()
+    ncols = max(1, min(len(order), int(width / LEGEND_COLUMN_IN)))
+    lines = -(-len(order) // ncols) + (title.count("\n") + 1 if title else 0)
+    fig.set_size_inches(width, height + LEGEND_LINE_IN * lines + 0.2)
+    fig.legend(
+        [handles[k] for k in order],
+        order,
+        loc="outside lower center",
+        ncols=ncols,
+        fontsize=8,
+        title=title,
+        title_fontsize=8,
+    )
 
 
 def _single_title(single: set[str], drawn: set[str]) -> str | None:
@@ -544,7 +551,7 @@ def _single_title(single: set[str], drawn: set[str]) -> str | None:
         return None
     if single >= drawn:
         return NO_INTERVAL
-    return NO_INTERVAL + ":\n" + "\n".join(textwrap.wrap(", ".join(label_order(single)), 28))
+    return "\n".join(textwrap.wrap(f"{NO_INTERVAL}: {', '.join(label_order(single))}", 50))
 
 
 def _last(maps: dict[str, np.ndarray]) -> list[str]:

@@ -149,14 +149,10 @@ def test_every_panel_has_axis_labels_and_first_column_a_y_label(figures):
 @pytest.mark.parametrize(
     ("name", "xlabel", "ylabel"),
     [
-        ("acc_vs_length", "input length (tokens)", "exact match (fraction of sequences)"),
-        ("token_acc_vs_length", "input length (tokens)", "token accuracy (fraction of tokens)"),
-        ("curves", "training step", "training loss (nats per token)"),
-        (
-            "per_position",
-            "target position (0 = first output token)",
-            "token accuracy (fraction of tokens)",
-        ),
+        ("acc_vs_length", "input length (tokens)", "exact match (fraction)"),
+        ("token_acc_vs_length", "input length (tokens)", "token accuracy (fraction)"),
+        ("curves", "training step", "loss (nats per token)"),
+        ("per_position", "output position (0 = first)", "token accuracy (fraction)"),
     ],
 )
 def test_numeric_axes_name_their_units(figures, name, xlabel, ylabel):
@@ -165,11 +161,11 @@ def test_numeric_axes_name_their_units(figures, name, xlabel, ylabel):
 
 
 def test_cost_panels_state_units(figures):
-    first = [ax for ax in panels(figures["cost"]) if ax.get_subplotspec().is_first_col()]
+    first = [ax for ax in panels(figures["cost"]) if ax.get_subplotspec().is_first_row()]
     assert [ax.get_ylabel() for ax in first] == [
         "parameters (count)",
-        "training step time (ms)",
-        "activation memory per step (MB)",
+        "step time (ms)",
+        "activation memory (MB)",
     ]
 
 
@@ -299,7 +295,7 @@ def test_score_lines_keep_one_colour_per_score_function(frames):
 
 def overlapping_labels(fig) -> list[tuple[str, str]]:
     """Pairs of texts whose boxes intersect once drawn: visible tick labels of one axis, and
-    any two of the panel titles and the legend."""
+    any two of the panel titles, axis labels and the legend."""
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw(renderer)
     groups = [
@@ -307,7 +303,8 @@ def overlapping_labels(fig) -> list[tuple[str, str]]:
         for ax in fig.axes
         for axis in (ax.xaxis, ax.yaxis)
     ]
-    groups.append([ax.title for ax in fig.axes if ax.get_title()] + fig.legends)
+    labels = [a.label for ax in fig.axes for a in (ax.xaxis, ax.yaxis) if a.label.get_text()]
+    groups.append([ax.title for ax in fig.axes if ax.get_title()] + labels + fig.legends)
     pairs = []
     for texts in groups:
         boxes = [t.get_window_extent(renderer).shrunk(0.97, 0.9) for t in texts]
@@ -317,6 +314,19 @@ def overlapping_labels(fig) -> list[tuple[str, str]]:
     return pairs
 
 
+def labels_beyond_panels(fig) -> list[str]:
+    """Axis labels longer than the side of the panel they name."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    beyond = []
+    for ax in fig.axes:
+        panel = ax.get_window_extent(renderer)
+        x, y = (a.label.get_window_extent(renderer) for a in (ax.xaxis, ax.yaxis))
+        if x.width > panel.width + 1 or y.height > panel.height + 1:
+            beyond += [a.label.get_text() for a in (ax.xaxis, ax.yaxis) if a.label.get_text()]
+    return beyond
+
+
 def _text(artist) -> str:
     return artist.get_text() if hasattr(artist, "get_text") else type(artist).__name__
 
@@ -324,6 +334,7 @@ def _text(artist) -> str:
 def test_no_two_labels_overlap_in_any_figure(figures):
     for name, fig in figures.items():
         assert overlapping_labels(fig) == [], name
+        assert labels_beyond_panels(fig) == [], name
 
 
 def test_many_lengths_and_variants_keep_heatmap_labels_apart(frames):
@@ -393,6 +404,9 @@ def test_every_figure_has_a_panel_per_task_and_architecture():
         titles = {ax.get_title() for ax in panels(figures[name])}
         shown = {(t, a) for t, a in pairs if any(x.startswith(f"{t} · {a}") for x in titles)}
         assert shown == want, name
+    for name, fig in figures.items():
+        assert overlapping_labels(fig) == [], name
+        assert labels_beyond_panels(fig) == [], name
     for name in ("arch", "rnn"):
         titles = [ax.get_title() for ax in panels(figures[name])]
         assert {t.split("\n")[0].split(" · ")[0] for t in titles} == {"copy", "sort"}, name

@@ -84,6 +84,7 @@ REGISTRY_ORDER = {"task": TASK_NAMES, "arch": ARCH_NAMES, "score": SCORE_NAMES}
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 PANEL = (3.4, 2.8)  # inches per facet; the PDF shows a figure up to 7 inches wide
 HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap
+HEATMAP_COLUMN_IN = 0.55  # inches per cell of the score x encoding heatmap, its number fits
 MIN_HEATMAP_ROWS = 4  # a panel's height in rows at least, so its labels fit
 MAX_TICKS = 12  # length labels on a heatmap axis
 CI_ALPHA = 0.2
@@ -245,14 +246,15 @@ def score_position_heatmap(runs: pd.DataFrame, metric: str = "ood_seq_acc") -> F
     if ok.empty:
         return None
     pairs = _pairs(ok)
-    fig, axes = _wrapped(len(pairs), panel=(3.6, 3.0))
+    width = max(3.6, HEATMAP_COLUMN_IN * ok["position"].nunique() + 1.4)
+    fig, axes = _wrapped(len(pairs), panel=(width, 3.2))
     for (task, arch), ax in zip(pairs, axes, strict=True):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch)]
         table = cell.pivot_table(index="score", columns="position", values=metric, aggfunc="mean")
         table = table.loc[ordered(table.index, SCORE_NAMES), ordered(table.columns, POSITION_NAMES)]
         sns.heatmap(table, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", cbar=False)
         ax.set(title=f"{task} · {arch}", xlabel="positional encoding", ylabel="score function")
-        ax.tick_params(axis="x", labelrotation=45)
+        ax.tick_params(axis="x", labelrotation=90)
     fig.colorbar(axes[0].collections[0], ax=list(axes), label=LABELS[metric])
     return fig
 

@@ -182,6 +182,8 @@ def _stat_rows(table: pd.DataFrame) -> list[dict]:
     rows = []
     for _, r in table.iterrows():
         n = f"{r['n_pairs']} pairs" if r["paired"] else f"{r['n_a']} + {r['n_b']} runs"
+        smallest = r["n_pairs"] if r["paired"] else min(r["n_a"], r["n_b"])
+        diff = r["mean_diff"], r["diff_ci_low"], r["diff_ci_high"]
         rows.append(
             {
                 "task": r["task"],
@@ -189,7 +191,7 @@ def _stat_rows(table: pd.DataFrame) -> list[dict]:
                 "B": fmt(r["level_b"]),
                 "mean A": fmt(r["mean_a"]),
                 "mean B": fmt(r["mean_b"]),
-                "A − B [95% CI]": fmt_ci(r["mean_diff"], r["diff_ci_low"], r["diff_ci_high"]),
+                "A − B [95% CI]": fmt_ci(*diff, n=smallest),
                 "Cliff's δ": fmt(r["cliffs_delta"], 2),
                 "test": r["test"],
                 "n": n,

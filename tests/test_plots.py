@@ -294,8 +294,8 @@ def test_score_lines_keep_one_colour_per_score_function(frames):
 
 
 def overlapping_labels(fig) -> list[tuple[str, str]]:
-    """Pairs of texts whose boxes intersect once drawn: visible tick labels of one axis, and
-    any two of the panel titles, axis labels and the legend."""
+    """Pairs of texts whose boxes intersect once drawn: visible tick labels of one axis, the
+    numbers written in one panel, and any two of the panel titles, axis labels and legend."""
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw(renderer)
     groups = [
@@ -305,6 +305,7 @@ def overlapping_labels(fig) -> list[tuple[str, str]]:
     ]
     labels = [a.label for ax in fig.axes for a in (ax.xaxis, ax.yaxis) if a.label.get_text()]
     groups.append([ax.title for ax in fig.axes if ax.get_title()] + labels + fig.legends)
+    groups += [[t for t in ax.texts if t.get_text()] for ax in fig.axes]  # cell annotations
     pairs = []
     for texts in groups:
         boxes = [t.get_window_extent(renderer).shrunk(0.97, 0.9) for t in texts]
@@ -345,6 +346,16 @@ def test_many_lengths_and_variants_keep_heatmap_labels_apart(frames):
     assert overlapping_labels(fig) == []
     ax = next(a for a in panels(fig) if a.get_title() == "copy · decoder")
     assert len(ax.get_yticklabels()) == 4 * len(SCORES)  # none, sinusoidal, learned (x2)
+
+
+def test_score_position_heatmap_numbers_stay_apart_with_every_encoding_and_score():
+    runs = pd.concat(
+        [make_runs().assign(position=p, score=s) for p in POSITIONS for s in SCORES],
+        ignore_index=True,
+    )
+    fig = plots.score_position_heatmap(runs)
+    assert overlapping_labels(fig) == []
+    assert len(panels(fig)[0].texts) == len(POSITIONS) * len(SCORES)
 
 
 def test_one_seed_draws_no_interval_and_says_so():

@@ -25,7 +25,7 @@ from analysis.anchors import KAZEMNEJAD_OOD, deletang, kazemnejad
 from analysis.claims import CLAIMS as CLAIMS_SPEC
 from analysis.load import StudyError, load_study
 from analysis.report import FIGURES, SECTIONS, SELECTION_RULE
-from analysis.tables import axis_table, completeness, fmt_ci
+from analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
 
@@ -268,6 +268,9 @@ def test_one_seed_prints_no_interval():
     table = axis_table(runs, "position")
     assert table.rows[0]["OOD exact match"] == "0.158 (n = 1)"
     assert table.rows[0]["n (seeds)"] == 1
+    rope = BASE_RUN | {"run_id": "b", "position": "alibi", "ood_seq_acc": 0.5}
+    pairwise = statistics_tables(pd.DataFrame([BASE_RUN | {"run_id": "a"}, rope]))[0]
+    assert pairwise.rows[0]["A − B [95% CI]"].endswith("(n = 1)")
     assert fmt_ci(0.158, 0.158, 0.158, n=1) == "0.158 (n = 1)"
     assert fmt_ci(0.5, 0.4, 0.6, n=3) == "0.500 [0.400, 0.600]"
 

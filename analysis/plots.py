@@ -136,10 +136,11 @@ def accuracy_vs_length(
     lengths: pd.DataFrame, metric: str = "seq_acc", hue: str = "variant"
 ) -> Figure | None:
     """Mean accuracy by length, one line per encoding (``hue="variant"``) or per score
-    function (``hue="score"``, transformers only) with a 95% bootstrap band over seeds,
+    function (``hue="score"``: transformers only, drawn when two or more score functions
+    ran) with a 95% bootstrap band over seeds,
     one panel per task and architecture, the training lengths shaded."""
     data = lengths if hue == "variant" else transformers(lengths)
-    if data.empty:
+    if data.empty or (hue == "score" and data["score"].nunique() < 2):
         return None
     labels, _ = HUES[hue]
     data = data.assign(**{hue: labels(data)})
@@ -218,7 +219,7 @@ def _heatmap_ticks(ax, grid: pd.DataFrame) -> None:
     shown = [c for c in rounds.tick_values(min(columns), max(columns)) if c in columns]
     ax.set_xticks([columns.index(c) + 0.5 for c in shown], [f"{c:g}" for c in shown])
     ax.tick_params(axis="x", labelrotation=0)
-    ax.set_yticks(np.arange(len(grid.index)) + 0.5, list(grid.index), fontsize=8)
+    ax.set_yticks(np.arange(len(grid.index)) + 0.5, list(grid.index), fontsize=8, rotation=0)
 
 
 def architectures_vs_length(lengths: pd.DataFrame) -> Figure | None:

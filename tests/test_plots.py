@@ -109,7 +109,10 @@ def all_figures(f):
     }
     return {
         "acc_vs_length": plots.accuracy_vs_length(f["lengths"]),
-        "score_vs_length": plots.accuracy_vs_length(f["lengths"], hue="score"),
+        "score_vs_length": plots.accuracy_vs_length(
+            f["lengths"].assign(score=np.where(f["lengths"]["heads"] == 1, "dot", "cosine")),
+            hue="score",
+        ),
         "length_heatmap": plots.length_heatmap(f["lengths"]),
         "token_acc_vs_length": plots.accuracy_vs_length(f["lengths"], "token_acc"),
         "rnn": plots.architectures_vs_length(f["lengths"]),
@@ -240,6 +243,7 @@ def test_variant_labels_name_rnn_by_architecture_and_mark_randomized(frames):
 
 def test_figures_without_their_data_are_left_out(frames):
     runs, lengths = frames["runs"], frames["lengths"]
+    assert plots.accuracy_vs_length(lengths.assign(score="dot"), hue="score") is None
     one_head = runs[runs["heads"] == 2]
     one_arch = runs[runs["arch"] == "decoder"]
     assert plots.heads_effect(one_head) is None

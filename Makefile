@@ -31,7 +31,7 @@ lint: setup
 
 # The report of a study's runs: reports/$(STUDY)/report.html (self-contained, opens offline)
 # and report.pdf, also logged to the study's parent MLflow run. STUDY is the study's name.
-STUDY ?= quick
+STUDY ?= $(PRESET)
 report: setup
 	$(BIN)/attnstudy report --study $(STUDY)
 
@@ -39,13 +39,14 @@ report: setup
 study: setup
 	$(BIN)/attnstudy study run study/$(PRESET).yaml --workers $(WORKERS)
 
-# The MLflow UI over the local store: http://127.0.0.1:$(UI_PORT) (one server process, no
-# background job runner: light enough to leave running beside a study on a small machine).
+# The MLflow UI opened on study $(STUDY)'s runs: prints the page to open,
+# http://127.0.0.1:$(UI_PORT)/#/experiments/<id>/runs, then serves the store of $(RUNS_DIR)
+# (or $$MLFLOW_TRACKING_URI, as `study run` does; a tracking server's URL is only printed).
+# One server process, no background job runner: light enough to run beside a study.
 UI_PORT ?= 5000
+RUNS_DIR ?= runs
 ui: setup
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
-		--backend-store-uri sqlite:///$(CURDIR)/runs/mlflow.db \
-		--host 127.0.0.1 --port $(UI_PORT) --workers 1
+	$(BIN)/attnstudy ui --study $(STUDY) --runs-dir $(RUNS_DIR) --port $(UI_PORT)
 
 # optuna-dashboard over the Optuna store: http://127.0.0.1:$(DASHBOARD_PORT)
 DASHBOARD_PORT ?= 8080

@@ -16,6 +16,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from analysis.effects import stratified_bootstrap
+
 CONFIG_COLUMNS = (
     "task",
     "arch",
@@ -46,7 +48,9 @@ mean over seeds; runs that diverged or failed are counted but excluded from mean
 between two levels of a factor are paired when at least two keys (every other configuration \
 value plus the seed) occur at both levels: runs sharing a key are first averaged, only matched \
 keys are kept, and the Wilcoxon signed-rank test (two-sided, zero differences dropped) is \
-applied to the paired differences, whose mean gets a bootstrap interval. Otherwise the two-sided \
+applied to the paired differences. Their interval treats the seed as the unit of replication: \
+seeds are resampled within each configuration and the configurations averaged (stratified \
+bootstrap); with no configuration of two seeds it is undefined (–). Otherwise the two-sided \
 Mann-Whitney U test compares all runs of the two levels and the interval comes from resampling \
 each level independently. Wilcoxon p-values are exact for up to 50 pairs without ties or zeros, \
 from all sign flips for up to 13 pairs with them, and from the tie-corrected normal \
@@ -57,10 +61,11 @@ normal approximation. Neither test assumes normality; Wilcoxon assumes the paire
 are symmetric about their median, Mann-Whitney that runs are independent, and both treat seeds \
 as exchangeable. Effect sizes are the mean difference and Cliff's delta, P(A > B) - P(A < B) \
 over all cross pairs of runs. p-values within one table are Holm-corrected (Holm 1979) over all \
-its comparisons. A test with an empty side has an undefined p (NaN); identical samples give p = \
-1. Mean reciprocal rank (Kazemnejad et al. 2023) ranks the levels of a factor by mean metric \
-within each task (rank 1 = best, ties share the best of their ranks) and averages 1/rank over \
-the tasks where the level ran."""
+its comparisons: each table is one family (the claims' verdicts form their own). A test with \
+an empty side has an undefined p (NaN); identical samples give p = 1. Mean reciprocal rank \
+(Kazemnejad et al. 2023) ranks the levels of a factor by mean metric within each task and \
+architecture (rank 1 = best, ties share the best of their ranks), plain and randomized positions \
+apart, and averages 1/rank over the cells where the level ran."""
 
 
 def ok_runs(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
@@ -172,9 +177,9 @@ def compare(
     a, b = ok_runs(a, metric), ok_runs(b, metric)
     pairs = _paired_values(a, b, metric, list(pair_on)) if pair_on else None
     if pairs is not None:
-        x, y = pairs
+        x, y, keys = pairs
         diff = x - y
-        test, p, ci = "wilcoxon", _wilcoxon_p(diff), bootstrap_ci(diff)
+        test, p, ci = "wilcoxon", _wilcoxon_p(diff), seed_ci(pd.Series(diff, index=keys))
     else:
         x, y = a[metric].to_numpy(float), b[metric].to_numpy(float)
         test, p, ci = "mannwhitneyu", _mannwhitney_p(x, y), bootstrap_diff_ci(x, y)
@@ -283,19 +288,55 @@ def length_trend(lengths: pd.DataFrame, metric: str = "seq_acc") -> pd.Series:
     )
 
 
-def early_late_gap(positions: pd.DataFrame, fraction: float = 0.25) -> pd.Series:
-    """Per run_id: mean token_acc over the first ``fraction`` of target positions minus the rest.
+def seed_ci(diff: pd.Series, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile interval of the mean over configurations of the mean over seeds of
+    ``diff`` (indexed by pair keys, one level named "seed"): seeds are resampled within each
+    configuration (stratified bootstrap). Without a "seed" level the values are resampled
+    as one sample; with no configuration of two seeds the interval is undefined (NaN)."""
+    if "seed" not in diff.index.names:
+        return bootstrap_ci(diff.to_numpy(float), alpha=alpha)
+    strata = [n for n in diff.index.names if n != "seed"]
+    cells = diff.groupby(level=strata, dropna=False) if strata else [((), diff)]
+    groups = [g.dropna().to_numpy(float) for _, g in cells]
+    groups = [g for g in groups if g.size]
+    if not groups or max(g.size for g in groups) < 2:
+        return np.nan, np.nan
+    _, boot = stratified_bootstrap(groups)
+    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
 
-    Positions are first averaged over splits and sequences; at least one position counts as
-    early. Negative means the earliest target tokens are predicted worst; NaN with < 2 positions.
-    """
-    gaps = {}
-    for run, g in positions.groupby("run_id"):
-        by_pos = g.groupby("target_pos")["token_acc"].mean().sort_index().dropna()
-        n_early = max(1, int(len(by_pos) * fraction))
-        late = by_pos.iloc[n_early:]
-        gaps[run] = float(by_pos.iloc[:n_early].mean() - late.mean()) if len(late) else np.nan
-    return pd.Series(gaps, name="early_minus_late_token_acc", dtype=float)
+
+def source_position_gap(
+    positions: pd.DataFrame, mirrored: bool = False, fraction: float = 0.25
+) -> pd.Series:
+    """Per run_id: token accuracy at the earliest minus the latest input positions, compared
+    within each in-distribution length, then averaged over lengths.
+
+    ``positions`` holds split "id" rows with ``length``, ``target_pos`` and ``token_acc``.
+    Target position i of length L copies input position i (``mirrored``: L − 1 − i, as in
+    reverse); its relative input position is (i + ½)/L. Early: ≤ ``fraction``; late: ≥
+    1 − ``fraction``; a length without both is skipped. Negative means the earliest input
+    is reproduced worst; NaN without a usable length."""
+    rows = positions[(positions["split"] == "id") & (positions["target_pos"] < positions["length"])]
+    source = rows["target_pos"] + 0.5
+    relative = (rows["length"] - source if mirrored else source) / rows["length"]
+    part = np.select([relative <= fraction, relative >= 1 - fraction], ["early", "late"], "")
+    rows = rows.assign(part=part)[part != ""]
+    by_length = rows.groupby(["run_id", "length", "part"])["token_acc"].mean().unstack("part")
+    gap = by_length.get("early", np.nan) - by_length.get("late", np.nan)
+    runs = positions["run_id"].unique()
+    if not isinstance(gap, pd.Series):
+        return pd.Series(np.nan, index=runs, name="early_minus_late", dtype=float)
+    gap = gap.groupby(level="run_id").mean()  # NaN lengths (one part only) are skipped
+    return gap.reindex(runs).rename("early_minus_late").astype(float)
+
+
+def long_length_accuracy(lengths: pd.DataFrame, metric: str = "seq_acc") -> pd.Series:
+    """Per run_id: mean ``metric`` over the longer half of the training lengths,
+    train_max_len / 2 < length ≤ train_max_len."""
+    half = lengths["train_max_len"] / 2
+    rows = lengths[(lengths["length"] > half) & (lengths["length"] <= lengths["train_max_len"])]
+    return rows.groupby("run_id")[metric].mean().rename(f"long_id_{metric}")
 
 
 def _finite(values: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
@@ -315,14 +356,15 @@ def _describe(values: pd.Series, metric: str) -> dict[str, float]:
 
 def _paired_values(
     a: pd.DataFrame, b: pd.DataFrame, metric: str, pair_on: list[str]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-key means of ``a`` and ``b`` on their matched keys, or None below ``MIN_PAIRS``."""
+) -> tuple[np.ndarray, np.ndarray, pd.Index] | None:
+    """Per-key means of ``a`` and ``b`` on their matched keys, and those keys; None below
+    ``MIN_PAIRS``."""
     mean_a = a.groupby(pair_on, dropna=False)[metric].mean()
     mean_b = b.groupby(pair_on, dropna=False)[metric].mean()
     matched = mean_a.index.intersection(mean_b.index)
     if len(matched) < MIN_PAIRS:
         return None
-    return mean_a.loc[matched].to_numpy(float), mean_b.loc[matched].to_numpy(float)
+    return mean_a.loc[matched].to_numpy(float), mean_b.loc[matched].to_numpy(float), matched
 
 
 def _wilcoxon_p(diff: np.ndarray) -> float:

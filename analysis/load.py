@@ -5,7 +5,9 @@ Frames (the contract of ``analysis.aggregate`` and ``analysis.claims``):
 - ``runs``: one row per grid point (the latest finished trial of each ``attnstudy.grid_key``),
   config columns, summary metrics, ``status`` (ok | diverged | failed) and ``reason``.
 - ``lengths``: one row per trial x evaluated length (``eval_seq_acc``/``eval_token_acc``).
-- ``positions``: one row per trial x split x target position (``pos_token_acc_id|ood``).
+- ``positions``: one row per trial x in-distribution length x target position (split "id",
+  ``pos_token_acc_id_len``), and per trial x target position averaged over the longer
+  lengths (split "ood", length NaN, ``pos_token_acc_ood``).
 - ``curves``: one row per trial x training metric x step (loss and validation accuracy).
 - ``attempts``: every child run, killed and still running ones included.
 """
@@ -27,6 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from analysis.aggregate import PAIR_COLUMNS
+from attnstudy.evaluate import POSITION_BY_LENGTH_KEY, POSITION_STRIDE
 
 DEFAULT_STORE = Path("runs") / "mlflow.db"
 TRIAL_FILTER = "tags.`attnstudy.role` = 'trial'"
@@ -43,7 +46,10 @@ SUMMARY_METRICS = (
     "peak_mem_mb",
     "steps_to_95",
     "attn_sharpness",
+    "attn_alignment",
+    "attn_alignment_uniform",
     "head_diversity",
+    "head_diversity_init",
     "best_step",
     "steps_trained",
     "train_seconds",
@@ -51,7 +57,7 @@ SUMMARY_METRICS = (
 RENAMED_METRICS = {"activation_mb": "peak_mem_mb"}
 CURVE_METRICS = ("train_loss", "val_seq_acc", "val_token_acc")
 LENGTH_METRICS = {"eval_seq_acc": "seq_acc", "eval_token_acc": "token_acc"}
-POSITION_METRICS = {"pos_token_acc_id": "id", "pos_token_acc_ood": "ood"}
+POSITION_METRICS = {POSITION_BY_LENGTH_KEY: "id", "pos_token_acc_ood": "ood"}
 STATUS_RANK = {"ok": 0, "diverged": 1, "failed": 2}
 MLFLOW_STATUS = {"RUNNING": "running", "SCHEDULED": "running", "KILLED": "killed"}
 HISTORY_THREADS = 4
@@ -193,6 +199,8 @@ def _attempts(uri: str, experiment_id: str) -> tuple[pd.DataFrame, list[str]]:
     frame["grid_key"] = _col(raw, "tags.attnstudy.grid_key").fillna(raw["run_id"])
     frame["config_hash"] = _col(raw, "tags.attnstudy.config_hash")
     frame["git_commit"] = _col(raw, "tags.attnstudy.git_commit")
+    frame["block"] = _col(raw, "tags.attnstudy.block").fillna("")
+    frame["solvable"] = _col(raw, "tags.attnstudy.solvable").fillna("true") != "false"
     params = {c.removeprefix("params."): raw[c].map(_parse) for c in raw if c.startswith("params.")}
     metrics = {c.removeprefix("metrics."): raw[c] for c in raw if c.startswith("metrics.")}
     metrics = {RENAMED_METRICS.get(k, k): v for k, v in metrics.items()}
@@ -302,11 +310,19 @@ def _lengths(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
 
 
 def _positions(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
-    """One row per run x split (id|ood) x target position: token_acc."""
+    """One row per run x split (id|ood) x length (NaN for ood) x target position: token_acc.
+    In-distribution steps encode length·POSITION_STRIDE + target position."""
     frame = histories[histories["key"].isin(POSITION_METRICS)]
-    frame = frame.assign(split=frame["key"].map(POSITION_METRICS))
-    frame = frame.rename(columns={"step": "target_pos", "value": "token_acc"})
-    return config.merge(frame[["run_id", "split", "target_pos", "token_acc"]], on="run_id")
+    split = frame["key"].map(POSITION_METRICS)
+    by_length = split == "id"
+    frame = frame.assign(
+        split=split,
+        length=(frame["step"] // POSITION_STRIDE).where(by_length),
+        target_pos=frame["step"].where(~by_length, frame["step"] % POSITION_STRIDE),
+        token_acc=frame["value"],
+    )
+    columns = ["run_id", "split", "length", "target_pos", "token_acc"]
+    return config.merge(frame[columns], on="run_id")
 
 
 def _curves(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:

@@ -1,18 +1,14 @@
 """Figures of the report: tidy DataFrame in, matplotlib Figure out; no I/O, no pyplot state.
 
-Every positional encoding and every score function keeps one colour (from seaborn's
-colour-blind and dark palettes, in registry order; a name no registry holds gets a fallback
-colour and is drawn last) in every figure; randomized positions are dashed in their
-encoding's colour; the architectures without positional encodings (the RNN baselines) are
-drawn in black and grey. Figures are faceted by task and architecture. Intervals resample
-seeds (``analysis.seeds``); a series with one seed is drawn without an interval and the
-legend says "n = 1, no interval". Each function returns None when its frame holds nothing it
-could draw.
+Colours, markers and axis labels come from ``analysis.figures_style``, panels and legends
+from ``analysis.figures_layout``; figures are faceted by task and architecture. Intervals
+resample seeds (``analysis.seeds``); a series with one seed is drawn without an interval and
+the legend says "n = 1, no interval". Each function returns None when its frame holds
+nothing it could draw.
 """
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -21,109 +17,38 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from analysis import figures_layout as layout
 from analysis.aggregate import mean_reciprocal_rank, ok_runs
+from analysis.figures_style import (
+    CI_ALPHA,
+    CURVE_TITLES,
+    LABELS,
+    PALETTE,
+    POSITION_SPLITS,
+    TITLES,
+    TRAINED,
+    look,
+    no_line,
+    no_marker,
+    style,
+)
 from analysis.seeds import seed_means, seed_summary
 from analysis.variants import (
-    ARCH_NAMES,
     POSITION_NAMES,
-    RANDOMIZED,
     RNN_ARCHS,
     SCORE_NAMES,
-    TASK_NAMES,
     ordered,
     transformers,
     variant_labels,
     variant_order,
 )
 
-MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
-
-
-def _palette(names: Sequence[str], palette: str) -> tuple[dict, tuple]:
-    """One colour per registered name, and a further one for names no registry holds."""
-    colours = sns.color_palette(palette, len(names) + 1)
-    return dict(zip(names, colours[:-1], strict=True)), colours[-1]
-
-
-def _markers(names: Sequence[str]) -> dict[str, str]:
-    return {name: MARKER_CYCLE[i % len(MARKER_CYCLE)] for i, name in enumerate(names)}
-
-
-PALETTE, FALLBACK_COLOUR = _palette(POSITION_NAMES, "colorblind")
-SCORE_PALETTE, SCORE_FALLBACK_COLOUR = _palette(SCORE_NAMES, "dark")
-MARKERS, SCORE_MARKERS = _markers(POSITION_NAMES), _markers(SCORE_NAMES)
-ARCH_STYLES = {
-    "encoder": {"color": "0.55", "linestyle": ":", "marker": "v"},
-    "decoder": {"color": "0.55", "linestyle": "-", "marker": "^"},
-    "encoder-decoder": {"color": "0.55", "linestyle": "-.", "marker": "D"},
-    "rnn": {"color": "black", "linestyle": "-", "marker": "o"},
-    "rnn-attention": {"color": "black", "linestyle": "--", "marker": "s"},
-}
-TRAINED = "training lengths"
-MARKS = (TRAINED,)
-NO_INTERVAL = "n = 1, no interval"
-LABELS = {  # short enough for a panel's side; the panel title says which split it shows
-    "seq_acc": "exact match (fraction)",
-    "token_acc": "token accuracy (fraction)",
-    "id_seq_acc": "ID exact match (fraction)",
-    "ood_seq_acc": "OOD exact match (fraction)",
-    "id_token_acc": "ID token accuracy (fraction)",
-    "ood_token_acc": "OOD token accuracy (fraction)",
-    "length": "input length (tokens)",
-    "n_params": "parameters (count)",
-    "step_time_ms": "step time (ms)",
-    "peak_mem_mb": "activation memory (MB)",
-    "train_loss": "loss (nats per token)",
-    "val_seq_acc": "exact match (fraction)",
-    "step": "training step",
-    "target_pos": "output position (0 = first)",
-}
-CURVE_TITLES = {"train_loss": "training loss", "val_seq_acc": "validation on training lengths"}
-TITLES = {"id_seq_acc": "training lengths", "ood_seq_acc": "longer than training"}
-REGISTRY_ORDER = {"task": TASK_NAMES, "arch": ARCH_NAMES, "score": SCORE_NAMES}
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
-PANEL = (3.4, 2.8)  # inches per facet; the PDF shows a figure up to 7 inches wide
 HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap
 HEATMAP_COLUMN_IN = 0.55  # inches per cell of the score x encoding heatmap, its number fits
 MIN_HEATMAP_ROWS = 4  # a panel's height in rows at least, so its labels fit
 MAX_TICKS = 12  # length labels on a heatmap axis
-CI_ALPHA = 0.2
-MAX_COLUMNS = 2  # panels per row where one panel per task and architecture wraps
-LEGEND_COLUMN_IN = 1.6  # inches a legend column takes
-LEGEND_LINE_IN = 0.2
-
-
-def style(label: str) -> dict:
-    """Colour, line style and marker of a variant label (see ``variant_labels``): each
-    encoding its own colour and marker, dashed when randomized."""
-    if label in ARCH_STYLES:
-        return dict(ARCH_STYLES[label])
-    base = label.removesuffix(RANDOMIZED)
-    return {
-        "color": PALETTE.get(base, FALLBACK_COLOUR),
-        "linestyle": "--" if label.endswith(RANDOMIZED) else "-",
-        "marker": MARKERS.get(base, "o"),
-    }
-
-
-def score_style(name: str) -> dict:
-    """Colour, line style and marker of a score function."""
-    return {
-        "color": SCORE_PALETTE.get(name, SCORE_FALLBACK_COLOUR),
-        "linestyle": "-",
-        "marker": SCORE_MARKERS.get(name, "o"),
-    }
-
-
-def label_order(labels: Iterable[str]) -> list[str]:
-    """Score functions in registry order, then variants (``variant_order``)."""
-    labels = set(labels)
-    scores = [s for s in SCORE_NAMES if s in labels]
-    return scores + variant_order(labels - set(scores))
-
-
-def _look(label: str) -> dict:
-    return score_style(label) if label in SCORE_NAMES else style(label)
+POSITION_BINS = 8  # relative-position bins of the per-position figure's training lengths
 
 
 HUES: dict[str, tuple[Callable[[pd.DataFrame], pd.Series], Callable]] = {
@@ -145,16 +70,16 @@ def accuracy_vs_length(
     labels, _ = HUES[hue]
     data = data.assign(**{hue: labels(data)})
     table = seed_summary(data, ["task", "arch", hue, "length"], [metric])
-    pairs = _pairs(data)
-    fig, axes = _wrapped(len(pairs))
+    panels = layout.pairs(data)
+    fig, axes = layout.wrapped(len(panels))
     single = set()
-    for (task, arch), ax in zip(pairs, axes, strict=True):
+    for (task, arch), ax in zip(panels, axes, strict=True):
         cell = table[(table["task"] == task) & (table["arch"] == arch)]
         single |= _length_lines(ax, cell, metric, hue)
         _mark_training(ax, data[(data["task"] == task) & (data["arch"] == arch)])
         ax.set(title=f"{task} · {arch}", xlabel=LABELS["length"], ylabel=LABELS[metric])
         ax.set_ylim(-0.03, 1.03)
-    _legend(fig, axes, single)
+    layout.legend(fig, axes, single)
     return fig
 
 
@@ -167,7 +92,7 @@ def length_heatmap(lengths: pd.DataFrame, metric: str = "seq_acc") -> Figure | N
     data = lengths.assign(row=_heatmap_rows(lengths))
     means = seed_means(data, ["task", "arch", "row", "length"], [metric])
     table = means.groupby(["task", "arch", "row", "length"], dropna=False)[metric].mean()
-    panels = _pairs(data)
+    panels = layout.pairs(data)
     rows = [table.loc[p].index.get_level_values("row").nunique() for p in panels]
     heights = [max(n, MIN_HEATMAP_ROWS) for n in rows]
     fig = Figure(
@@ -229,14 +154,14 @@ def architectures_vs_length(lengths: pd.DataFrame) -> Figure | None:
         return None
     data = lengths.assign(variant=lengths["arch"])
     table = seed_summary(data, ["task", "variant", "length"], ["seq_acc"])
-    tasks = _levels(lengths, "task")
-    fig, axes = _wrapped(len(tasks))
+    tasks = layout.levels(lengths, "task")
+    fig, axes = layout.wrapped(len(tasks))
     single = set()
     for task, ax in zip(tasks, axes, strict=True):
         single |= _length_lines(ax, table[table["task"] == task], "seq_acc", "variant")
         _mark_training(ax, lengths[lengths["task"] == task])
         ax.set(title=task, xlabel=LABELS["length"], ylabel=LABELS["seq_acc"], ylim=(-0.03, 1.03))
-    _legend(fig, axes, single)
+    layout.legend(fig, axes, single)
     return fig
 
 
@@ -246,10 +171,10 @@ def score_position_heatmap(runs: pd.DataFrame, metric: str = "ood_seq_acc") -> F
     ok = transformers(ok_runs(runs, metric))
     if ok.empty:
         return None
-    pairs = _pairs(ok)
+    panels = layout.pairs(ok)
     width = max(3.6, HEATMAP_COLUMN_IN * ok["position"].nunique() + 1.4)
-    fig, axes = _wrapped(len(pairs), panel=(width, 3.2))
-    for (task, arch), ax in zip(pairs, axes, strict=True):
+    fig, axes = layout.wrapped(len(panels), panel=(width, 3.2))
+    for (task, arch), ax in zip(panels, axes, strict=True):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch)]
         table = cell.pivot_table(index="score", columns="position", values=metric, aggfunc="mean")
         table = table.loc[ordered(table.index, SCORE_NAMES), ordered(table.columns, POSITION_NAMES)]
@@ -269,14 +194,14 @@ def heads_effect(runs: pd.DataFrame) -> Figure | None:
     if not rows:
         return None
     metrics = ("id_seq_acc", "ood_seq_acc")
-    fig, axes = _facets(len(rows), len(metrics))
+    fig, axes = layout.facets(len(rows), len(metrics))
     single = set()
-    for ((task, arch, width), metric), ax in _cells(rows, metrics, axes):
+    for ((task, arch, width), metric), ax in layout.cells(rows, metrics, axes):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch) & (ok["d_model"] == width)]
         single |= _dodged(ax, cell, "heads", sorted(cell["heads"].unique()), metric)
-        _title(ax, f"{task} · {arch} · d_model {width}", TITLES[metric])
+        layout.panel_title(ax, f"{task} · {arch} · d_model {width}", TITLES[metric])
         ax.set_xlabel("attention heads (count, width fixed)")
-    _legend(fig, axes, single)
+    layout.legend(fig, axes, single)
     return fig
 
 
@@ -286,15 +211,15 @@ def architecture_effect(runs: pd.DataFrame) -> Figure | None:
     ok = ok_runs(runs)
     if ok["arch"].nunique() < 2:
         return None
-    tasks, metrics = _levels(ok, "task"), ("id_seq_acc", "ood_seq_acc")
-    fig, axes = _facets(len(tasks), len(metrics))
+    tasks, metrics = layout.levels(ok, "task"), ("id_seq_acc", "ood_seq_acc")
+    fig, axes = layout.facets(len(tasks), len(metrics))
     single = set()
-    for (task, metric), ax in _cells(tasks, metrics, axes):
+    for (task, metric), ax in layout.cells(tasks, metrics, axes):
         cell = ok[ok["task"] == task]
-        single |= _dodged(ax, cell, "arch", _levels(cell, "arch"), metric)
-        _title(ax, task, TITLES[metric])
+        single |= _dodged(ax, cell, "arch", layout.levels(cell, "arch"), metric)
+        layout.panel_title(ax, task, TITLES[metric])
         ax.set_xlabel("architecture")
-    _legend(fig, axes, single)
+    layout.legend(fig, axes, single)
     return fig
 
 
@@ -305,15 +230,15 @@ def training_curves(curves: pd.DataFrame) -> Figure | None:
     if curves.empty or not metrics:
         return None
     data = curves.assign(variant=variant_labels(curves))
-    pairs = _pairs(data)
-    fig, axes = _facets(len(pairs), len(metrics))
-    for ((task, arch), metric), ax in _cells(pairs, metrics, axes):
+    panels = layout.pairs(data)
+    fig, axes = layout.facets(len(panels), len(metrics))
+    for ((task, arch), metric), ax in layout.cells(panels, metrics, axes):
         cell = data[(data["task"] == task) & (data["arch"] == arch) & (data["metric"] == metric)]
         means = cell.groupby(["variant", "step"])["value"].mean()
         for label in variant_order(cell["variant"]):
             line = means.loc[label]
-            ax.plot(line.index, line.to_numpy(), label=label, **_no_marker(style(label)))
-        _title(ax, f"{task} · {arch}", CURVE_TITLES[metric])
+            ax.plot(line.index, line.to_numpy(), label=label, **no_marker(style(label)))
+        layout.panel_title(ax, f"{task} · {arch}", CURVE_TITLES[metric])
         ax.set_xlabel(LABELS["step"])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         ax.set_ylabel(LABELS[metric])
@@ -321,7 +246,7 @@ def training_curves(curves: pd.DataFrame) -> Figure | None:
             _log_axis(ax)
         else:
             ax.set_ylim(-0.03, 1.03)
-    _legend(fig, axes)
+    layout.legend(fig, axes)
     return fig
 
 
@@ -340,97 +265,84 @@ def cost_figure(runs: pd.DataFrame) -> Figure | None:
     metrics = [m for m in ("n_params", "step_time_ms", "peak_mem_mb") if ok[m].notna().any()]
     if ok.empty or not metrics:
         return None
-    pairs = _pairs(ok)
-    fig, axes = _facets(len(pairs), len(metrics), panel=(3.0, 2.8))
+    panels = layout.pairs(ok)
+    fig, axes = layout.facets(len(panels), len(metrics), panel=(3.0, 2.8))
     single = set()
-    for ((task, arch), metric), ax in _cells(pairs, metrics, axes):
+    for ((task, arch), metric), ax in layout.cells(panels, metrics, axes):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch)]
-        single |= _dodged(ax, cell, "score", _levels(cell, "score"), metric)
-        _title(ax, f"{task} · {arch}", LABELS[metric].split(" (")[0])
+        single |= _dodged(ax, cell, "score", layout.levels(cell, "score"), metric)
+        layout.panel_title(ax, f"{task} · {arch}", LABELS[metric].split(" (")[0])
         ax.set_xlabel("score function")
         ax.set_ylim(bottom=0)
-    _legend(fig, axes, single)
+    layout.legend(fig, axes, single)
     return fig
-
-
-def attention_heads(examples: dict[str, dict[str, np.ndarray]]) -> Figure | None:
-    """Attention weights per head in the last layer of each example (title -> the
-    ``attention.npz`` arrays ``layer{i}_{kind}``: (H, Tq, Tk)); one block per title with a
-    row per kind (self, cross) and a column per head."""
-    blocks = {title: _last(maps) for title, maps in examples.items() if _last(maps)}
-    if not blocks:
-        return None
-    cols = max(examples[t][k].shape[0] for t, keys in blocks.items() for k in keys)
-    heights = [len(keys) for keys in blocks.values()]
-    fig = Figure(
-        figsize=(max(2.4 * cols + 1.5, 7.0), 2.7 * sum(heights) + 0.7 * len(blocks)),
-        layout="constrained",
-    )
-    subfigs = np.atleast_1d(fig.subfigures(len(blocks), 1, height_ratios=heights))
-    for sub, (title, keys) in zip(subfigs, blocks.items(), strict=True):
-        _attention_block(sub, title, {k: examples[title][k] for k in keys}, cols)
-    return fig
-
-
-def _attention_block(sub, title: str, maps: dict[str, np.ndarray], cols: int) -> None:
-    axes = sub.subplots(len(maps), cols, squeeze=False)
-    for (key, weights), row in zip(maps.items(), axes, strict=True):
-        for head, ax in enumerate(row):
-            if head >= weights.shape[0]:
-                ax.set_axis_off()
-                continue
-            image = ax.imshow(weights[head], vmin=0, vmax=1, cmap="viridis")
-            ax.set_title(f"{key} · head {head + 1}", fontsize=9)
-            ax.set_xlabel("key position (token)", fontsize=8)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        row[0].set_ylabel("query position (token)", fontsize=8)
-    lines = [line for part in title.split("\n") for line in textwrap.wrap(part, 80)]
-    sub.suptitle("\n".join(lines), fontsize=10)
-    sub.colorbar(image, ax=axes.ravel().tolist(), label="attention weight (fraction)")
 
 
 def per_position_accuracy(positions: pd.DataFrame) -> Figure | None:
-    """Token accuracy at each target position, in- and out-of-distribution lengths, mean
-    over runs per encoding, the RNN baselines beside the transformers; one row per task and
-    architecture."""
+    """Token accuracy by target position, mean over runs per encoding, the RNN baselines
+    beside the transformers; one row per task and architecture. Training lengths (left): by
+    relative position (i + ½)/T (T target tokens), within each length and then averaged over
+    lengths, so long lengths do not stand for late positions alone. Longer lengths (right):
+    by absolute position."""
     if positions.empty:
         return None
     data = positions.assign(variant=variant_labels(positions))
-    pairs, splits = _pairs(data), [s for s in ("id", "ood") if (data["split"] == s).any()]
-    fig, axes = _facets(len(pairs), len(splits))
-    names = {"id": "training lengths", "ood": "longer than training"}
-    for ((task, arch), split), ax in _cells(pairs, splits, axes):
+    panels, splits = layout.pairs(data), [s for s in ("id", "ood") if (data["split"] == s).any()]
+    fig, axes = layout.facets(len(panels), len(splits))
+    for ((task, arch), split), ax in layout.cells(panels, splits, axes):
         cell = data[(data["task"] == task) & (data["arch"] == arch) & (data["split"] == split)]
-        means = cell.groupby(["variant", "target_pos"])["token_acc"].mean()
+        means = _relative_positions(cell) if split == "id" else _absolute_positions(cell)
         for label in variant_order(cell["variant"]):
             line = means.loc[label]
             ax.plot(line.index, line.to_numpy(), label=label, markersize=3, **style(label))
-        _title(ax, f"{task} · {arch}", names[split])
-        ax.set_xlabel(LABELS["target_pos"])
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        layout.panel_title(ax, f"{task} · {arch}", POSITION_SPLITS[split])
+        ax.set_xlabel(LABELS[f"{split}_position"])
+        if split == "ood":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(ylabel=LABELS["token_acc"], ylim=(-0.03, 1.03))
-    _legend(fig, axes)
+    layout.legend(fig, axes)
     return fig
 
 
+def _relative_positions(cell: pd.DataFrame) -> pd.Series:
+    """Mean token accuracy per (variant, relative-position bin centre): within each run and
+    length first, then over lengths, then over runs."""
+    width = cell.groupby(["run_id", "length"])["target_pos"].transform("max") + 1
+    relative = (cell["target_pos"] + 0.5) / width  # target lengths differ by task
+    bins = np.minimum((relative * POSITION_BINS).astype(int), POSITION_BINS - 1)
+    cell = cell.assign(bin=(bins + 0.5) / POSITION_BINS)
+    per_length = cell.groupby(["variant", "run_id", "length", "bin"])["token_acc"].mean()
+    per_run = per_length.groupby(level=["variant", "run_id", "bin"]).mean()
+    return per_run.groupby(level=["variant", "bin"]).mean()
+
+
+def _absolute_positions(cell: pd.DataFrame) -> pd.Series:
+    return cell.groupby(["variant", "target_pos"])["token_acc"].mean()
+
+
 def mrr_ranking(runs: pd.DataFrame, metric: str = "ood_seq_acc") -> Figure | None:
-    """Mean reciprocal rank across tasks (Kazemnejad et al. 2023) of the positional encodings
-    and of the score functions of the transformer runs."""
+    """Mean reciprocal rank (Kazemnejad et al. 2023) of the positional encodings and of the
+    score functions of the transformer runs, ranked within each task and architecture;
+    plain and randomized positions ranked apart (one row each). None unless there are two
+    or more tasks or architectures to rank across."""
     ok = transformers(ok_runs(runs, metric))
-    if ok.empty:
+    if ok.empty or max(ok["task"].nunique(), ok["arch"].nunique()) < 2:
         return None
     axes_names = [a for a in ("position", "score") if ok[a].nunique() > 1] or ["position"]
-    fig, axes = _facets(1, len(axes_names), panel=(4.4, 3.0))
-    for axis, ax in zip(axes_names, axes[0], strict=True):
-        table = mean_reciprocal_rank(ok, axis=axis, metric=metric, fixed=("arch",))
+    kinds = {False: "plain positions", True: "randomized positions"}
+    rows = [r for r in kinds if (ok["randomized"].astype(bool) == r).any()]
+    fig, axes = layout.facets(len(rows), len(axes_names), panel=(4.4, 3.0))
+    for (randomized, axis), ax in layout.cells(rows, axes_names, axes):
+        group = ok[ok["randomized"].astype(bool) == randomized]
+        table = mean_reciprocal_rank(group, axis=axis, metric=metric, fixed=("arch",))
         colors = [PALETTE.get(v, "0.5") if axis == "position" else "0.5" for v in table[axis]]
         ax.barh(table[axis].astype(str), table["mrr"], color=colors)
         ax.invert_yaxis()
         ax.bar_label(ax.containers[0], fmt="%.2f", padding=2)
-        ax.set(xlim=(0, 1.15), xlabel="mean reciprocal rank (1 = best in every task)")
+        ax.set(xlim=(0, 1.15), xlabel="mean reciprocal rank (1 = best in every cell)")
         ax.set(ylabel="positional encoding" if axis == "position" else "score function")
-        ax.set_title(f"ranked by {metric} over {table['n_strata'].max()} task(s)")
+        cells = f"{metric} over {table['n_strata'].max()} task × architecture cells"
+        layout.panel_title(ax, kinds[randomized], cells)
     return fig
 
 
@@ -440,13 +352,13 @@ def _length_lines(ax, table: pd.DataFrame, metric: str, hue: str) -> set[str]:
     single = set()
     for label in HUES[hue][1](table[hue]):
         g = table[table[hue] == label].sort_values("length")
-        look = _look(label)
-        ax.plot(g["length"], g[f"{metric}_mean"], label=label, markersize=3, **look)
+        drawn = look(label)
+        ax.plot(g["length"], g[f"{metric}_mean"], label=label, markersize=3, **drawn)
         if g[f"{metric}_n"].max() < 2:
             single.add(label)
             continue
         low, high = g[f"{metric}_low"], g[f"{metric}_high"]
-        ax.fill_between(g["length"], low, high, color=look["color"], alpha=CI_ALPHA, linewidth=0)
+        ax.fill_between(g["length"], low, high, color=drawn["color"], alpha=CI_ALPHA, linewidth=0)
     return single
 
 
@@ -469,11 +381,11 @@ def _dodged(ax, frame: pd.DataFrame, x: str, levels: Sequence, metric: str) -> s
         mean, low, high = (rows[f"{metric}_{s}"].to_numpy(float) for s in ("mean", "low", "high"))
         n = rows[f"{metric}_n"].fillna(0).to_numpy()
         xs = np.arange(len(levels)) + (i - (len(labels) - 1) / 2) * width
-        look = _no_line(style(label))
-        ax.plot(xs, mean, label=label, **look)
+        drawn = no_line(style(label))
+        ax.plot(xs, mean, label=label, **drawn)
         wide = n >= 2
         yerr = [mean[wide] - low[wide], high[wide] - mean[wide]]
-        ax.errorbar(xs[wide], mean[wide], yerr=yerr, fmt="none", ecolor=look["color"], capsize=2)
+        ax.errorbar(xs[wide], mean[wide], yerr=yerr, fmt="none", ecolor=drawn["color"], capsize=2)
         if (n == 1).any():
             single.add(label)
     ax.set_xticks(range(len(levels)), [str(v) for v in levels])
@@ -481,94 +393,3 @@ def _dodged(ax, frame: pd.DataFrame, x: str, levels: Sequence, metric: str) -> s
     if metric.endswith("_acc"):
         ax.set_ylim(-0.03, 1.03)
     return single
-
-
-def _levels(frame: pd.DataFrame, column: str) -> list:
-    """The values of ``column`` present, registry order where there is one."""
-    return ordered(frame[column].dropna(), REGISTRY_ORDER.get(column, ()))
-
-
-def _pairs(frame: pd.DataFrame) -> list[tuple]:
-    """The (task, architecture) pairs with rows, in registry order."""
-    present = set(zip(frame["task"], frame["arch"], strict=True))
-    archs = ordered(frame["arch"], ARCH_NAMES)
-    return [(t, a) for t in _levels(frame, "task") for a in archs if (t, a) in present]
-
-
-def _facets(rows: int, cols: int, panel: tuple[float, float] = PANEL):
-    fig = Figure(figsize=(panel[0] * cols + 0.4, panel[1] * rows + 0.3), layout="constrained")
-    return fig, np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
-
-
-def _wrapped(n: int, panel: tuple[float, float] = PANEL) -> tuple[Figure, list]:
-    """``n`` panels in rows of at most MAX_COLUMNS (so a page shows them near full size)."""
-    cols = min(n, MAX_COLUMNS)
-    fig, axes = _facets(-(-n // cols), cols, panel)
-    for ax in axes.ravel()[n:]:
-        fig.delaxes(ax)
-    return fig, list(axes.ravel()[:n])
-
-
-def _cells(row_levels: Sequence, col_levels: Sequence, axes: np.ndarray):
-    for i, row in enumerate(row_levels):
-        for j, col in enumerate(col_levels):
-            yield (row, col), axes[i][j]
-
-
-def _title(ax, *lines: str) -> None:
-    """A panel title on short lines (what the panel holds, then which part of it)."""
-    ax.set_title("\n".join(lines), fontsize=10)
-
-
-def _legend(fig: Figure, axes, single: set[str] = frozenset()) -> None:
-    """One legend for the figure, below the panels (the figure grows to hold it): each label
-    once, in ``label_order``, then marks such as the training lengths; titled when some
-    series have one seed."""
-    handles: dict[str, object] = {}
-    for ax in np.ravel(axes):
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
-    marks = [label for label in handles if label in MARKS]
-    order = label_order([label for label in handles if label not in MARKS]) + marks
-    if not order:
-        return
-    title = _single_title(single, set(handles) - set(marks))
-    width, height = fig.get_size_inches()
-    ncols = max(1, min(len(order), int(width / LEGEND_COLUMN_IN)))
-    lines = -(-len(order) // ncols) + (title.count("\n") + 1 if title else 0)
-    fig.set_size_inches(width, height + LEGEND_LINE_IN * lines + 0.2)
-    fig.legend(
-        [handles[k] for k in order],
-        order,
-        loc="outside lower center",
-        ncols=ncols,
-        fontsize=8,
-        title=title,
-        title_fontsize=8,
-    )
-
-
-def _single_title(single: set[str], drawn: set[str]) -> str | None:
-    """The legend's note on series drawn without an interval (one seed)."""
-    if not single:
-        return None
-    if single >= drawn:
-        return NO_INTERVAL
-    return "\n".join(textwrap.wrap(f"{NO_INTERVAL}: {', '.join(label_order(single))}", 50))
-
-
-def _last(maps: dict[str, np.ndarray]) -> list[str]:
-    """Keys of the last layer's maps (self before cross)."""
-    keys = [k for k in maps if k.startswith("layer") and maps[k].ndim == 3]
-    if not keys:
-        return []
-    last = max(int(k.removeprefix("layer").split("_")[0]) for k in keys)
-    return sorted(k for k in keys if k.startswith(f"layer{last}_"))[::-1]
-
-
-def _no_marker(look: dict) -> dict:
-    return {k: v for k, v in look.items() if k != "marker"}
-
-
-def _no_line(look: dict) -> dict:
-    return {**look, "linestyle": "none"}

@@ -11,33 +11,28 @@ the long tables close it, in an appendix.
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 import weasyprint
-from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from analysis import anchors, plots, tables
-from analysis.aggregate import METHODS_TEXT, ok_runs
-from analysis.claims import Verdict, evaluate_claims
-from analysis.load import Study, load_attention, load_study, save_frames
+from analysis import anchors, tables
+from analysis.aggregate import METHODS_TEXT
+from analysis.claims import DECISION_RULE, Verdict, evaluate_claims, holm_family
+from analysis.effects import ALPHA, COMPETENT_ID_ACC, MIN_SEEDS
+from analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
+from analysis.load import Study, load_study, save_frames
 from analysis.seeds import SEED_CI_TEXT
 from analysis.tables import Table
 
 TEMPLATES = Path(__file__).with_name("templates")
 MLFLOW_UI = "http://127.0.0.1:5000"
-PNG_DPI = 120
-MAX_FIGURE_HEIGHT_IN = 8.5  # leaves an A4 page room for the caption
-HEADLINE = "acc_vs_length"  # the figure shown second, right after the question
 SECTIONS = {  # anchor: (number, title), in the order of the report
     "question": ("1.", "The question"),
     "headline": ("2.", "Exact match against length"),
@@ -64,39 +59,37 @@ SELECTION_RULE = (
     "examples for every variant (so comparisons can be paired)."
 )
 NUMERIC = re.compile(r"^[-+−–]?[\d.,]+( \[|$| \(n = 1\)$)|^–$")  # cells aligned right
-VERDICT_CLASS = {"supported": "ok", "refuted": "bad", "mixed": "mid", "not tested": "none"}
+VERDICT_CLASS = {"supported": "ok", "refuted": "bad", "mixed": "mid", "inconclusive": "none"}
 AXIS_PHRASES = {
     "position": "the positional encoding",
     "score": "the score function",
     "heads": "the number of heads",
     "arch": "the architecture",
 }
-CLAIM_COLUMNS = ("claim", "verdict", "text", "rule", "evidence", "figure_label", "note")
-
-
-@dataclass(frozen=True)
-class FigureSpec:
-    key: str  # anchor id; the claims refer to figures by it
-    title: str
-    caption: str
-    make: Callable[[Study], Figure | None]
-
-
-@dataclass(frozen=True)
-class ReportFigure:
-    key: str
-    number: int
-    title: str
-    caption: str
-    figure: Figure
-    src: str  # data: URI of the PNG
-
-    @property
-    def width_in(self) -> float:
-        """The width to show the figure at (inches): its own, or less where it would be
-        taller than MAX_FIGURE_HEIGHT_IN; never wider than the page (the stylesheet's)."""
-        width, height = self.figure.get_size_inches()
-        return float(min(width, MAX_FIGURE_HEIGHT_IN * width / height))
+CLAIMS_IN_SHORT = (
+    "One primary effect E = A − B per claim, with its 95% interval over seeds: supported or "
+    f"refuted when p (Holm) < {ALPHA} with the claimed or the other sign, mixed otherwise, "
+    f"inconclusive without a configuration of {MIN_SEEDS} seeds on both sides; "
+    "out-of-distribution comparisons keep only runs with in-distribution exact match "
+    f"≥ {COMPETENT_ID_ACC} on both sides."
+)
+CLAIM_COLUMNS = {  # claims.csv: column -> key of the claim row, in the claim table's order
+    "claim": "claim",
+    "statement": "text",
+    "verdict": "verdict",
+    "reason": "note",
+    "primary metric": "metric",
+    "effect A − B [95% CI]": "effect",
+    "p": "p",
+    "p (Holm)": "p_holm",
+    "seeds per side": "seeds",
+    "runs kept": "kept",
+    "runs excluded": "excluded",
+    "exclusions": "exclusions",
+    "rule": "rule",
+    "secondary evidence": "evidence",
+    "figure": "figure_label",
+}
 
 
 def build_report(
@@ -119,160 +112,6 @@ def build_report(
     return html_path, pdf_path
 
 
-SEED_BANDS = (
-    "Bands and bars: 95% percentile-bootstrap CI over seeds (each seed's runs averaged "
-    "first); none where a series has one seed (the legend then says n = 1, no interval)."
-)
-FIGURES = (  # every figure the report can hold, in order; each is left out without data
-    FigureSpec(
-        HEADLINE,
-        "Exact match by input length",
-        "Exact match (fraction of sequences fully correct) at every evaluated length, one "
-        "line per positional encoding (its runs averaged over score functions and head "
-        "counts), per task (rows) and architecture (columns); grey: the training lengths. "
-        f"{SEED_BANDS}",
-        lambda s: plots.accuracy_vs_length(s.lengths),
-    ),
-    FigureSpec(
-        "score_vs_length",
-        "Exact match by input length per score function",
-        "As Figure 1, one line per score function of the transformers (averaged over "
-        f"positional encodings and head counts). {SEED_BANDS}",
-        lambda s: plots.accuracy_vs_length(s.lengths, hue="score"),
-    ),
-    FigureSpec(
-        "length_heatmap",
-        "Exact match by length and variant",
-        "Mean exact match over seeds at every evaluated length (columns) for every variant "
-        "(rows: positional encoding, with the score function where the study varies it; head "
-        "counts averaged), one panel per task and architecture, the view of Delétang et al. "
-        "2023; the white line ends the training lengths.",
-        lambda s: plots.length_heatmap(s.lengths),
-    ),
-    FigureSpec(
-        "token_acc_vs_length",
-        "Token accuracy by input length",
-        f"As Figure 1, for per-token accuracy. {SEED_BANDS}",
-        lambda s: plots.accuracy_vs_length(s.lengths, "token_acc"),
-    ),
-    FigureSpec(
-        "heatmap_score_position",
-        "Score function × positional encoding",
-        "Mean out-of-distribution exact match (lengths beyond training) over runs "
-        "for each score function and positional encoding; one panel per task and "
-        "transformer architecture.",
-        lambda s: plots.score_position_heatmap(s.runs),
-    ),
-    FigureSpec(
-        "heads",
-        "Number of heads at fixed width",
-        "In- and out-of-distribution exact match against the number of heads, one row per "
-        "task, architecture and model width (d_model fixed within a row), per positional "
-        f"encoding. {SEED_BANDS}",
-        lambda s: plots.heads_effect(s.runs),
-    ),
-    FigureSpec(
-        "arch",
-        "Architecture",
-        f"Exact match per architecture and encoding, one row per task. {SEED_BANDS}",
-        lambda s: plots.architecture_effect(s.runs),
-    ),
-    FigureSpec(
-        "rnn",
-        "RNN baselines beside the transformers",
-        "Exact match by length per architecture (transformer variants averaged), one panel "
-        f"per task; grey: the training lengths. {SEED_BANDS}",
-        lambda s: plots.architectures_vs_length(s.lengths),
-    ),
-    FigureSpec(
-        "per_position",
-        "Accuracy by target position (claim C1)",
-        "Token accuracy at each output position, averaged over the lengths of the "
-        "training range (left) and beyond it (right), mean over runs, one row per task and "
-        "architecture; RNN baselines in black and grey.",
-        lambda s: plots.per_position_accuracy(s.positions),
-    ),
-    FigureSpec(
-        "training_curves",
-        "Training curves",
-        "Training loss (log scale) and in-distribution validation exact match "
-        "against the training step, mean over runs per encoding, one row per task and "
-        "architecture.",
-        lambda s: plots.training_curves(s.curves),
-    ),
-    FigureSpec(
-        "cost",
-        "Cost",
-        "Parameters, time per training step and activation memory of one training step "
-        "(tensors saved for backward) per score function and encoding, one row per task and "
-        f"architecture. {SEED_BANDS}",
-        lambda s: plots.cost_figure(s.runs),
-    ),
-    FigureSpec(
-        "attention_maps",
-        "Attention maps of the best and worst variants",
-        "Attention weights of every head in the last layer on one example of the "
-        "longest training length (as the study recorded it), for the variant with "
-        "the highest and the lowest mean out-of-distribution exact match.",
-        lambda s: plots.attention_heads(attention_examples(s)),
-    ),
-    FigureSpec(
-        "mrr",
-        "Ranking across tasks",
-        "Mean reciprocal rank of each positional encoding (and score function) by "
-        "mean out-of-distribution exact match within each task and architecture, "
-        "as Kazemnejad et al. 2023.",
-        lambda s: plots.mrr_ranking(s.runs),
-    ),
-)
-
-
-def make_figures(data: Study) -> list[ReportFigure]:
-    """The figures that have data, numbered, each encoded as a PNG data URI."""
-    out = []
-    for spec in FIGURES:
-        figure = spec.make(data)
-        if figure is not None:
-            number = len(out) + 1
-            out.append(
-                ReportFigure(
-                    spec.key, number, spec.title, spec.caption, figure, png_data_uri(figure)
-                )
-            )
-    return out
-
-
-def png_data_uri(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=PNG_DPI)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def attention_examples(data: Study) -> dict[str, dict]:
-    """Recorded attention of one run (lowest seed) of the best and of the worst variant among
-    runs with attention, ranked by mean OOD then ID exact match over seeds; titled."""
-    ok = ok_runs(data.runs, "ood_seq_acc")
-    ok = ok[ok["attn_sharpness"].notna()]
-    if ok.empty:
-        return {}
-    by = tables.config_columns(ok)
-    variants = [
-        (g["ood_seq_acc"].mean(), g["id_seq_acc"].mean(), k, g)
-        for k, g in ok.groupby(by, dropna=False)
-    ]
-    variants.sort(key=lambda v: v[:2])
-    picks = {"best": variants[-1]} | ({"worst": variants[0]} if len(variants) > 1 else {})
-    examples = {}
-    for label, (ood, _, key, group) in picks.items():
-        run = group.sort_values("seed").iloc[0]
-        name = " · ".join(f"{c} {v}" for c, v in zip(by, key, strict=True))
-        title = f"{label}: {name}\n(mean OOD exact match {ood:.2f}, seed {run['seed']})"
-        maps = load_attention(data.tracking_uri, run["run_id"])
-        if maps:
-            examples[title] = maps
-    return examples
-
-
 def report_context(data: Study, figures: list[ReportFigure], verdicts: list[Verdict]) -> dict:
     """Everything the template shows, as plain values and Tables."""
     run_url = _study_meta(data)["run_url"]
@@ -286,7 +125,10 @@ def report_context(data: Study, figures: list[ReportFigure], verdicts: list[Verd
         "seed_ci": SEED_CI_TEXT,
         "headline": next((f for f in figures if f.key == HEADLINE), None),
         "axes": [tables.axis_table(data.runs, axis) for axis in tables.AXES],
-        "claims": [_claim_row(v, figures) for v in verdicts],
+        "claims": [claim_row(v, figures) for v in verdicts],
+        "claims_in_short": CLAIMS_IN_SHORT,
+        "claims_rule": DECISION_RULE,
+        "holm_family": holm_family(verdicts),
         "completeness": done,
         "figures": [f for f in figures if f.key != HEADLINE],
         "comparisons": [_comparison(block) for block in anchors.comparisons(data.runs)],
@@ -323,6 +165,11 @@ def _and(items: list[str]) -> str:
 
 
 def render_html(context: dict) -> str:
+    return templates().get_template("report.html.j2").render(**context)
+
+
+def templates() -> jinja2.Environment:
+    """The report's Jinja templates (``templates/``), autoescaped, undefined names an error."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -331,12 +178,12 @@ def render_html(context: dict) -> str:
         lstrip_blocks=True,
     )
     env.tests["numeric"] = lambda value: bool(NUMERIC.match(str(value)))
-    return env.get_template("report.html.j2").render(**context)
+    return env
 
 
 def report_tables(context: dict) -> list[Table]:
     """Every table the report shows, the claims included."""
-    claims = [{c: row[c] for c in CLAIM_COLUMNS} for row in context["claims"]]
+    claims = [{c: row[k] for c, k in CLAIM_COLUMNS.items()} for row in context["claims"]]
     done, methods, appendix = context["completeness"], context["methods"], context["appendix"]
     return [
         *context["axes"],
@@ -405,18 +252,32 @@ def _comparison(block: dict) -> dict:
     return block | {"table": Table(key, block["title"], block["columns"], block["rows"])}
 
 
-def _claim_row(verdict: Verdict, figures: list[ReportFigure]) -> dict:
+def claim_row(verdict: Verdict, figures: list[ReportFigure]) -> dict:
+    """What the claim table and the claim's evidence show: the verdict (with the reason when
+    inconclusive), the primary effect with its seed-level CI, p and Holm-adjusted p, seeds
+    per side, runs kept and excluded, the secondary evidence and the claim's figure."""
     shown = {f.key: f for f in figures}
     figure = shown.get(verdict.figure)
-    untested = verdict.verdict == "not tested"
+    e = verdict.effect
     return {
         "claim": verdict.claim,
         "text": verdict.text,
-        "verdict": verdict.verdict,
+        "verdict": verdict.label,
         "verdict_class": VERDICT_CLASS.get(verdict.verdict, "none"),
+        "note": verdict.reason,
         "rule": verdict.rule,
+        "metric": verdict.metric,
+        "effect": tables.fmt_ci(e.estimate, e.ci_low, e.ci_high),
+        "estimate": tables.fmt(e.estimate),
+        "ci": f"[{tables.fmt(e.ci_low)}, {tables.fmt(e.ci_high)}]" if e.tested else "",
+        "effect_text": e.text(verdict.metric),
+        "p": tables.fmt(e.p, 4),
+        "p_holm": tables.fmt(verdict.p_holm, 4),
+        "seeds": e.n_seeds,
+        "kept": e.n_kept,
+        "excluded": e.n_excluded,
+        "exclusions": e.exclusions(),
         "evidence": verdict.evidence,
-        "note": f"not tested by this study — run preset {verdict.needs}" if untested else "",
         "figure_key": figure.key if figure else None,
         "figure_label": f"Figure {figure.number}" if figure else "no figure (no runs for it)",
     }

@@ -163,3 +163,135 @@ def _collect(event: dict, report: PageReport) -> None:
         report.errors.append(f"load failed: {params.get('errorText')}")
     elif method == "Network.requestWillBeSent":
         report.requests.append(params["request"]["url"][:80])
+
+
+# A web application (the MLflow UI): wait for what it shows, click, type, take screenshots.
+
+WAIT_UNTIL = """new Promise(resolve => {
+  const end = Date.now() + %d;
+  const check = () => {
+    const ok = Boolean((() => (%s))());
+    if (ok || Date.now() > end) {
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve(ok)));
+    } else {
+      setTimeout(check, 100);
+    }
+  };
+  check();
+})"""
+SHOWS_TEXTS = "%s.every(t => document.body && document.body.innerText.includes(t))"
+CENTER_OF = """(() => {
+  const visible = e => e.getClientRects().length > 0;
+  const css = %s, text = %s;
+  const found = css
+    ? [...document.querySelectorAll(css)].filter(visible)
+    : [...document.querySelectorAll("body *")].filter(
+        e => visible(e) && e.innerText && e.innerText.trim() === text);
+  const target = css ? found[0] : found[found.length - 1];
+  if (!target) return null;
+  const r = target.getBoundingClientRect();
+  return [r.x + r.width / 2, r.y + r.height / 2];
+})()"""
+FOCUS_INPUT = """(() => {
+  const input = document.querySelector(`input[placeholder=${JSON.stringify(%s)}]`);
+  if (input) input.focus();
+  return Boolean(input);
+})()"""
+
+
+@contextlib.contextmanager
+def app_page(
+    executable: str,
+    size: tuple[int, int] = (1600, 1000),
+    storage: dict[str, str] | None = None,
+    timeout: float = 180.0,
+):
+    """A page of a fresh headless Chromium profile at ``size`` (CSS pixels) whose
+    localStorage holds ``storage`` before any page script runs; everything done with it must
+    end within ``timeout`` seconds of opening."""
+    with tempfile.TemporaryDirectory() as profile:
+        browser = _Pipe(executable, profile, timeout)
+        try:
+            yield AppPage(browser, size, storage or {})
+        finally:
+            browser.close()
+
+
+class AppPage:
+    """One tab of an `app_page` browser, used as a reader would: waits on what the page
+    shows (checked in the page every 100 ms, each wait bounded), never on fixed delays."""
+
+    def __init__(self, browser: _Pipe, size: tuple[int, int], storage: dict[str, str]):
+        self.browser = browser
+        target = browser.call("Target.createTarget", url="about:blank")["targetId"]
+        attached = browser.call("Target.attachToTarget", targetId=target, flatten=True)
+        self.session = attached["sessionId"]
+        width, height = size
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        self.call("Page.enable")
+        setup = "".join(
+            f"localStorage.setItem({json.dumps(k)}, {json.dumps(v)});" for k, v in storage.items()
+        )
+        self.call("Page.addScriptToEvaluateOnNewDocument", source=setup)
+
+    def call(self, method: str, **params) -> dict:
+        return self.browser.call(method, session=self.session, **params)
+
+    def evaluate(self, expression: str):
+        reply = self.call(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
+        )
+        return reply["result"].get("value")
+
+    def goto(self, url: str) -> None:
+        """Navigate; wait for the load event unless only the URL's fragment changed."""
+        self.browser.events.clear()
+        if "loaderId" in self.call("Page.navigate", url=url):  # a new document
+            self.browser.wait_for("Page.loadEventFired", self.session)
+
+    def wait_until(self, condition: str, timeout: float) -> bool:
+        """Whether the JavaScript expression ``condition`` held within ``timeout`` seconds
+        (then two frames are let render)."""
+        return self.evaluate(WAIT_UNTIL % (int(timeout * 1000), condition))
+
+    def text_showing(self, texts: list[str], timeout: float) -> str:
+        """The page's visible text once it shows every one of ``texts``, or at the timeout."""
+        self.wait_until(SHOWS_TEXTS % json.dumps(texts), timeout)
+        return self.evaluate("document.body.innerText")
+
+    def click(self, css: str | None = None, text: str | None = None) -> None:
+        """Click, with the mouse, the first visible element matching the CSS selector
+        ``css``, or the last whose whole visible text is ``text`` (a menu item, a button)."""
+        where = self.evaluate(CENTER_OF % (json.dumps(css), json.dumps(text)))
+        if where is None:
+            raise LookupError(f"nothing visible to click: {css or text!r}")
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.call(
+                "Input.dispatchMouseEvent",
+                type=kind,
+                x=where[0],
+                y=where[1],
+                button="left",
+                clickCount=1,
+            )
+
+    def type_into(self, placeholder: str, text: str, timeout: float = 30) -> None:
+        """Type ``text`` into the input whose placeholder is ``placeholder``, once shown."""
+        if not self.wait_until(FOCUS_INPUT % json.dumps(placeholder), timeout):
+            raise LookupError(f"no input with placeholder {placeholder!r}")
+        self.call("Input.insertText", text=text)
+
+    def screenshot(self, path: Path) -> None:
+        """A PNG of the viewport, the mouse moved off the page first (no hover effects)."""
+        import base64
+
+        self.call("Input.dispatchMouseEvent", type="mouseMoved", x=0, y=0)
+        self.wait_until("true", 1)  # two frames: the hover effects gone
+        png = self.call("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(png))

@@ -1,4 +1,4 @@
-"""A tidy `runs` row (config and accuracy columns) for hand-built test frames."""
+"""A tidy `runs` row (config and metric columns) for hand-built test frames."""
 
 BASE_RUN = {
     "status": "ok",
@@ -19,4 +19,14 @@ BASE_RUN = {
     "ood_seq_acc": 0.0,
     "ood_token_acc": 0.5,
     "extrapolation_len": 20,
+    "n_params": 1000,
+    "step_time_ms": 10.0,
+    "peak_mem_mb": 100.0,
+    "steps_to_95": 500.0,
+    "steps_trained": 1000,
+    "attn_sharpness": float("nan"),
+    "attn_alignment": float("nan"),
+    "attn_alignment_uniform": float("nan"),
+    "head_diversity": float("nan"),
+    "head_diversity_init": float("nan"),
 }

@@ -7,6 +7,7 @@ from frames import BASE_RUN as BASE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis import load
 from analysis.aggregate import (
     METHODS_TEXT,
     accuracy_by_length,
@@ -14,14 +15,18 @@ from analysis.aggregate import (
     bootstrap_diff_ci,
     cliffs_delta,
     compare,
-    early_late_gap,
     holm,
     kruskal_p,
     length_trend,
+    long_length_accuracy,
     mean_reciprocal_rank,
     pairwise_comparisons,
+    seed_ci,
+    source_position_gap,
     summary_table,
 )
+from analysis.effects import bootstrap_p, stratified_bootstrap
+from attnstudy.evaluate import LengthResult, position_metric, position_table
 
 accuracies = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12)
 
@@ -248,17 +253,132 @@ def test_length_trend_is_negative_for_falling_and_zero_for_flat_accuracy():
     assert length_trend(lengths).to_dict() == {"fall": -1.0, "flat": 0.0}
 
 
-def test_early_late_gap_compares_first_quarter_with_the_rest():
-    positions = pd.DataFrame(
-        {
-            "run_id": "r",
-            "split": ["id"] * 8,
-            "target_pos": range(8),
-            "token_acc": [0.2, 0.4, 1.0, 1.0, 0.8, 0.8, 0.6, 0.6],
-        }
+def length_results(accuracy, lengths=range(1, 17)) -> list[LengthResult]:
+    """Per-length results whose token accuracy at target position i of length L is
+    ``accuracy(i, L)``."""
+    results = []
+    for n in lengths:
+        acc = [accuracy(i, n) for i in range(n)]
+        results.append(LengthResult(n, 1, float(np.mean(acc)), float(min(acc)), acc))
+    return results
+
+
+def position_frame(results: list[LengthResult], train_max_len: int) -> pd.DataFrame:
+    """``position_table`` rows as analysis.load reads them back."""
+    return pd.DataFrame(position_table(results, train_max_len)).assign(run_id="r")
+
+
+def test_position_table_keeps_every_in_distribution_length_and_position():
+    rows = position_table(length_results(lambda i, n: i / n, range(1, 7)), train_max_len=4)
+    in_dist = [(r["length"], r["target_pos"]) for r in rows if r["split"] == "id"]
+    assert in_dist == [(n, i) for n in range(1, 5) for i in range(n)]
+    ood = [r for r in rows if r["split"] == "ood"]
+    assert [r["target_pos"] for r in ood] == list(range(6))
+    assert ood[0]["token_acc"] == pytest.approx(0.0) and ood[5]["length"] is None
+
+
+def test_position_rows_survive_the_mlflow_round_trip():
+    rows = position_table(length_results(lambda i, n: i / n, range(1, 7)), train_max_len=4)
+    logged = [(*position_metric(r), r["token_acc"]) for r in rows]
+    histories = pd.DataFrame(
+        [("r", key, step, value) for key, step, value in logged],
+        columns=["run_id", "key", "step", "value"],
     )
-    # first quarter = positions 0, 1 (mean 0.3); rest mean 0.8
-    assert early_late_gap(positions)["r"] == pytest.approx(-0.5)
+    config = pd.DataFrame({"run_id": ["r"], "task": ["copy"]})
+    frame = load._positions(histories, config)
+    back = frame[["split", "length", "target_pos", "token_acc"]].to_dict("records")
+    assert len(back) == len(rows)
+    for got, row in zip(back, rows, strict=True):
+        assert (got["split"], got["target_pos"], got["token_acc"]) == (
+            row["split"],
+            row["target_pos"],
+            pytest.approx(row["token_acc"]),
+        )
+        assert got["length"] == row["length"] or (np.isnan(got["length"]) and row["length"] is None)
+
+
+def test_accuracy_that_depends_only_on_length_shows_no_early_late_gap():
+    # issue 10 item 11: averaging position p over every length > p scored this +0.28
+    results = length_results(lambda i, n: max(0.0, 1.2 - n / 10))
+    assert source_position_gap(position_frame(results, 16))["r"] == pytest.approx(0.0)
+
+
+def test_earliest_positions_worse_within_each_length_is_a_negative_gap():
+    # 0.5 on the first half of every length, 1.0 on the rest
+    results = length_results(lambda i, n: 0.5 if i < n / 2 else 1.0)
+    assert source_position_gap(position_frame(results, 16))["r"] == pytest.approx(-0.5)
+
+
+def test_reverse_maps_target_positions_to_mirrored_input_positions():
+    results = length_results(lambda i, n: 0.5 if i >= n / 2 else 1.0)  # late targets fail
+    frame = position_frame(results, 16)
+    assert source_position_gap(frame, mirrored=True)["r"] == pytest.approx(-0.5)
+    assert source_position_gap(frame)["r"] == pytest.approx(0.5)
+
+
+def test_position_gap_uses_only_in_distribution_lengths():
+    results = length_results(lambda i, n: 0.0 if n > 8 and i < n / 2 else 1.0)
+    assert source_position_gap(position_frame(results, 8))["r"] == pytest.approx(0.0)
+
+
+def test_long_length_accuracy_averages_the_longer_half_of_training_lengths():
+    lengths = pd.DataFrame({"run_id": "r", "length": range(1, 13), "train_max_len": 8}).assign(
+        seq_acc=lambda f: np.where(f["length"] <= 4, 1.0, 0.25)
+    )
+    assert long_length_accuracy(lengths)["r"] == pytest.approx(0.25)
+
+
+def test_seed_ci_resamples_seeds_within_configurations():
+    # issue 10 item 10: two configurations, seeds agree within each; resampling the six
+    # cells as if independent gives a wide interval, resampling seeds gives none
+    keys = pd.MultiIndex.from_product([["a", "b"], [0, 1, 2]], names=["heads", "seed"])
+    diff = pd.Series([1.0, 1.0, 1.0, 0.0, 0.0, 0.0], index=keys)
+    assert seed_ci(diff) == pytest.approx((0.5, 0.5))
+    low, high = bootstrap_ci(diff.to_numpy())
+    assert high - low > 0.3
+
+
+def test_seed_ci_without_replicated_seeds_is_undefined():
+    keys = pd.MultiIndex.from_product([["a", "b", "c"], [0]], names=["heads", "seed"])
+    assert all(np.isnan(seed_ci(pd.Series([1.0, 0.0, 0.5], index=keys))))
+
+
+def test_compare_interval_resamples_seeds_within_configurations():
+    # rope − alibi is 0.5 at 2 heads and 1.0 at 4 heads, in every seed
+    rows = [
+        {"heads": h, "position": p, "seed": s, "ood_seq_acc": acc * h / 4}
+        for h in (2, 4)
+        for s in range(3)
+        for p, acc in (("rope", 1.0), ("alibi", 0.0))
+    ]
+    runs = make_runs(*rows)
+    rope, alibi = runs[runs.position == "rope"], runs[runs.position == "alibi"]
+    result = compare(rope, alibi, "ood_seq_acc", ["heads", "seed"])
+    assert (result["diff_ci_low"], result["diff_ci_high"]) == pytest.approx((0.75, 0.75))
+
+
+def test_stratified_bootstrap_averages_strata_equally():
+    estimate, boot = stratified_bootstrap([np.array([1.0, 1.0, 1.0, 1.0]), np.array([0.0])])
+    assert estimate == 0.5 and np.allclose(boot, 0.5)
+
+
+@given(st.lists(accuracies, min_size=1, max_size=4), st.floats(-1, 1))
+@settings(max_examples=30, deadline=None)
+def test_stratified_bootstrap_shifts_with_the_data(strata, shift):
+    arrays = [np.array(s) for s in strata]
+    estimate, boot = stratified_bootstrap(arrays, n_boot=200)
+    moved, moved_boot = stratified_bootstrap([a + shift for a in arrays], n_boot=200)
+    assert moved == pytest.approx(estimate + shift)
+    np.testing.assert_allclose(moved_boot, boot + shift, atol=1e-9)
+    assert min(a.min() for a in arrays) - 1e-9 <= boot.min()
+    assert boot.max() <= max(a.max() for a in arrays) + 1e-9
+
+
+def test_bootstrap_p_is_small_only_when_resamples_sit_on_one_side_of_zero():
+    assert bootstrap_p(np.full(1999, 0.3)) == pytest.approx(2 / 2000)
+    assert bootstrap_p(np.zeros(1999)) == 1.0
+    assert bootstrap_p(np.r_[np.full(1000, -1.0), np.full(999, 1.0)]) == 1.0
+    assert 0.05 < bootstrap_p(np.r_[np.full(100, -1.0), np.full(1899, 1.0)]) < 0.2
 
 
 def test_methods_text_names_every_test_used():

@@ -25,6 +25,12 @@ def study(change: dict | str, *args: str):
     return ("study", change, args)
 
 
+def blocks(**named: dict) -> str:
+    """The text of a study file of TINY's settings with these blocks (in this order)."""
+    blocks = {name: {"tasks": ["copy"], "axes": {}} | block for name, block in named.items()}
+    return yaml.safe_dump({"name": "tiny", "fixed": FIXED, "blocks": blocks}, sort_keys=False)
+
+
 CASES = {
     "unknown score": (train("--score", "dott"), "score: unknown value 'dott'; allowed: dot,"),
     "unknown position": (train("--position", "rotary"), "position: unknown value 'rotary'; all"),
@@ -96,6 +102,51 @@ CASES = {
     "tracking scheme unknown": (
         study({}, "--tracking-uri", "nosuch://x"),
         "--tracking-uri nosuch://x: MLflow cannot use it (unknown scheme); allowed: http",
+    ),
+    "exclusions remove every point": (
+        study({"exclude": [{"score": ["dot", "scaled_dot"]}]}),
+        "exclude: the exclusions remove all 4 grid points; at least one must remain",
+    ),
+    "grid keys beside blocks": (
+        study(yaml.safe_dump(TINY | {"blocks": {}})),
+        "tasks: not allowed beside 'blocks'; each block has its own tasks",
+    ),
+    "no blocks": (study(blocks()), "blocks: expected at least one block"),
+    "blocks not a mapping": (
+        study("name: tiny\nblocks: [a, b]\n"),
+        "blocks: expected a mapping of block name: block, got ['a', 'b']",
+    ),
+    "block name with path characters": (
+        study(blocks(**{"../evil": {}})),
+        "blocks: block name: expected letters, digits, '_', '.' or '-', got '../evil'",
+    ),
+    "unknown key in a block": (
+        study(blocks(rnn={"axis": {}})),
+        "blocks.rnn: unknown key 'axis'; allowed: description, tasks, fixed, axes, exclude, sol",
+    ),
+    "block without tasks": (
+        study("name: tiny\nblocks: {rnn: {axes: {}}}\n"),
+        "blocks.rnn: missing key 'tasks'",
+    ),
+    "unknown value on a block's axis": (
+        study(blocks(rnn={"axes": {"heads": [3]}})),
+        "blocks.rnn.axes.heads: must divide d_model=16; allowed: 1, 2, 4, 8, 16; got 3",
+    ),
+    "setting both fixed and an axis in a block": (
+        study(blocks(rnn={"fixed": {"heads": 2}, "axes": {"heads": [1, 2]}})),
+        "blocks.rnn.axes.heads: also in blocks.rnn.fixed; a setting is either fixed or an axis",
+    ),
+    "a block's exclusions remove every point": (
+        study(blocks(a={}, rnn={"axes": {"heads": [1, 2]}, "exclude": [{"heads": [1, 2]}]})),
+        "blocks.rnn.exclude: the exclusions remove all 2 grid points; at least one must remain",
+    ),
+    "solvable not a boolean": (
+        study(blocks(enc={"solvable": "no"})),
+        "blocks.enc.solvable: expected true or false, got 'no'",
+    ),
+    "blocks disagree on a shared point's solvability": (
+        study(blocks(a={}, b={"solvable": False})),
+        "blocks.b.solvable: grid point b/task=copy is also a/task=copy, declared solvable: true",
     ),
 }
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from test_study import TINY, study_file
+from test_study import BLOCKS, TINY, study_file
 
 from attnstudy.cli import main
-from attnstudy.estimate import Timed, estimate_study, project, sample_points
+from attnstudy.estimate import Timed, estimate_study, project, sample_points, summary_lines
 
 
 def test_the_sample_is_seeded_distinct_and_at_most_the_grid(tmp_path):
@@ -47,3 +47,33 @@ def test_estimate_rejects_an_empty_sample(tmp_path, capsys):
     spec = study_file(tmp_path, TINY)
     assert main(["study", "estimate", spec.path, "--sample", "0"]) == 2
     assert capsys.readouterr().err.strip() == "attnstudy: error: --sample: must be >= 1, got 0"
+
+
+def test_estimate_samples_across_blocks_and_counts_only_solvable_trials(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = study_file(tmp_path, BLOCKS)  # four points in three blocks, one unsolvable
+    out = io.StringIO()
+    found = estimate_study(spec, 4, seed=0, workers=1, out=out, threads=1)
+    assert out.getvalue().splitlines()[0] == "study blocks: timing 4 of 4 grid points"
+    assert sorted(t.point.key for t in found.sample) == sorted(p.key for p in spec.points())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocks.yaml"]
+    solvable = [t for t in found.sample if t.point.solvable]
+    reached = sum(t.id_seq_acc >= 0.95 for t in solvable)
+    assert (
+        out.getvalue()
+        .rstrip()
+        .endswith(
+            f"{reached} of 3 sampled trials reach >= 95% in-distribution exact match "
+            "(1 sampled unsolvable by construction left out)"
+        )
+    )
+
+
+def test_unsolvable_trials_do_not_count_towards_competence(tmp_path):
+    points = {p.solvable: p for p in study_file(tmp_path, BLOCKS).points()}
+    sample = [Timed(points[True], 1.0, 10, 1.0), Timed(points[False], 1.0, 10, 1.0)]
+    lines = summary_lines(project(4, sample, seed=0), 1, 1).splitlines()
+    assert lines[-1] == (
+        "1 of 1 sampled trials reach >= 95% in-distribution exact match "
+        "(1 sampled unsolvable by construction left out)"
+    )

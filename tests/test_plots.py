@@ -18,7 +18,8 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex
 from matplotlib.lines import Line2D
 
-from analysis import plots, variants
+from analysis import figures_attention, plots, variants
+from analysis import figures_style as styling
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 
@@ -79,9 +80,13 @@ def make_frames(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     positions = per_run(
         runs,
         [
-            {"split": s, "target_pos": p, "token_acc": 0.5 + 0.05 * p}
-            for s in ("id", "ood")
-            for p in range(4)
+            {"split": "id", "length": n, "target_pos": p, "token_acc": 0.5 + 0.1 * p}
+            for n in range(1, 5)
+            for p in range(n)
+        ]
+        + [
+            {"split": "ood", "length": np.nan, "target_pos": p, "token_acc": 0.5 - 0.05 * p}
+            for p in range(8)
         ],
     )
     curves = per_run(
@@ -121,7 +126,7 @@ def all_figures(f):
         "arch": plots.architecture_effect(f["runs"]),
         "curves": plots.training_curves(f["curves"]),
         "cost": plots.cost_figure(f["runs"]),
-        "attention": plots.attention_heads({"best": attention, "worst": attention}),
+        "attention": figures_attention.attention_heads({"best": attention, "worst": attention}),
         "per_position": plots.per_position_accuracy(f["positions"]),
         "mrr": plots.mrr_ranking(f["runs"]),
     }
@@ -155,7 +160,7 @@ def test_every_panel_has_axis_labels_and_first_column_a_y_label(figures):
         ("acc_vs_length", "input length (tokens)", "exact match (fraction)"),
         ("token_acc_vs_length", "input length (tokens)", "token accuracy (fraction)"),
         ("curves", "training step", "loss (nats per token)"),
-        ("per_position", "output position (0 = first)", "token accuracy (fraction)"),
+        ("per_position", "relative position (i + ½) / target length", "token accuracy (fraction)"),
     ],
 )
 def test_numeric_axes_name_their_units(figures, name, xlabel, ylabel):
@@ -187,12 +192,12 @@ def test_each_encoding_keeps_one_colour_in_every_figure(figures, name):
         t.get_text(): h for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)
     }
     for label, handle in drawn.items():
-        if label == plots.TRAINED:
+        if label == styling.TRAINED:
             continue
-        assert to_hex(_colour(handle)) == to_hex(plots.style(label)["color"]), (name, label)
-        base = label.removesuffix(plots.RANDOMIZED)
-        if base in plots.PALETTE:
-            assert to_hex(_colour(handle)) == to_hex(plots.PALETTE[base])
+        assert to_hex(_colour(handle)) == to_hex(styling.style(label)["color"]), (name, label)
+        base = label.removesuffix(variants.RANDOMIZED)
+        if base in styling.PALETTE:
+            assert to_hex(_colour(handle)) == to_hex(styling.PALETTE[base])
 
 
 def _colour(handle):
@@ -202,22 +207,23 @@ def _colour(handle):
 
 
 def test_encodings_have_distinct_colours_and_randomized_ones_are_dashed():
-    colours = [to_hex(c) for c in [*plots.PALETTE.values(), plots.FALLBACK_COLOUR]]
+    colours = [to_hex(c) for c in [*styling.PALETTE.values(), styling.FALLBACK_COLOUR]]
     assert len(set(colours)) == len(POSITIONS) + 1
-    assert plots.style("learned (randomized)")["linestyle"] == "--"
-    assert to_hex(plots.style("learned (randomized)")["color"]) == to_hex(plots.PALETTE["learned"])
+    dashed = styling.style("learned (randomized)")
+    assert dashed["linestyle"] == "--"
+    assert to_hex(dashed["color"]) == to_hex(styling.PALETTE["learned"])
 
 
 def test_legend_lists_every_variant_once_in_a_fixed_order(figures):
     texts = [t.get_text() for t in figures["acc_vs_length"].legends[0].get_texts()]
     variants = ["none", "sinusoidal", "learned", "learned (randomized)", "rope", "rnn"]
-    assert texts == [*variants, plots.TRAINED]
+    assert texts == [*variants, styling.TRAINED]
 
 
 def test_training_lengths_are_shaded_in_every_length_panel(figures):
     for name in ("acc_vs_length", "score_vs_length", "rnn"):
         for ax in panels(figures[name]):
-            spans = [p for p in ax.patches if p.get_label() == plots.TRAINED]
+            spans = [p for p in ax.patches if p.get_label() == styling.TRAINED]
             assert [(p.get_x(), p.get_x() + p.get_width()) for p in spans] == [(0.5, 4.5)], name
 
 
@@ -237,7 +243,7 @@ def test_attention_has_one_panel_per_head_of_the_last_layer(figures):
 
 
 def test_variant_labels_name_rnn_by_architecture_and_mark_randomized(frames):
-    labels = set(plots.variant_labels(frames["runs"]))
+    labels = set(variants.variant_labels(frames["runs"]))
     assert labels == {"sinusoidal", "learned", "learned (randomized)", "none", "rope", "rnn"}
 
 
@@ -250,13 +256,14 @@ def test_figures_without_their_data_are_left_out(frames):
     assert plots.architecture_effect(one_arch) is None
     assert plots.architectures_vs_length(lengths[lengths["arch"] != "rnn"]) is None
     assert plots.accuracy_vs_length(lengths.iloc[:0]) is None
-    assert plots.attention_heads({"rnn": {"inputs": np.arange(3)}}) is None
+    assert figures_attention.attention_heads({"rnn": {"inputs": np.arange(3)}}) is None
 
 
 def test_colours_and_order_come_from_the_registries():
-    assert tuple(plots.PALETTE) == tuple(POSITIONS)
-    assert tuple(plots.SCORE_PALETTE) == tuple(SCORES)
-    scores = [to_hex(c) for c in [*plots.SCORE_PALETTE.values(), plots.SCORE_FALLBACK_COLOUR]]
+    assert tuple(POSITIONS) == variants.POSITION_NAMES
+    assert tuple(styling.PALETTE) == tuple(POSITIONS)
+    assert tuple(styling.SCORE_PALETTE) == tuple(SCORES)
+    scores = [to_hex(c) for c in [*styling.SCORE_PALETTE.values(), styling.SCORE_FALLBACK_COLOUR]]
     assert len(set(scores)) == len(SCORES) + 1
 
 
@@ -276,9 +283,9 @@ def test_unknown_encoding_is_drawn_last_in_the_fallback_colour(frames):
     f = make_frames(runs)
     legend = plots.accuracy_vs_length(f["lengths"]).legends[0]
     texts = [t.get_text() for t in legend.get_texts()]
-    assert texts[-3:] == ["wavelet", "wavelet (randomized)", plots.TRAINED]
+    assert texts[-3:] == ["wavelet", "wavelet (randomized)", styling.TRAINED]
     handle = legend.legend_handles[texts.index("wavelet")]
-    assert to_hex(_colour(handle)) == to_hex(plots.FALLBACK_COLOUR)
+    assert to_hex(_colour(handle)) == to_hex(styling.FALLBACK_COLOUR)
     heatmap = plots.score_position_heatmap(f["runs"])
     columns = [t.get_text() for t in panels(heatmap)[0].get_xticklabels()]
     assert columns[-1] == "wavelet"
@@ -292,9 +299,9 @@ def test_score_lines_keep_one_colour_per_score_function(frames):
     drawn = dict(
         zip((t.get_text() for t in legend.get_texts()), legend.legend_handles, strict=True)
     )
-    assert list(drawn) == ["dot", "cosine", plots.TRAINED]
+    assert list(drawn) == ["dot", "cosine", styling.TRAINED]
     for score in ("dot", "cosine"):
-        assert to_hex(_colour(drawn[score])) == to_hex(plots.SCORE_PALETTE[score])
+        assert to_hex(_colour(drawn[score])) == to_hex(styling.SCORE_PALETTE[score])
 
 
 def overlapping_labels(fig) -> list[tuple[str, str]]:
@@ -370,7 +377,7 @@ def test_one_seed_draws_no_interval_and_says_so():
         "cost": plots.cost_figure(f["runs"]),
     }
     for name, fig in drawn.items():
-        assert fig.legends[0].get_title().get_text() == plots.NO_INTERVAL, name
+        assert fig.legends[0].get_title().get_text() == styling.NO_INTERVAL, name
         for ax in panels(fig):
             bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
             bars = [c for c in ax.collections if c.get_segments() if hasattr(c, "get_segments")]
@@ -425,3 +432,49 @@ def test_every_figure_has_a_panel_per_task_and_architecture():
     for name in ("arch", "rnn"):
         titles = [ax.get_title() for ax in panels(figures[name])]
         assert {t.split("\n")[0].split(" · ")[0] for t in titles} == {"copy", "sort"}, name
+
+
+def test_per_position_compares_positions_within_each_training_length(frames):
+    # accuracy 0.5 + 0.1·i; lengths 1..4: the first filled bin, [1/8, 1/4), holds only position 0
+    ax = panels(plots.per_position_accuracy(frames["positions"]))[0]
+    line = ax.get_lines()[0]
+    xs, ys = line.get_xdata(), line.get_ydata()
+    assert xs[0] == pytest.approx(3 / 16) and ys[0] == pytest.approx(0.5)
+    assert all(0 < x < 1 for x in xs)
+
+
+def test_mrr_ranks_plain_and_randomized_runs_apart(figures):
+    titles = [ax.get_title() for ax in panels(figures["mrr"])]
+    assert any(t.startswith("plain positions") for t in titles)
+    assert any(t.startswith("randomized positions") for t in titles)
+    randomized = next(
+        ax
+        for ax in panels(figures["mrr"])
+        if ax.get_title().startswith("randomized") and ax.get_ylabel() == "positional encoding"
+    )
+    assert [t.get_text() for t in randomized.get_yticklabels()] == ["learned"]
+
+
+def test_mrr_needs_two_tasks_or_architectures_to_rank_across(frames):
+    runs = frames["runs"]
+    assert plots.mrr_ranking(runs[runs["arch"] == "decoder"]) is None
+    two_tasks = pd.concat([runs, runs.assign(task="reverse")], ignore_index=True)
+    assert plots.mrr_ranking(two_tasks[two_tasks["arch"] == "decoder"]) is not None
+
+
+def test_relative_positions_use_each_tasks_target_length(frames):
+    positions = frames["positions"]
+    doubled = positions[positions["split"] == "id"].copy()
+    doubled["target_pos"] = doubled["target_pos"] * 2  # duplicate: 2L targets of length L
+    extra = doubled.assign(target_pos=doubled["target_pos"] + 1)
+    ax = panels(plots.per_position_accuracy(pd.concat([doubled, extra])))[0]
+    assert max(ax.get_lines()[0].get_xdata()) == pytest.approx(15 / 16)
+
+
+def test_an_encoding_the_registry_lacks_is_drawn_last_not_dropped(frames):
+    runs = frames["runs"]
+    unknown = runs[runs["position"] == "rope"].assign(position="zzz-new")
+    fig = plots.score_position_heatmap(pd.concat([runs, unknown], ignore_index=True))
+    ax = next(a for a in panels(fig) if "encoder" in a.get_title())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["rope", "zzz-new"]
+    assert variants.variant_order(["zzz-new", "rope", "none"]) == ["none", "rope", "zzz-new"]

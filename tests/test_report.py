@@ -23,8 +23,11 @@ from tiny_study import grid_key, make_study
 from analysis.aggregate import METHODS_TEXT
 from analysis.anchors import KAZEMNEJAD_OOD, deletang, kazemnejad
 from analysis.claims import CLAIMS as CLAIMS_SPEC
+from analysis.claims import DECISION_RULE, VERDICTS, Verdict
+from analysis.effects import Effect
+from analysis.figures_catalog import FIGURES
 from analysis.load import StudyError, load_study
-from analysis.report import FIGURES, SECTIONS, SELECTION_RULE
+from analysis.report import CLAIM_COLUMNS, SECTIONS, SELECTION_RULE, claim_row, templates
 from analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
@@ -45,8 +48,7 @@ DIVERGED = (  # logged without training; they make the per-configuration table l
     ),
 )
 NEVER_RUN = [{"arch": "decoder", "position": "none", "heads": s + 1, "seed": 1} for s in (0, 1)]
-CLAIMS = [f"C{i}" for i in range(1, 13)]
-VERDICTS = ("supported", "refuted", "mixed", "not tested")
+CLAIMS = list(CLAIMS_SPEC)
 LONG = 20  # rows: a table longer than this comes after the claim verdicts
 MARGIN_PT = 14 / 25.4 * 72  # the stylesheet's left and right page margins
 
@@ -87,7 +89,9 @@ def study(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pdf_text(study):
-    return read_pdf(study["out"] / "report.pdf")
+    """The PDF's text without the page footers, so a paragraph reads on across pages."""
+    footer = rf" ?attnstudy report: {STUDY} page \d+ of \d+"
+    return re.sub(footer, "", read_pdf(study["out"] / "report.pdf"))
 
 
 def read_pdf(path) -> str:
@@ -99,7 +103,9 @@ def read_pdf(path) -> str:
 
 def holds(text: str, fragment: str) -> bool:
     """Whether ``text`` holds ``fragment``, ignoring whitespace and hyphens (a PDF breaks lines
-    at spaces, hyphens and slashes, and pdftotext drops a hyphen that ends a line)."""
+    at spaces, hyphens and slashes, and pdftotext drops a hyphen that ends a line), both
+    NFKC-normalised as ``read_pdf`` leaves the PDF's text (½ reads 1⁄2)."""
+    fragment = unicodedata.normalize("NFKC", fragment)
     return re.sub(r"[\s-]+", "", fragment) in re.sub(r"[\s-]+", "", text)
 
 
@@ -167,7 +173,8 @@ def test_claim_verdicts_come_before_every_long_table_and_nothing_overflows(study
     evaluate = {"tables": JS_TABLES, "verdicts": JS_VERDICTS, "width": JS_WIDTH}
     page = open_page(study["out"] / "report.html", browser, evaluate=evaluate)
     tables, verdicts = page.values["tables"], page.values["verdicts"]
-    assert len(verdicts) == len(CLAIMS) and set(verdicts) <= set(VERDICTS)
+    assert len(verdicts) == len(CLAIMS)
+    assert {v.split(" (n = ")[0] for v in verdicts} <= set(VERDICTS)
     long = [t for t in tables if t["rows"] > LONG]
     assert {t["id"] for t in long} >= {"table-configurations", "table-runs"}
     assert long_tables_before_claims(tables) == []
@@ -221,12 +228,17 @@ def test_pdf_holds_the_sections_claim_table_rules_methods_and_every_caption(stud
     verdicts = pdf_text.split("4. Claims: verdicts")[2].split("5. Completeness")[0]
     for claim in CLAIMS:
         row = html.split(f'<td><a href="#{claim}">{claim}</a></td>')[1].split("</tr>")[0]
-        statement, verdict = (plain(part) for part in row.split("</td>")[:2])
-        assert holds(verdicts, f"{claim} {statement} {verdict}"), claim
+        cells = [plain(part) for part in row.split("</td>")[:-1]]
+        assert len(cells) == 7 and cells[1].split()[0] in VERDICTS  # statement, verdict, ...
+        for cell in cells:  # pdftotext reads a wrapped table's columns in no fixed order
+            assert holds(verdicts, cell), (claim, cell)
         block = html.split(f'<div class="claim" id="{claim}">')[1].split("</div>")[0]
         assert holds(pdf_text, plain(block.split("<strong>Rule.</strong>")[1].split("</p>")[0]))
     methods = pdf_text.split("9. Methods")[2]
     assert holds(methods, SELECTION_RULE) and holds(methods, METHODS_TEXT)
+    assert holds(methods, DECISION_RULE)
+    holm = re.search(r"Multiple testing.</strong> (.*?)</p>", html, re.S).group(1)
+    assert "family" in holm and holds(methods, plain(holm))
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S)
     assert len(captions) == html.count("<figure")
     for caption in captions:
@@ -303,10 +315,66 @@ def test_every_claim_gets_a_verdict_rule_and_evidence(study):
     for claim in CLAIMS:
         block = html.split(f'<div class="claim" id="{claim}">')[1].split("</div>")[0]
         verdict = re.search(r'class="verdict \w+">([^<]+)<', block).group(1)
-        assert verdict in VERDICTS
-        assert "Rule.</strong>" in block and "Evidence.</strong>" in block
-        if verdict == "not tested":
-            assert "not tested by this study — run preset" in block
+        assert verdict.split(" (n = ")[0] in VERDICTS
+        assert "Rule.</strong>" in block and "Secondary evidence.</strong>" in block
+        assert "Primary effect.</strong>" in block and "runs kept" in block
+        if verdict.startswith("inconclusive"):
+            assert "tested by" in block
+
+
+def supported_verdict(claim: str = "C4") -> Verdict:
+    effect = Effect(
+        estimate=0.2,
+        ci_low=0.1,
+        ci_high=0.3,
+        p=0.001,
+        mean_a=0.9,
+        mean_b=0.7,
+        n_seeds=3,
+        n_configs=2,
+        n_runs=14,
+        n_kept=11,
+        n_not_ok=1,
+        n_incompetent=2,
+    )
+    spec = CLAIMS_SPEC[claim]
+    return Verdict(
+        claim=claim,
+        text=spec.text,
+        rule=spec.rule,
+        metric=spec.metric,
+        verdict="supported",
+        effect=effect,
+        p_holm=0.012,
+        evidence="per-form means shown",
+        reason="",
+        needs=spec.needs,
+        figure=spec.figure,
+    )
+
+
+def test_claim_table_row_shows_verdict_metric_effect_seeds_runs_and_evidence_link():
+    row = claim_row(supported_verdict(), figures=[])
+    table = templates().get_template("_claims.html.j2").module.claim_table([row])
+    cells = [plain(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", str(table), re.S)]
+    assert cells[:4] == ["C4", CLAIMS_SPEC["C4"].text, "supported", "id_seq_acc"]
+    assert cells[4] == "0.200 [0.100, 0.300] p (Holm) 0.0120"
+    assert cells[5:7] == ["3", "11 / 3"]
+    assert '<a href="#C4">rule and numbers</a>' in str(table)
+    evidence = str(templates().get_template("_claims.html.j2").module.claim_evidence([row]))
+    assert "effect +0.200 [+0.100, +0.300]" in evidence and "p 0.0010 (Holm 0.0120)" in evidence
+    assert "11 of 14 runs kept" in evidence and "2 below 0.95 in-distribution" in evidence
+    assert "per-form means shown" in evidence
+
+
+def test_claims_csv_follows_the_claim_table_with_the_reason_of_each_inconclusive(study):
+    csv = pd.read_csv(study["out"] / "tables" / "claims.csv", keep_default_na=False)
+    assert list(csv.columns) == list(CLAIM_COLUMNS)
+    assert csv["claim"].tolist() == CLAIMS
+    for _, row in csv.iterrows():
+        assert row["verdict"].split(" (n = ")[0] in VERDICTS
+        assert (row["reason"] != "") == row["verdict"].startswith("inconclusive")
+        assert f"{row['runs kept']} of " in row["exclusions"]
 
 
 def test_half_finished_study_lists_missing_and_diverged_points(study):

@@ -53,7 +53,7 @@ ARTIFACTS = {
 
 def study_file(tmp_path, study: dict):
     path = tmp_path / f"{study['name']}.yaml"
-    path.write_text(yaml.safe_dump(study))
+    path.write_text(yaml.safe_dump(study, sort_keys=False))  # blocks in the order given
     return load_study(path)
 
 
@@ -190,7 +190,7 @@ def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
         tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
         point = queue.points[killed.user_attrs["grid_key"]]
         tags = {"attnstudy.trial": str(killed.number)}
-        orphan = tracker.start_trial("none", point.config, point.key, tags).run_id
+        orphan = tracker.start_trial("none", point.config, tags).run_id
     # another crashes with an exception
     crashed, _ = queue.claim()
     queue.finish(queue.trial_id(crashed.number), "failed", "RuntimeError: boom", {})
@@ -215,6 +215,114 @@ def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
 
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0  # diverged: not retried
     assert len(queue.trials()) == len(found)
+
+
+BLOCKS = {
+    "name": "blocks",
+    "fixed": TINY["fixed"],
+    "blocks": {
+        "scores": {"tasks": ["copy"], "axes": {"score": ["dot", "scaled_dot"]}},
+        "positions": {
+            "tasks": ["copy"],
+            "fixed": {"score": "dot"},
+            "axes": {"position": ["none", "learned"]},
+        },
+        "nope_encoder": {
+            "tasks": ["copy"],
+            "fixed": {"arch": "encoder"},
+            "axes": {"score": ["cosine"]},
+            "solvable": False,
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def blocks_run(tmp_path_factory):
+    """A study of three blocks, one point shared by two of them, run once."""
+    tmp_path = tmp_path_factory.mktemp("blocks")
+    spec, stores = study_file(tmp_path, BLOCKS), stores_in(tmp_path)
+    out = io.StringIO()
+    assert run_study(spec, stores, threads=1, out=out) == 0
+    return spec, stores, out.getvalue()
+
+
+def test_a_study_of_blocks_runs_each_distinct_point_once(blocks_run):
+    spec, stores, out = blocks_run
+    assert out.startswith("study blocks: 4 grid points in 3 blocks, 1 duplicate merged, 4 to run")
+    found = trials(spec, stores)
+    assert {t.state for t in found} == {TrialState.COMPLETE}
+    assert Counter(t.user_attrs["grid_key"] for t in found) == {p.key: 1 for p in spec.points()}
+    attrs = {
+        t.user_attrs["grid_key"]: (t.user_attrs["block"], t.user_attrs["solvable"]) for t in found
+    }
+    assert attrs == {
+        "scores/score=dot,task=copy": ("scores,positions", True),
+        "scores/score=scaled_dot,task=copy": ("scores", True),
+        "positions/position=learned,task=copy": ("positions", True),
+        "nope_encoder/score=cosine,task=copy": ("nope_encoder", False),
+    }
+
+
+def test_every_trial_run_of_a_block_study_is_tagged_with_its_block(blocks_run):
+    spec, stores, _ = blocks_run
+    _, parents = mlflow_runs(spec, stores, "study")
+    _, children = mlflow_runs(spec, stores, "trial")
+    assert (
+        len(parents) == 1
+        and parents[0].data.tags["attnstudy.blocks"] == "scores,positions,nope_encoder"
+    )
+    points = {p.key: p for p in spec.points()}
+    for run in children:
+        point = points[run.data.tags["attnstudy.grid_key"]]
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags["attnstudy.block"] == ",".join(point.blocks)
+        assert run.data.tags["attnstudy.solvable"] == str(point.solvable).lower()
+        assert run.data.params["arch"] == point.config.arch
+    assert len(children) == 4
+
+
+def test_a_study_of_blocks_resumes_and_its_status_counts_each_block(blocks_run, capsys):
+    spec, stores, _ = blocks_run
+    assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
+    assert len(trials(spec, stores)) == 4 and len(mlflow_runs(spec, stores, "trial")[1]) == 4
+    args = ["study", "status", spec.path, "--runs-dir", str(stores.runs_dir)]
+    assert main([*args, "--tracking-uri", stores.tracking_uri]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[1]: line for line in lines[1:5]}
+    assert sorted(rows) == sorted(p.key for p in spec.points())
+    assert all(r.startswith("done") for r in rows.values())
+    assert "unsolvable by construction" in rows["nope_encoder/score=cosine,task=copy"]
+    assert lines[5:] == [
+        "block scores: 2 grid points: 2 done, 0 diverged, 0 running, 0 failed, 0 pending",
+        "block positions: 2 grid points: 2 done, 0 diverged, 0 running, 0 failed, 0 pending",
+        "block nope_encoder: 1 grid points: 1 done, 0 diverged, 0 running, 0 failed, 0 pending",
+        "study blocks: 4 grid points: 4 done, 0 diverged, 0 running, 0 failed, 0 pending",
+    ]
+
+
+def test_declaring_a_block_unsolvable_later_is_a_grid_change(blocks_run, tmp_path):
+    spec, stores, _ = blocks_run
+    study = yaml.safe_load(yaml.safe_dump(BLOCKS))
+    study["blocks"]["positions"]["solvable"] = False
+    study["blocks"]["scores"]["axes"]["score"] = ["scaled_dot"]  # no point shared any more
+    changed = study_file(tmp_path, study)
+    with pytest.raises(ConfigError, match="grid of study 'blocks' changed"):
+        run_study(changed, stores, threads=1, out=io.StringIO())
+
+
+def test_status_of_a_study_of_blocks_never_run_is_all_pending(tmp_path, capsys):
+    from attnstudy.study import study_status
+
+    spec, stores = study_file(tmp_path, BLOCKS), stores_in(tmp_path)
+    assert study_status(spec, stores) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines[-4]
+        == "block scores: 2 grid points: 0 done, 0 diverged, 0 running, 0 failed, 2 pending"
+    )
+    assert lines[-1].endswith("4 grid points: 0 done, 0 diverged, 0 running, 0 failed, 4 pending")
+    assert not stores.runs_dir.exists()
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))

@@ -1,4 +1,7 @@
+import dataclasses
+import hashlib
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ BASE = {
 
 def write(tmp_path, study: dict) -> Path:
     path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(study))
+    path.write_text(yaml.safe_dump(study, sort_keys=False))  # blocks in the order given
     return path
 
 
@@ -89,6 +92,10 @@ def test_fingerprint_changes_with_settings_and_axes(tmp_path):
         ({"exclude": [{"seed": 1}]}, "exclude[0]: 'seed' is not an axis"),
         ({"exclude": [{"heads": 8}]}, "exclude[0].heads: 8 is not on the axis; allowed: 1, 2"),
         ({"fixed": BASE["fixed"] | {"eval_max_len": 4}}, "fixed.eval_max_len: must exceed"),
+        (
+            {"exclude": [{"task": ["copy", "reverse"]}]},
+            "exclude: the exclusions remove all 8 grid points; at least one must remain",
+        ),
     ],
 )
 def test_bad_study_files_name_the_file_the_key_and_what_is_allowed(tmp_path, change, message):
@@ -146,3 +153,168 @@ def test_replication_presets_follow_their_papers():
     assert {p.config.arch for p in dele.points()} == {"encoder"}
     assert {(p.config.train_min_len, p.config.train_max_len) for p in dele.points()} == {(1, 40)}
     assert {p.config.randomized for p in dele.points()} == {False, True}
+
+
+BLOCKS = {
+    "name": "b",
+    "fixed": {"d_model": 16, "train_max_len": 4, "eval_max_len": 8, "heads": 2},
+    "blocks": {
+        "scores": {"tasks": ["copy"], "axes": {"score": ["dot", "additive"]}},
+        "heads": {
+            "tasks": ["copy", "reverse"],
+            "fixed": {"score": "dot"},
+            "axes": {"heads": [1, 2]},
+        },
+        "encoder": {
+            "tasks": ["copy"],
+            "fixed": {"arch": "encoder"},
+            "axes": {"seed": [0, 1]},
+            "solvable": False,
+        },
+    },
+}
+
+
+def with_block(name: str, **change) -> dict:
+    """BLOCKS with block `name` updated by `change` (a new block if absent)."""
+    blocks = BLOCKS["blocks"] | {name: BLOCKS["blocks"].get(name, {}) | change}
+    return BLOCKS | {"blocks": blocks}
+
+
+def test_a_study_with_blocks_is_the_union_of_their_grids(tmp_path):
+    spec = load_study(write(tmp_path, BLOCKS))
+    found = {
+        (p.config.arch, p.config.task, p.config.score, p.config.heads, p.config.seed)
+        for p in spec.points()
+    }
+    scores = {("decoder", "copy", s, 2, 0) for s in ("dot", "additive")}
+    heads = {("decoder", t, "dot", h, 0) for t in ("copy", "reverse") for h in (1, 2)}
+    encoder = {("encoder", "copy", "scaled_dot", 2, s) for s in (0, 1)}
+    assert found == scores | heads | encoder
+    assert all(p.config.d_model == 16 and p.config.eval_max_len == 8 for p in spec.points())
+    assert [b.name for b in spec.blocks] == ["scores", "heads", "encoder"]
+
+
+def test_block_keys_are_prefixed_with_the_block_and_unique(tmp_path):
+    points = load_study(write(tmp_path, BLOCKS)).points()
+    assert len({p.key for p in points}) == len(points)
+    for p in points:
+        block, rest = p.key.split("/")
+        assert block == p.blocks[0] and rest == ",".join(
+            f"{k}={p.params[k]}" for k in sorted(p.params)
+        )
+
+
+def test_a_point_in_several_blocks_runs_once_under_its_first_block(tmp_path):
+    spec = load_study(write(tmp_path, BLOCKS))
+    shared = [p for p in spec.points() if len(p.blocks) > 1]
+    # copy, dot, 2 heads: in `scores` (score axis) and in `heads` (heads axis)
+    assert [(p.key, p.blocks) for p in shared] == [
+        ("scores/score=dot,task=copy", ("scores", "heads"))
+    ]
+    assert spec.grid.merged == 1 and len(spec.points()) == 2 + 4 + 2 - 1
+    assert len({p.config_hash for p in spec.points()}) == len(spec.points())
+
+
+def test_block_settings_override_the_shared_ones_and_axes_may_vary_them(tmp_path):
+    study = with_block("heads", fixed={"score": "dot", "d_model": 32}, axes={"heads": [1, 8]})
+    spec = load_study(write(tmp_path, study))
+    heads = [p.config for p in spec.points() if p.blocks == ("heads",)]
+    assert {(c.d_model, c.heads) for c in heads} == {(32, 1), (32, 8)}
+    assert {p.config.d_model for p in spec.points() if "heads" not in p.blocks} == {16}
+    assert spec.axes["heads"] == (1, 8) and spec.axes["score"] == ("dot", "additive")
+
+
+def test_solvable_is_recorded_per_block_and_enters_the_fingerprint(tmp_path):
+    spec = load_study(write(tmp_path, BLOCKS))
+    assert {p.blocks[0]: p.solvable for p in spec.points()} == {
+        "scores": True,
+        "heads": True,
+        "encoder": False,
+    }
+    flipped = load_study(write(tmp_path, with_block("encoder", solvable=True)))
+    assert fingerprint(flipped.points()) != fingerprint(spec.points())
+
+
+def test_a_single_grid_file_keeps_its_keys_and_fingerprint(tmp_path):
+    """Stores started before blocks existed hold these keys and this fingerprint formula."""
+    spec = load_study(write(tmp_path, BASE | {"exclude": [{"task": "reverse", "heads": 2}]}))
+    assert [p.key for p in spec.points()] == [
+        "heads=2,score=additive,task=copy",
+        "heads=1,score=additive,task=copy",
+        "heads=1,score=dot,task=reverse",
+        "heads=1,score=additive,task=reverse",
+        "heads=1,score=dot,task=copy",
+        "heads=2,score=dot,task=copy",
+    ]
+    pairs = sorted((p.key, p.config_hash) for p in spec.points())
+    legacy = hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:12]
+    assert fingerprint(spec.points()) == legacy
+    assert all(p.blocks == () and p.solvable for p in spec.points())
+    assert spec.fixed == BASE["fixed"] and list(spec.axes) == ["task", "score", "heads"]
+
+
+@pytest.mark.parametrize(
+    "study,message",
+    [
+        (BLOCKS | {"tasks": ["copy"]}, "tasks: not allowed beside 'blocks'"),
+        (BLOCKS | {"blocks": {}}, "blocks: expected at least one block"),
+        (BLOCKS | {"blocks": ["a"]}, "blocks: expected a mapping of block name: block"),
+        (with_block("a b", tasks=["copy"], axes={}), "blocks: block name: expected letters"),
+        (with_block("heads", axis={}), "blocks.heads: unknown key 'axis'; allowed: description"),
+        (with_block("new", axes={}), "blocks.new: missing key 'tasks'"),
+        (with_block("heads", tasks=["nope"]), "blocks.heads.tasks: unknown task 'nope'"),
+        (with_block("heads", axes={"heads": [3]}), "blocks.heads.axes.heads: must divide d_model"),
+        (with_block("scores", axes={"score": ["dott"]}), "blocks.scores.axes.score: unknown va"),
+        (with_block("heads", axes={"task": ["copy"]}), "list tasks under 'blocks.heads.tasks'"),
+        (with_block("heads", axes={"score": ["dot"]}), "blocks.heads.axes.score: also in blocks"),
+        (with_block("heads", fixed={"steps": "x"}), "blocks.heads.fixed.steps: expected int"),
+        (with_block("heads", fixed={"eval_max_len": 4}), "blocks.heads.fixed.eval_max_len: must"),
+        (with_block("heads", exclude=[{"seed": 1}]), "blocks.heads.exclude[0]: 'seed' is not an"),
+        (
+            with_block("heads", exclude=[{"heads": [1, 2]}]),
+            "blocks.heads.exclude: the exclusions remove all 4 grid points; at least one",
+        ),
+        (with_block("encoder", solvable="no"), "blocks.encoder.solvable: expected true or false"),
+        (
+            with_block("heads", solvable=False),
+            "blocks.heads.solvable: grid point heads/heads=2,task=copy is also "
+            "scores/score=dot,task=copy, declared solvable: true; blocks that share a point",
+        ),
+        (BLOCKS | {"fixed": {"d_modle": 16}}, "fixed: unknown setting 'd_modle'"),
+        (BLOCKS | {"fixed": {"task": "copy"}}, "fixed.task: list tasks under each block's"),
+        (BLOCKS | {"fixed": BLOCKS["fixed"] | {"d_model": 9}}, "fixed.heads: must divide d_mod"),
+    ],
+)
+def test_a_bad_block_is_one_error_naming_the_file_and_the_block(tmp_path, study, message):
+    path = write(tmp_path, study)
+    with pytest.raises(ConfigError) as err:
+        load_study(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_standard_preset_covers_every_claim_with_five_seeds():
+    from attnstudy.positions import POSITIONS
+
+    spec = load_study(Path(__file__).parent.parent / "study" / "standard.yaml")
+    configs = [(p.config, p.solvable) for p in spec.points()]
+    seeds: dict = {}
+    for c, _ in configs:
+        seeds.setdefault(dataclasses.replace(c, seed=0), set()).add(c.seed)
+    assert min(len(s) for s in seeds.values()) >= 5
+    decoder = [c for c, _ in configs if c.arch == "decoder" and c.task in ("copy", "reverse")]
+    assert {c.score for c in decoder} == set(SCORES)
+    variants = {(c.task, c.position, c.randomized) for c in decoder}
+    for name, cls in POSITIONS.items():
+        for randomized in (False, True) if cls.takes_position_ids else (False,):
+            assert {(t, name, randomized) for t in ("copy", "reverse")} <= variants
+    assert {c.heads for c in decoder} >= {1, 4}
+    encoder = {(c.task, c.position): ok for c, ok in configs if c.arch == "encoder"}
+    assert encoder == {
+        (t, p): p != "none" for t in ("copy", "reverse") for p in ("none", "sinusoidal")
+    }
+    assert {c.arch for c, _ in configs if c.task == "copy"} >= {"rnn", "rnn-attention"}
+    recall = {c.position for c, _ in configs if c.task == "associative_recall"}
+    assert {"sinusoidal", "learned"} <= recall and {"rope", "alibi"} <= recall
+    assert all(ok for c, ok in configs if c.arch != "encoder")

@@ -3,7 +3,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attnstudy.tasks import NUM_SPECIAL, PAD, TASKS, build_task, sample_lengths
+from attnstudy.tasks import (
+    BLANK,
+    BOS,
+    EOS,
+    NUM_SPECIAL,
+    PAD,
+    SEP,
+    TASKS,
+    build_task,
+    sample_lengths,
+)
 
 
 def sample(name, lengths, seed=0):
@@ -91,3 +101,22 @@ def test_training_lengths_cover_the_range():
     gen = torch.Generator().manual_seed(0)
     n = sample_lengths(3, 7, 2000, gen)
     assert set(n.tolist()) == {3, 4, 5, 6, 7}
+
+
+def test_specials_are_distinct_and_below_every_symbol():
+    assert sorted({PAD, SEP, EOS, BLANK, BOS}) == list(range(NUM_SPECIAL))
+
+
+@given(lengths=lengths_st)
+@settings(max_examples=20, deadline=None)
+def test_aligned_source_is_the_input_token_each_target_copies(lengths):
+    declared = set()
+    for name in TASKS:
+        task, b = build_task(name, 64), sample(name, lengths)
+        for i, n in enumerate(lengths):
+            source = task.aligned_source(n)
+            if source is not None:
+                declared.add(name)
+                assert len(source) == task.target_len(n)
+                assert torch.equal(b.targets[i, : len(source)], b.inputs[i, source])
+    assert declared == {"copy", "reverse"}

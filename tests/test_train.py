@@ -4,9 +4,16 @@ import math
 import pytest
 import torch
 
+from attnstudy.archs import ARCHS
+from attnstudy.artifacts import attention_summary, long_example_attention
 from attnstudy.cli import main
-from attnstudy.config import make_config
-from attnstudy.train import Diverged, lr_at, run
+from attnstudy.config import ConfigError, make_config
+from attnstudy.evaluate import alignment_mass, evaluate, score_predictions, uniform_mass
+from attnstudy.positions import POSITIONS
+from attnstudy.tasks import EOS, Task, build_task
+from attnstudy.train import Diverged, initial_model, lr_at, run
+
+CPU = torch.device("cpu")
 
 TINY = dict(
     d_model=16,
@@ -30,7 +37,9 @@ def test_same_seed_gives_identical_losses():
     assert [r["train_loss"] for r in a.history] != [r["train_loss"] for r in c.history]
 
 
-def test_tiny_model_learns_copy_in_distribution():
+@pytest.fixture(scope="module")
+def learned_copy():
+    """A tiny decoder that learns copy in distribution (trained once for the module)."""
     cfg = make_config(
         task="copy",
         d_model=32,
@@ -46,8 +55,11 @@ def test_tiny_model_learns_copy_in_distribution():
         val_every=50,
         eval_samples=32,
     )
-    result = run(cfg)
-    assert result.summary["id_seq_acc"] >= 0.95
+    return run(cfg)
+
+
+def test_tiny_model_learns_copy_in_distribution(learned_copy):
+    assert learned_copy.summary["id_seq_acc"] >= 0.95
 
 
 def test_non_finite_loss_raises_diverged_with_its_step():
@@ -63,17 +75,21 @@ def test_model_selection_uses_in_distribution_validation_only():
     assert result.summary["best_step"] in val_steps
 
 
-def test_untrained_learned_positions_keep_their_initial_values():
-    cfg = make_config(**TINY, position="learned", stop_at_val_acc=2.0)
-    torch.manual_seed(cfg.seed)
-    from attnstudy.archs import build_model
-    from attnstudy.tasks import build_task
-
-    initial = build_model(cfg, build_task("copy", 8)).transformer.encoding.table.weight
-    table = run(cfg).model.transformer.encoding.table.weight.detach()
-    longest_trained = 4 + 1 + 4 + 1  # input SEP target EOS at train_max_len = 4
-    assert not torch.equal(table[:longest_trained], initial[:longest_trained])
-    torch.testing.assert_close(table[longest_trained:], initial[longest_trained:].detach())
+@pytest.mark.parametrize("arch", ["decoder", "encoder"])
+def test_exactly_the_trained_rows_of_a_learned_table_change(arch):
+    """Every row that was a position id of some training sequence changed; every other row
+    (the EOS position of the decoder, which is only a label, and every longer one) keeps
+    its initial value. The trained ids come from the arch's layout: a self-attention's
+    keys are the whole sequence fed to the model."""
+    cfg = make_config(**TINY, arch=arch, position="learned", stop_at_val_acc=2.0)
+    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    initial = initial_model(cfg, task, CPU).transformer.encoding.table.weight.detach()
+    result = run(cfg)
+    table = result.model.transformer.encoding.table.weight.detach()
+    lengths = range(cfg.train_min_len, cfg.train_max_len + 1)
+    fed = set().union(*(range(result.model.attention_layout(task, n).keys) for n in lengths))
+    changed = (table != initial).any(dim=1)
+    assert set(changed.nonzero().flatten().tolist()) == fed
 
 
 def test_warmup_then_cosine_decay():
@@ -125,3 +141,104 @@ def test_cli_bad_input_exits_2_with_one_clear_line(args, message, capsys):
     assert main(["train", "--quiet", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_exact_match_requires_eos_after_the_target():
+    targets = torch.tensor([[5, 6, 7], [8, 9, 5]])
+    stops = torch.cat([targets, torch.full((2, 1), EOS)], dim=1)
+    runs_on = torch.cat([targets, torch.full((2, 1), 6)], dim=1)
+    correct, exact = score_predictions(runs_on, targets, emits_eos=True)
+    assert correct.all() and not exact.any()
+    assert score_predictions(stops, targets, emits_eos=True)[1].all()
+    assert score_predictions(targets, targets, emits_eos=False)[1].all()  # the encoder's blanks
+
+
+@pytest.mark.parametrize("arch", [a for a, cls in ARCHS.items() if cls.emits_eos])
+def test_a_model_that_does_not_stop_scores_no_exact_match(arch, monkeypatch):
+    """Greedy output = the exact target, then a symbol instead of EOS: token accuracy 1,
+    exact match 0 (Kazemnejad et al. 2023 generate until EOS)."""
+    cfg = make_config(**TINY, arch=arch)
+    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    model = initial_model(cfg, task, CPU)
+
+    def never_stops(batch, gen):
+        return torch.cat([batch.targets, batch.targets[:, :1]], dim=1)
+
+    monkeypatch.setattr(model, "predict", never_stops)
+    for r in evaluate(model, task, range(1, 5), 4, 0, CPU):
+        assert r.token_acc == 1 and r.position_acc == [1.0] * r.length and r.seq_acc == 0
+
+
+def variants():
+    """Every accepted (arch, position, randomized): all the study's variants of the data."""
+    for arch in ARCHS:
+        for position in POSITIONS:
+            for randomized in (False, True):
+                try:
+                    yield make_config(
+                        **TINY_DATA, arch=arch, position=position, randomized=randomized
+                    )
+                except ConfigError:
+                    continue
+
+
+TINY_DATA = TINY | dict(steps=4, val_every=2, val_samples=4, eval_samples=2, batch_size=4)
+
+
+def test_every_variant_sees_the_same_training_and_evaluation_examples(monkeypatch):
+    """Position draws have their own generator: a randomized run and a plain one with the
+    same seed train on the same batches and are evaluated on the same examples."""
+    seen: list[torch.Tensor] = []
+    sample = Task.sample
+
+    def recording(self, n, gen):
+        batch = sample(self, n, gen)
+        seen.append(torch.cat([batch.inputs, batch.targets], dim=1))
+        return batch
+
+    monkeypatch.setattr(Task, "sample", recording)
+    examples = {}
+    for cfg in variants():
+        seen.clear()
+        run(make_config(**(cfg.to_dict() | dict(stop_at_val_acc=2.0))))
+        examples[f"{cfg.arch} {cfg.position} {cfg.randomized}"] = list(seen)
+    reference = examples["decoder none False"]
+    assert len(reference) == 4 + 2 * 4 + 8  # training steps, 2 validations, test lengths
+    for name, batches in examples.items():
+        assert all(map(torch.equal, batches, reference)) and len(batches) == 20, name
+
+
+def test_alignment_mass_is_the_weight_on_the_expected_key():
+    w = torch.zeros(2, 3, 4, 5)  # (B, H, Tq, Tk)
+    w[:, 0, 1, 2], w[:, 0, 3, 4], w[:, 1, 1, 2] = 1.0, 0.5, 0.25
+    assert alignment_mass(w, queries=[1, 3], keys=[2, 4]).tolist() == [0.75, 0.125, 0.0]
+    assert uniform_mass([2, 4]) == 0.375
+
+
+def test_attention_summary_of_a_learned_copy(learned_copy):
+    """A decoder that learned copy aligns target queries with their source token better
+    than uniform attention would; its heads differ from their initialisation."""
+    maps, _ = long_example_attention(learned_copy)
+    summary = attention_summary(learned_copy, maps)
+    n = learned_copy.config.train_max_len
+    visible = [n + 2 + j for j in range(n)]  # the query predicting target j sees BOS…itself
+    assert summary["attn_alignment_uniform"] == pytest.approx(uniform_mass(visible))
+    assert summary["attn_alignment_uniform"] < summary["attn_alignment"] <= 1
+    assert summary["head_diversity_init"] != summary["head_diversity"]
+
+
+def test_attention_summary_without_an_aligned_source_or_attention():
+    for task, arch in (("sort", "decoder"), ("copy", "rnn")):
+        result = run(make_config(**(TINY | dict(task=task, arch=arch, steps=2))))
+        summary = attention_summary(result, long_example_attention(result)[0])
+        assert arch == "rnn" and summary == {} or math.isnan(summary["attn_alignment"])
+
+
+def test_head_diversity_at_initialisation_depends_on_the_seed_only():
+    a, b, c = (
+        run(make_config(**(TINY | change)))
+        for change in (dict(steps=2), dict(steps=12), dict(steps=2, seed=1))
+    )
+    init = [attention_summary(r, long_example_attention(r)[0]) for r in (a, b, c)]
+    assert init[0]["head_diversity_init"] == init[1]["head_diversity_init"]
+    assert init[0]["head_diversity_init"] != init[2]["head_diversity_init"]

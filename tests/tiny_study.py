@@ -58,7 +58,7 @@ def make_study(
             "attnstudy.config_hash": cfg.hash(),
             **provenance_tags(),
         }
-        trial = tracker.start_trial(parent, cfg, f"trial-{number}", tags)
+        trial = tracker.start_trial(parent, cfg, tags)
         if number < len(killed) or point in diverged:
             status = "killed" if number < len(killed) else "diverged"
             trial.end(status, "diverged at step 3: loss = nan" if status == "diverged" else None)

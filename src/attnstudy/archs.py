@@ -1,12 +1,18 @@
 """Architectures: how a task's (input, target) pairs become a model's sequences, its
 training loss, and its greedy predictions.
 
-- `decoder`: causal LM over `input SEP target EOS`, loss on target and EOS, greedy
+- `decoder`: causal LM over `BOS input SEP target EOS`, loss on target and EOS, greedy
   decoding with a key-value cache.
 - `encoder`: bidirectional, not autoregressive; the target is read from blank tokens
-  appended after `input SEP` (Delétang et al. 2023).
-- `encoder-decoder`: Vaswani et al. 2017; cross-attention uses the chosen score.
+  appended after `BOS input SEP` (Delétang et al. 2023).
+- `encoder-decoder`: Vaswani et al. 2017, encoder over `BOS input`, decoder over
+  `SEP target`; cross-attention uses the chosen score.
 - `rnn`, `rnn-attention`: recurrent encoder-decoders without and with attention (rnn.py).
+
+Every Transformer sequence starts with a fixed token (BOS, or SEP for the decoder of
+encoder-decoder), so a causal model without positions can count from it (Kazemnejad et
+al. 2023). The autoregressive architectures predict the target and then EOS, and exact
+match requires that EOS (`emits_eos`).
 
 `build_model(cfg, task)` is the composition root: the only code that turns the variant
 names of a Config into classes.
@@ -15,6 +21,8 @@ names of a Config into classes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +32,25 @@ from attnstudy.config import Config
 from attnstudy.model import KVCache, Transformer
 from attnstudy.positions import POSITIONS, PositionalEncoding, position_ids
 from attnstudy.scores import SCORES, Score
-from attnstudy.tasks import BLANK, EOS, PAD, SEP, Batch, Task
+from attnstudy.tasks import BLANK, BOS, EOS, PAD, SEP, Batch, Task
 
 IGNORE = -100  # label of positions that carry no loss
 
-EncodingFactory = Callable[[int], PositionalEncoding]
+EncodingFactory = Callable[[int, int], PositionalEncoding]  # (max, trained positions)
+
+
+@dataclass(frozen=True)
+class AttentionLayout:
+    """Where one example sits in what an architecture's attention layers of one kind
+    ("self" or "cross") see: the key index of each input token, the index of the query
+    that predicts (or reads) each target token, and how many keys each such query may
+    attend to. For self-attention the keys are the whole sequence fed to the model."""
+
+    kind: str
+    keys: int
+    inputs: list[int]
+    queries: list[int]
+    visible: list[int]
 
 
 def pack(parts: list[tuple[Tensor, Tensor]], fill: int) -> Tensor:
@@ -64,15 +86,20 @@ def greedy(step: Callable[[Tensor], Tensor], first: Tensor, steps: int) -> Tenso
 
 
 class Arch(nn.Module):
-    """Common parts: vocabulary head, position ids (fixed or randomized), config checks."""
+    """Common parts: vocabulary head, position ids (fixed or randomized), config checks.
+
+    `emits_eos`: `predict` returns the target and one more token, which exact match
+    requires to be EOS (the model says where the answer stops)."""
 
     name: str
+    emits_eos: ClassVar[bool] = True
 
     def __init__(self, cfg: Config, task: Task, score: type[Score], encoding: EncodingFactory):
         super().__init__()
         longest = self.seq_len(task, cfg.resolved_eval_max_len)
         self.random_range = (cfg.max_random_position or 4 * longest) if cfg.randomized else 0
         self.max_positions = self.random_range or longest
+        self.trained_positions = self.random_range or self.seq_len(task, cfg.train_max_len)
         self.vocab = task.vocab_size
         self.head = nn.Linear(cfg.d_model, self.vocab)
 
@@ -85,14 +112,22 @@ class Arch(nn.Module):
         """Longest position sequence an example of length n needs."""
         raise NotImplementedError
 
-    def position_ids(self, batch: int, length: int, gen, device) -> Tensor:
-        return position_ids(batch, length, self.random_range, gen, device)
+    def attention_layout(self, task: Task, n: int) -> AttentionLayout | None:
+        """Where inputs and target queries of an example of length n sit (None: no
+        attention)."""
+        raise NotImplementedError
+
+    def position_ids(self, lens: Tensor, gen: torch.Generator) -> Tensor:
+        """Ids for sequences of lengths lens (B,); `gen` is the position generator, a
+        stream of its own so randomized positions never change the data drawn."""
+        return position_ids(lens, self.random_range, gen, lens.device)
 
     def loss(self, batch: Batch, gen: torch.Generator) -> Tensor:
         raise NotImplementedError
 
     def predict(self, batch: Batch, gen: torch.Generator) -> Tensor:
-        """Greedy (B, Tout) predictions; every example in the batch has one length."""
+        """Greedy predictions (B, Tout + 1 if emits_eos else Tout); every example in the
+        batch has one length."""
         raise NotImplementedError
 
     def cross_entropy(self, hidden: Tensor, labels: Tensor) -> Tensor:
@@ -101,25 +136,31 @@ class Arch(nn.Module):
 
 
 class DecoderOnly(Arch):
-    """Causal language model over `input SEP target EOS` (Kazemnejad et al. 2023)."""
+    """Causal language model over `BOS input SEP target EOS` (Kazemnejad et al. 2023)."""
 
     name = "decoder"
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        self.transformer = Transformer(
-            cfg, self.vocab, score, encoding(self.max_positions), causal=True
-        )
+        positions = encoding(self.max_positions, self.trained_positions)
+        self.transformer = Transformer(cfg, self.vocab, score, positions, causal=True)
 
     @staticmethod
     def seq_len(task, n):
-        return task.input_len(n) + task.target_len(n) + 2
+        return task.input_len(n) + task.target_len(n) + 3
+
+    def attention_layout(self, task, n):
+        n_in, n_out = task.input_len(n), task.target_len(n)
+        queries = [n_in + 1 + j for j in range(n_out)]  # SEP predicts target 0
+        return AttentionLayout(
+            "self", n_in + n_out + 2, list(range(1, n_in + 1)), queries, [q + 1 for q in queries]
+        )
 
     def loss(self, batch, gen):
-        B, device = len(batch.inputs), batch.inputs.device
         ignored = torch.full_like(batch.inputs, IGNORE)
         seq = pack(
             [
+                constant(BOS, batch.inputs),
                 (batch.inputs, batch.input_lens),
                 constant(SEP, batch.inputs),
                 (batch.targets, batch.target_lens),
@@ -129,6 +170,7 @@ class DecoderOnly(Arch):
         )
         labels = pack(
             [
+                constant(IGNORE, batch.inputs),
                 (ignored, batch.input_lens),
                 constant(IGNORE, batch.inputs),
                 (batch.targets, batch.target_lens),
@@ -136,14 +178,19 @@ class DecoderOnly(Arch):
             ],
             IGNORE,
         )
-        pos = self.position_ids(B, seq.shape[1], gen, device)
+        pos = self.position_ids(batch.input_lens + batch.target_lens + 3, gen)
         return self.cross_entropy(self.transformer(seq[:, :-1], pos), labels[:, 1:])
 
+    @staticmethod
+    def prompt(batch: Batch) -> Tensor:
+        """`BOS input SEP` (B, Tin + 2)."""
+        x = batch.inputs
+        return pack([constant(BOS, x), (x, batch.input_lens), constant(SEP, x)], PAD)
+
     def predict(self, batch, gen):
-        B, device = len(batch.inputs), batch.inputs.device
-        prompt = torch.cat([batch.inputs, torch.full((B, 1), SEP, device=device)], dim=1)
-        steps = batch.targets.shape[1]
-        pos = self.position_ids(B, prompt.shape[1] + steps, gen, device)
+        prompt = self.prompt(batch)
+        steps = batch.targets.shape[1] + 1  # the target, then EOS
+        pos = self.position_ids(batch.input_lens + steps + 2, gen)
         cache = KVCache(len(self.transformer.blocks))
 
         def step(tokens):
@@ -153,40 +200,50 @@ class DecoderOnly(Arch):
 
 
 class EncoderOnly(Arch):
-    """Bidirectional encoder; the answer is read from blanks after `input SEP`."""
+    """Bidirectional encoder; the answer is read from blanks after `BOS input SEP`.
+
+    It reads exactly as many blanks as the target has tokens (Delétang et al. 2023), so
+    it is told where the answer stops: its exact match is over the target positions
+    only, with no EOS to get right."""
 
     name = "encoder"
+    emits_eos = False
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        self.transformer = Transformer(
-            cfg, self.vocab, score, encoding(self.max_positions), causal=False
-        )
+        positions = encoding(self.max_positions, self.trained_positions)
+        self.transformer = Transformer(cfg, self.vocab, score, positions, causal=False)
 
     @staticmethod
     def seq_len(task, n):
-        return task.input_len(n) + task.target_len(n) + 1
+        return task.input_len(n) + task.target_len(n) + 2
+
+    def attention_layout(self, task, n):
+        n_in, n_out = task.input_len(n), task.target_len(n)
+        keys = n_in + n_out + 2
+        queries = [n_in + 2 + j for j in range(n_out)]  # blank j reads target j
+        return AttentionLayout("self", keys, list(range(1, n_in + 1)), queries, [keys] * n_out)
 
     def _hidden(self, batch: Batch, gen) -> Tensor:
-        """Hidden states of `input SEP BLANK…`, returned packed the same way."""
-        B, device = len(batch.inputs), batch.inputs.device
+        """Hidden states of `BOS input SEP BLANK…`, returned packed the same way."""
         seq = pack(
             [
+                constant(BOS, batch.inputs),
                 (batch.inputs, batch.input_lens),
                 constant(SEP, batch.inputs),
                 constant(BLANK, batch.inputs, batch.target_lens),
             ],
             PAD,
         )
-        lens = batch.input_lens + 1 + batch.target_lens
-        key_pad = torch.arange(seq.shape[1], device=device)[None, :] >= lens[:, None]
-        pos = self.position_ids(B, seq.shape[1], gen, device)
-        return self.transformer(seq, pos, key_pad=key_pad)
+        lens = batch.input_lens + batch.target_lens + 2
+        key_pad = torch.arange(seq.shape[1], device=seq.device)[None, :] >= lens[:, None]
+        return self.transformer(seq, self.position_ids(lens, gen), key_pad=key_pad)
 
     def loss(self, batch, gen):
         ignored = torch.full_like(batch.inputs, IGNORE)
         labels = pack(
             [
+                constant(IGNORE, batch.inputs),
                 (ignored, batch.input_lens),
                 constant(IGNORE, batch.inputs),
                 (batch.targets, batch.target_lens),
@@ -202,43 +259,46 @@ class EncoderOnly(Arch):
 
 
 class EncoderDecoder(Arch):
-    """Vaswani et al. 2017: encoder over the input, causal decoder with cross-attention."""
+    """Vaswani et al. 2017: encoder over `BOS input`, causal decoder over `SEP target`
+    with cross-attention."""
 
     name = "encoder-decoder"
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        self.encoder = Transformer(
-            cfg, self.vocab, score, encoding(self.max_positions), causal=False
-        )
-        self.decoder = Transformer(
-            cfg, self.vocab, score, encoding(self.max_positions), causal=True, cross=True
-        )
+        ids = (self.max_positions, self.trained_positions)
+        self.encoder = Transformer(cfg, self.vocab, score, encoding(*ids), causal=False)
+        self.decoder = Transformer(cfg, self.vocab, score, encoding(*ids), causal=True, cross=True)
 
     @staticmethod
     def seq_len(task, n):
-        return max(task.input_len(n), task.target_len(n) + 1)
+        return max(task.input_len(n), task.target_len(n)) + 1
+
+    def attention_layout(self, task, n):
+        n_in, n_out = task.input_len(n), task.target_len(n)
+        inputs = list(range(1, n_in + 1))  # after BOS in the encoder memory
+        return AttentionLayout("cross", n_in + 1, inputs, list(range(n_out)), [n_in + 1] * n_out)
 
     def _encode(self, batch: Batch, gen) -> tuple[Tensor, Tensor]:
-        B, S, device = *batch.inputs.shape, batch.inputs.device
-        src_pad = torch.arange(S, device=device)[None, :] >= batch.input_lens[:, None]
-        pos = self.position_ids(B, S, gen, device)
-        return self.encoder(batch.inputs, pos, key_pad=src_pad), src_pad
+        """Memory (B, S, d) of `BOS input` and its padding mask (B, S)."""
+        src = pack([constant(BOS, batch.inputs), (batch.inputs, batch.input_lens)], PAD)
+        lens = batch.input_lens + 1
+        src_pad = torch.arange(src.shape[1], device=src.device)[None, :] >= lens[:, None]
+        return self.encoder(src, self.position_ids(lens, gen), key_pad=src_pad), src_pad
 
     def loss(self, batch, gen):
-        B, device = len(batch.inputs), batch.inputs.device
         memory, src_pad = self._encode(batch, gen)
         tgt_in = pack([constant(SEP, batch.inputs), (batch.targets, batch.target_lens)], PAD)
         labels = pack([(batch.targets, batch.target_lens), constant(EOS, batch.inputs)], IGNORE)
-        pos = self.position_ids(B, tgt_in.shape[1], gen, device)
+        pos = self.position_ids(batch.target_lens + 1, gen)
         hidden = self.decoder(tgt_in, pos, memory=memory, memory_pad=src_pad)
         return self.cross_entropy(hidden, labels)
 
     def predict(self, batch, gen):
         B, device = len(batch.inputs), batch.inputs.device
         memory, src_pad = self._encode(batch, gen)
-        steps = batch.targets.shape[1]
-        pos = self.position_ids(B, steps + 1, gen, device)
+        steps = batch.targets.shape[1] + 1  # the target, then EOS
+        pos = self.position_ids(torch.full((B,), steps, device=device), gen)
         cache = KVCache(len(self.decoder.blocks))
 
         def step(tokens):
@@ -257,7 +317,7 @@ def build_model(cfg: Config, task: Task) -> Arch:
     """The composition root: variant names → score class, encoding, architecture."""
     score = SCORES[cfg.score]
 
-    def encoding(max_positions: int) -> PositionalEncoding:
-        return POSITIONS[cfg.position](cfg, max_positions)
+    def encoding(max_positions: int, trained_positions: int) -> PositionalEncoding:
+        return POSITIONS[cfg.position](cfg, max_positions, trained_positions)
 
     return ARCHS[cfg.arch](cfg, task, score, encoding)

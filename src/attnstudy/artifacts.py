@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +21,18 @@ from torch import Tensor
 from attnstudy.evaluate import (
     TEST_SEED,
     LengthResult,
+    alignment_mass,
     alignment_sharpness,
     attention_maps,
+    attention_weights,
     head_diversity,
+    uniform_mass,
 )
 from attnstudy.model import Block, MultiHeadAttention
-from attnstudy.train import TrainResult
+from attnstudy.train import TrainResult, initial_model
 
 Maps = dict[str, Tensor]  # "layer{i}_{self|cross}" → (H, Tq, Tk)
+ALIGNMENT_SAMPLES = 8  # examples of the longest training length that attn_alignment averages
 
 
 def attention_names(model: torch.nn.Module) -> list[str]:
@@ -54,15 +59,47 @@ def long_example_attention(result: TrainResult) -> tuple[Maps, Tensor]:
     return dict(zip(attention_names(result.model), weights, strict=True)), inputs
 
 
-def attention_summary(maps: Maps) -> dict[str, float]:
-    """Alignment sharpness and head diversity, averaged over the attention layers (none for
-    a model without attention)."""
+def attention_summary(result: TrainResult, maps: Maps) -> dict[str, float]:
+    """Over the attention layers of the trained model's `maps`: alignment sharpness and
+    head diversity (averaged), the same head diversity at initialisation, and the
+    alignment with the expected source token (none for a model without attention)."""
     if not maps:
         return {}
     return {
         "attn_sharpness": float(np.mean([alignment_sharpness(w) for w in maps.values()])),
         "head_diversity": float(np.mean([head_diversity(w) for w in maps.values()])),
-    }
+        "head_diversity_init": initial_head_diversity(result),
+    } | attention_alignment(result)
+
+
+def initial_head_diversity(result: TrainResult) -> float:
+    """`head_diversity` of the model at initialisation (same seed, before training), on the
+    example `long_example_attention` uses, averaged over the attention layers."""
+    cfg = result.config
+    with torch.random.fork_rng(devices=[]):
+        model = initial_model(cfg, result.task, result.device)
+    weights, _ = attention_maps(model, result.task, cfg.train_max_len, TEST_SEED, result.device)
+    return float(np.mean([head_diversity(w) for w in weights]))
+
+
+def attention_alignment(result: TrainResult) -> dict[str, float]:
+    """Claim C3, alignment rather than peakedness: the attention mass that target queries
+    put on the input token they copy (`Task.aligned_source`), averaged over those queries
+    and ALIGNMENT_SAMPLES examples of the longest training length, for the best layer and
+    head (`attn_alignment`); and the mass uniform attention would put there
+    (`attn_alignment_uniform`). NaN for tasks without an aligned source."""
+    model, task, n = result.model, result.task, result.config.train_max_len
+    layout, source = model.attention_layout(task, n), task.aligned_source(n)
+    if layout is None or source is None:
+        return {"attn_alignment": math.nan, "attn_alignment_uniform": math.nan}
+    weights, _ = attention_weights(model, task, n, ALIGNMENT_SAMPLES, TEST_SEED, result.device)
+    keys = [layout.inputs[i] for i in source]
+    best = max(
+        alignment_mass(w, layout.queries, keys).max().item()
+        for name, w in zip(attention_names(model), weights, strict=True)
+        if name.endswith(f"_{layout.kind}")
+    )
+    return {"attn_alignment": best, "attn_alignment_uniform": uniform_mass(layout.visible)}
 
 
 def plot_accuracy_vs_length(per_length: list[LengthResult], train_max_len: int) -> Figure:
@@ -127,8 +164,8 @@ def write_artifacts(result: TrainResult, maps: Maps, inputs: Tensor, directory: 
     )
     _write_csv(
         directory / "per_position.csv",
-        ["split", "target_pos", "token_acc"],
-        [[r["split"], r["target_pos"], r["token_acc"]] for r in result.per_position],
+        ["split", "length", "target_pos", "token_acc"],
+        [[r["split"], r["length"], r["target_pos"], r["token_acc"]] for r in result.per_position],
     )
     _save(
         plot_accuracy_vs_length(result.per_length, cfg.train_max_len),

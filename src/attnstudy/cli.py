@@ -175,6 +175,38 @@ def add_report_parser(sub) -> None:
     report.set_defaults(func=cmd_report)
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Print the study's runs page, then serve the MLflow UI over a local store (a tracking
+    server already serves its own UI)."""
+    import os
+    from pathlib import Path
+
+    from attnstudy.tracking import check_tracking_uri, default_tracking_uri, runs_page, silence
+
+    silence()
+    uri = args.tracking_uri or default_tracking_uri(Path(args.runs_dir))
+    check_tracking_uri(uri)
+    remote = uri.startswith(("http://", "https://"))
+    server = uri.rstrip("/") if remote else f"http://127.0.0.1:{args.port}"
+    print(f"MLflow UI over {uri}, study {args.study}:\n  {runs_page(uri, args.study, server)}")
+    if remote:
+        return 0
+    sys.stdout.flush()
+    argv = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--workers", "1"]
+    argv += ["--host", "127.0.0.1", "--port", str(args.port)]
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner
+    os.execve(sys.executable, argv, env)
+
+
+def add_ui_parser(sub) -> None:
+    ui = sub.add_parser("ui", help="the MLflow UI, opened on a study's runs")
+    ui.add_argument("--study", default="quick", help="study name (default quick)")
+    ui.add_argument("--runs-dir", default="runs", help="local stores (default runs/)")
+    ui.add_argument("--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI/sqlite)")
+    ui.add_argument("--port", type=int, default=5000, help="UI port on 127.0.0.1 (default 5000)")
+    ui.set_defaults(func=cmd_ui)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -211,6 +243,7 @@ def build_parser() -> ArgumentParser:
     add_study_parser(sub)
     add_report_parser(sub)
     add_bench_parser(sub)
+    add_ui_parser(sub)
     return parser
 
 

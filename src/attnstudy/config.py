@@ -37,7 +37,7 @@ class Config:
     ff_mult: int = 4
     dropout: float = 0.0
     norm: str = "pre"
-    relative_clip: int = 16  # Shaw et al.: distances clipped to [-k, k]
+    relative_clip: int = 0  # Shaw et al.: distances clipped to [-k, k]; 0 → longest trained
     t5_buckets: int = 32
     t5_max_distance: int = 128
     # optimisation
@@ -158,5 +158,8 @@ def validate(cfg: Config) -> None:
         _check(getattr(cfg, name) >= 0, f"{name}: must be >= 0, got {getattr(cfg, name)}")
     _check(cfg.lr > 0, f"lr: must be positive, got {cfg.lr}")
     _check(0 <= cfg.dropout < 1, f"dropout: must be in [0, 1), got {cfg.dropout}")
-    _check(cfg.relative_clip >= 1, f"relative_clip: must be >= 1, got {cfg.relative_clip}")
+    _check(
+        cfg.relative_clip >= 0,
+        f"relative_clip: must be 0 (= longest training distance) or >= 1, got {cfg.relative_clip}",
+    )
     _check(cfg.t5_buckets >= 2, f"t5_buckets: must be >= 2, got {cfg.t5_buckets}")

@@ -3,7 +3,8 @@
 Trains a seeded uniform random sample of the study's grid points (nothing is written to any
 store), times each, and projects the whole grid: the mean trial time × the number of
 points, with a 95% bootstrap interval over the sample. Also says how many sampled trials
-reach 95% in-distribution exact match, i.e. whether the preset's budget suits its models.
+that can solve their task (see `GridPoint.solvable`) reach 95% in-distribution exact match,
+i.e. whether the preset's budget suits its models.
 """
 
 from __future__ import annotations
@@ -88,12 +89,16 @@ def estimate_study(
 
 
 def summary_lines(e: Estimate, workers: int, threads: int) -> str:
-    reached = sum(t.id_seq_acc >= 0.95 for t in e.sample)
+    solvable = [t for t in e.sample if t.point.solvable]
+    reached = sum(t.id_seq_acc >= 0.95 for t in solvable)
+    unsolvable = len(e.sample) - len(solvable)
+    left_out = f" ({unsolvable} sampled unsolvable by construction left out)" * bool(unsolvable)
     low, high = e.hours_ci
     return (
         f"mean {e.hours * 3600 / e.points:.1f} s a trial ({threads} torch thread(s), "
         f"tracking not included)\n"
         f"whole grid: {e.hours:.1f} h for one worker (95% interval {low:.1f}-{high:.1f} h), "
         f"{e.hours / workers:.1f} h with {workers} workers if they scale linearly\n"
-        f"{reached} of {len(e.sample)} sampled trials reach >= 95% in-distribution exact match"
+        f"{reached} of {len(solvable)} sampled trials reach >= 95% in-distribution exact match"
+        + left_out
     )

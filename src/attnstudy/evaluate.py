@@ -2,7 +2,11 @@
 attention maps.
 
 Evaluation examples come from fixed seeds, independent of the training seed, so every
-variant is tested on exactly the same examples (paired comparisons).
+variant is tested on exactly the same examples (paired comparisons). Randomized position
+ids come from a generator of their own (POSITION_SEED), so they never change the examples.
+
+Exact match of an autoregressive architecture is the target followed by EOS (Kazemnejad
+et al. 2023 generate until EOS); token accuracy is over the target positions.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ from torch import Tensor
 
 from attnstudy.archs import Arch
 from attnstudy.model import record_attention
-from attnstudy.tasks import Task
+from attnstudy.tasks import EOS, Batch, Task
 
 VALIDATION_SEED = 1_000_003
 TEST_SEED = 2_000_029
+POSITION_SEED = 3_000_017  # randomized position ids in every evaluation
 EXTRAPOLATION_THRESHOLD = 0.9
+POSITION_BY_LENGTH_KEY = "pos_token_acc_id_len"  # step = length·POSITION_STRIDE + target pos
+POSITION_STRIDE = 100_000
 
 
 @dataclass
@@ -30,6 +37,17 @@ class LengthResult:
     position_acc: list[float]  # token accuracy at each target position (0 = first)
 
 
+def score_predictions(predicted: Tensor, targets: Tensor, emits_eos: bool) -> tuple[Tensor, Tensor]:
+    """Token correctness (B, Tout) over the target positions, and exact match (B,): every
+    target token right and, when the model emits EOS, EOS right after the target."""
+    width = targets.shape[1]
+    correct = predicted[:, :width] == targets
+    exact = correct.all(dim=1)
+    if emits_eos:
+        exact &= predicted[:, width] == EOS
+    return correct, exact
+
+
 @torch.no_grad()
 def evaluate(
     model: Arch, task: Task, lengths: range, samples: int, seed: int, device: torch.device
@@ -38,16 +56,18 @@ def evaluate(
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
+    positions = torch.Generator().manual_seed(POSITION_SEED)
     results = []
     for length in lengths:
         batch = task.sample(torch.full((samples,), length), gen).to(device)
-        correct = model.predict(batch, gen) == batch.targets  # (B, Tout)
+        predicted = model.predict(batch, positions)
+        correct, exact = score_predictions(predicted, batch.targets, model.emits_eos)
         results.append(
             LengthResult(
                 length=length,
                 n=samples,
                 token_acc=correct.float().mean().item(),
-                seq_acc=correct.all(dim=1).float().mean().item(),
+                seq_acc=exact.float().mean().item(),
                 position_acc=correct.float().mean(dim=0).tolist(),
             )
         )
@@ -83,36 +103,72 @@ def summarize(results: list[LengthResult], train_max_len: int) -> dict[str, floa
 
 
 def position_table(results: list[LengthResult], train_max_len: int) -> list[dict]:
-    """Token accuracy by target position, averaged over in- and out-of-distribution lengths."""
-    rows = []
-    for split, keep in (("id", lambda n: n <= train_max_len), ("ood", lambda n: n > train_max_len)):
-        sums: dict[int, list[float]] = {}
-        for r in results:
-            if keep(r.length):
-                for pos, acc in enumerate(r.position_acc):
-                    sums.setdefault(pos, []).append(acc)
-        rows += [
-            {"split": split, "target_pos": p, "token_acc": _mean(v)}
-            for p, v in sorted(sums.items())
-        ]
-    return rows
+    """Token accuracy by target position: for every in-distribution length, one row per
+    (length, target position), so early and late positions can be compared within a length
+    (split "id"); beyond training, averaged over the lengths longer than the position
+    (split "ood", length None)."""
+    rows = [
+        {"split": "id", "length": r.length, "target_pos": p, "token_acc": acc}
+        for r in results
+        if r.length <= train_max_len
+        for p, acc in enumerate(r.position_acc)
+    ]
+    sums: dict[int, list[float]] = {}
+    for r in results:
+        if r.length > train_max_len:
+            for p, acc in enumerate(r.position_acc):
+                sums.setdefault(p, []).append(acc)
+    ood = [
+        {"split": "ood", "length": None, "target_pos": p, "token_acc": _mean(v)}
+        for p, v in sorted(sums.items())
+    ]
+    return rows + ood
+
+
+def position_metric(row: dict) -> tuple[str, int]:
+    """MLflow key and step of a `position_table` row: in-distribution rows under
+    POSITION_BY_LENGTH_KEY at step length·POSITION_STRIDE + target position, the others
+    under pos_token_acc_ood at step target position."""
+    if row["split"] == "id":
+        return POSITION_BY_LENGTH_KEY, row["length"] * POSITION_STRIDE + row["target_pos"]
+    return f"pos_token_acc_{row['split']}", row["target_pos"]
 
 
 @torch.no_grad()
-def attention_maps(
-    model: Arch, task: Task, length: int, seed: int, device: torch.device
-) -> tuple[list[Tensor], Tensor]:
-    """Attention weights of every layer and head for one example, as the model computes
-    them in its teacher-forced forward pass: a list (in call order: layer by layer,
-    self- then cross-attention) of (H, Tq, Tk) tensors, and the example's inputs."""
+def attention_weights(
+    model: Arch, task: Task, length: int, samples: int, seed: int, device: torch.device
+) -> tuple[list[Tensor], Batch]:
+    """Attention weights of every layer and head for `samples` examples of one length, as
+    the model computes them in its teacher-forced forward pass: a list (in call order:
+    layer by layer, self- then cross-attention) of (B, H, Tq, Tk) tensors, and the batch."""
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
-    batch = task.sample(torch.tensor([length]), gen).to(device)
+    batch = task.sample(torch.full((samples,), length), gen).to(device)
     with record_attention(model) as maps:
-        model.loss(batch, gen)
+        model.loss(batch, torch.Generator().manual_seed(POSITION_SEED))
     model.train(was_training)
-    return [m[0].cpu() for m in maps], batch.inputs[0].cpu()
+    return [m.cpu() for m in maps], batch.to(torch.device("cpu"))
+
+
+def attention_maps(
+    model: Arch, task: Task, length: int, seed: int, device: torch.device
+) -> tuple[list[Tensor], Tensor]:
+    """`attention_weights` of one example: (H, Tq, Tk) tensors, and its inputs."""
+    weights, batch = attention_weights(model, task, length, 1, seed, device)
+    return [w[0] for w in weights], batch.inputs[0]
+
+
+def alignment_mass(weights: Tensor, queries: list[int], keys: list[int]) -> Tensor:
+    """Attention mass per head on the expected key: query queries[j] should attend to key
+    keys[j]; (B, H, Tq, Tk) → (H,), the mean over examples and target queries."""
+    return weights[:, :, queries, keys].mean(dim=(0, 2))
+
+
+def uniform_mass(visible: list[int]) -> float:
+    """The mass uniform attention puts on one key, for queries that see `visible` keys
+    each (mean over the queries): the chance level of `alignment_mass`."""
+    return sum(1 / v for v in visible) / len(visible)
 
 
 def alignment_sharpness(weights: Tensor) -> float:

@@ -6,8 +6,12 @@
   computed once per forward pass and handed to every layer.
 
 Positions are integer ids (B, T). They are 0..T-1, or, with randomized positions
-(Ruoss et al. 2023), a sorted random subset of [0, max_random_position): see
-`position_ids`.
+(Ruoss et al. 2023), for each sequence a sorted random subset of [0, max_random_position)
+as long as that sequence: see `position_ids`.
+
+An encoding is built with `max_positions` (ids any evaluation will use) and
+`trained_positions` (ids one training sequence spans at most: the longest training
+sequence, or the whole random range when randomized).
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ class PositionalEncoding(nn.Module):
     family: ClassVar[str] = "none"
     takes_position_ids: ClassVar[bool] = False
 
-    def __init__(self, cfg: Config, max_positions: int):
+    def __init__(self, cfg: Config, max_positions: int, trained_positions: int):
         super().__init__()
         self.d_model, self.heads = cfg.d_model, cfg.heads
         self.max_positions = max_positions
@@ -142,8 +146,8 @@ class LearnedPositions(PositionalEncoding):
     family = "absolute"
     takes_position_ids = True
 
-    def __init__(self, cfg, max_positions):
-        super().__init__(cfg, max_positions)
+    def __init__(self, cfg, max_positions, trained_positions):
+        super().__init__(cfg, max_positions, trained_positions)
         self.table = nn.Embedding(max_positions, cfg.d_model)
 
     def embed(self, x, pos):
@@ -152,7 +156,11 @@ class LearnedPositions(PositionalEncoding):
 
 class ShawRelativePositions(PositionalEncoding):
     """Shaw et al. 2018: a learnable embedding of the clipped distance clip(j − i, ±k),
-    added to the key inside the score (shared by heads and layers)."""
+    added to the key inside the score (shared by heads and layers).
+
+    k is cfg.relative_clip, or by default (0) the longest distance in a training
+    sequence, so every trained distance has its own vector and longer ones reuse the
+    farthest trained vector (how Shaw et al. extrapolate)."""
 
     name = "relative"
     family = "relative"
@@ -162,9 +170,9 @@ class ShawRelativePositions(PositionalEncoding):
     def shift_invariant(cls, score):
         return True  # a_ij depends on clip(j − i) only, whatever the score does with it
 
-    def __init__(self, cfg, max_positions):
-        super().__init__(cfg, max_positions)
-        self.clip = cfg.relative_clip
+    def __init__(self, cfg, max_positions, trained_positions):
+        super().__init__(cfg, max_positions, trained_positions)
+        self.clip = cfg.relative_clip or max(1, trained_positions - 1)
         d_head = cfg.d_model // cfg.heads
         self.table = nn.Parameter(torch.randn(2 * self.clip + 1, d_head) / math.sqrt(d_head))
 
@@ -199,8 +207,8 @@ class T5Positions(PositionalEncoding):
     def shift_invariant(cls, score):
         return True  # a bias of the bucketed j − i, added after the score
 
-    def __init__(self, cfg, max_positions):
-        super().__init__(cfg, max_positions)
+    def __init__(self, cfg, max_positions, trained_positions):
+        super().__init__(cfg, max_positions, trained_positions)
         self.buckets, self.max_distance = cfg.t5_buckets, cfg.t5_max_distance
         self.bias = nn.Embedding(cfg.t5_buckets, cfg.heads)
         nn.init.zeros_(self.bias.weight)
@@ -242,8 +250,19 @@ class RotaryPositions(PositionalEncoding):
         return PositionalContext(rotary=Rotary(*self._angles(pos_q), *self._angles(pos_k)))
 
 
+def alibi_slopes(heads: int) -> list[float]:
+    """Press et al. 2022: for H a power of two, the geometric slopes 2^(−8h/H), h = 1..H;
+    otherwise the slopes of the closest lower power of two, then every other slope of the
+    next power of two (as in their reference code)."""
+    closest = 2 ** math.floor(math.log2(heads))
+    slopes = [2.0 ** (-8.0 * h / closest) for h in range(1, closest + 1)]
+    if heads > closest:
+        slopes += alibi_slopes(2 * closest)[0::2][: heads - closest]
+    return slopes
+
+
 class ALiBiPositions(PositionalEncoding):
-    """Press et al. 2022: bias −m_h·|j − i| with geometric head slopes m_h = 2^(−8h/H).
+    """Press et al. 2022: bias −m_h·|j − i| with the head slopes of `alibi_slopes`.
     For causal attention only j ≤ i is visible, so this is the causal form; for
     bidirectional attention it is the symmetric form."""
 
@@ -255,9 +274,9 @@ class ALiBiPositions(PositionalEncoding):
     def shift_invariant(cls, score):
         return True  # a bias of |j − i|, added after the score
 
-    def __init__(self, cfg, max_positions):
-        super().__init__(cfg, max_positions)
-        slopes = 2.0 ** (-8.0 * torch.arange(1, cfg.heads + 1) / cfg.heads)
+    def __init__(self, cfg, max_positions, trained_positions):
+        super().__init__(cfg, max_positions, trained_positions)
+        slopes = torch.tensor(alibi_slopes(cfg.heads))
         self.register_buffer("slopes", slopes[None, :, None, None], persistent=False)
 
     def context(self, pos_q, pos_k, causal):
@@ -280,20 +299,20 @@ POSITIONS: dict[str, type[PositionalEncoding]] = {
 
 
 def position_ids(
-    batch: int,
-    length: int,
-    max_random_position: int,
-    gen: torch.Generator | None,
-    device: torch.device,
+    lens: Tensor, max_random_position: int, gen: torch.Generator | None, device: torch.device
 ) -> Tensor:
-    """(1, T) position ids 0..T-1, shared by the batch (so biases, rotations and relative
-    indices are computed once and broadcast), or (Ruoss et al. 2023) when
-    max_random_position > 0, (B, T): for each sequence a sorted random subset of
-    [0, max_random_position) of size T.
+    """Position ids of sequences of lengths lens (B,), padded to T = max(lens).
 
-    Evaluation draws them the same way (from the evaluation generator), so a test
-    sequence sees the same kind of positions as training did."""
+    (1, T) ids 0..T-1, shared by the batch (so biases, rotations and relative indices are
+    computed once and broadcast), or (Ruoss et al. 2023) when max_random_position > 0,
+    (B, T): for each row a sorted random subset of [0, max_random_position) of that row's
+    own length, so an example gets the same kind of ids in a padded training batch as
+    alone in evaluation. Columns past a row's length (padding, masked or ignored) get 0."""
+    width = int(lens.max())
     if max_random_position <= 0:
-        return torch.arange(length, device=device)[None, :]
-    keys = torch.rand(batch, max_random_position, generator=gen)
-    return keys.topk(length, dim=1).indices.sort(dim=1).values.to(device)
+        return torch.arange(width, device=device)[None, :]
+    keys = torch.rand(len(lens), max_random_position, generator=gen)
+    ids = keys.topk(width, dim=1).indices  # the first lens[b] of row b: a uniform subset
+    pad = torch.arange(width)[None, :] >= lens.cpu()[:, None]
+    ids = ids.masked_fill(pad, max_random_position).sort(dim=1).values  # padding sorts last
+    return ids.masked_fill(pad, 0).to(device)

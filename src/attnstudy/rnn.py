@@ -10,7 +10,9 @@
   Luong's input feeding the decoder states do not depend on attention, so the
   teacher-forced decoder runs in one pass and attends once, over all its steps.
 
-Order comes from recurrence, so these architectures take no positional encoding.
+Order comes from recurrence, so these architectures take no positional encoding and no
+start token. Like the other autoregressive architectures they predict the target and
+then EOS.
 Importing this module registers both in ARCHS (archs.py imports it at its end).
 """
 
@@ -20,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attnstudy.archs import ARCHS, IGNORE, Arch, constant, greedy, pack
+from attnstudy.archs import ARCHS, IGNORE, Arch, AttentionLayout, constant, greedy, pack
 from attnstudy.config import Config, ConfigError
 from attnstudy.model import MultiHeadAttention, mask_bias
 from attnstudy.positions import NO_POSITIONS
@@ -78,6 +80,9 @@ class RNNSeq2Seq(Arch):
     def seq_len(task, n):  # no position ids are used; the longest encoder or decoder run
         return max(task.input_len(n), task.target_len(n) + 1)
 
+    def attention_layout(self, task, n):
+        return None
+
     def encode(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """Encoder states (B, S, d), their padding mask as a bias (B, 1, 1, S), and the
         final state (n_layers, B, d)."""
@@ -121,7 +126,7 @@ class RNNSeq2Seq(Arch):
             return self.head(hidden)
 
         first = step(torch.full((B, 1), SEP, device=device))[:, -1]
-        return greedy(step, first, batch.targets.shape[1])
+        return greedy(step, first, batch.targets.shape[1] + 1)  # the target, then EOS
 
 
 class RNNAttention(RNNSeq2Seq):
@@ -133,6 +138,11 @@ class RNNAttention(RNNSeq2Seq):
         super().__init__(cfg, task, score, encoding)
         self.attention = MultiHeadAttention(cfg, score)
         self.W_c = nn.Linear(2 * cfg.d_model, cfg.d_model, bias=False)
+
+    def attention_layout(self, task, n):
+        n_in, n_out = task.input_len(n), task.target_len(n)
+        inputs = list(range(n_in))  # the encoder states
+        return AttentionLayout("cross", n_in, inputs, list(range(n_out)), [n_in] * n_out)
 
     def readout(self, s, memory, memory_bias, cache):
         """h̃_t = tanh(W_c [c_t; s_t]), c_t = attention(query s_t, keys = values = memory)."""

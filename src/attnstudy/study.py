@@ -25,9 +25,12 @@ from optuna.trial import FrozenTrial
 
 from attnstudy.study_config import GridPoint, StudySpec
 from attnstudy.tracking import (
+    BLOCK,
+    SOLVABLE,
     TRIAL,
     Tracker,
     TrialRun,
+    host_tags,
     provenance_tags,
     silence,
 )
@@ -111,8 +114,11 @@ class Worker:
             TRIAL: str(number),
             "attnstudy.grid_key": point.key,
             "attnstudy.config_hash": point.config_hash,
+            SOLVABLE: str(point.solvable).lower(),
         }
-        return self.tracker.start_trial(self.parent_id, point.config, point.key, tags)
+        if point.blocks:
+            tags[BLOCK] = ",".join(point.blocks)
+        return self.tracker.start_trial(self.parent_id, point.config, tags)
 
     def work(self) -> None:
         """Claim and run trials until no point is queued or running."""
@@ -305,12 +311,16 @@ def run_study(
     queue = Queue(spec, spec.points(), stores)
     queue.check_grid(allow_grid_change)
     tags = provenance_tags()
+    threads = threads or default_threads(workers)
     parent_tags = {
         "attnstudy.grid_size": str(len(queue.points)),
         "attnstudy.grid_fingerprint": queue.study.user_attrs["grid_fingerprint"],
         "attnstudy.optuna_storage": safe_url(stores.storage_url),
         **tags,
+        **host_tags(threads),
     }
+    if spec.named_blocks:
+        parent_tags["attnstudy.blocks"] = ",".join(b.name for b in spec.blocks)
     with queue.lock():  # one experiment and one parent run, however many launchers start
         make_folder(stores.tracking_uri)
         tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
@@ -320,10 +330,9 @@ def run_study(
         queue.fill()
     to_run = sum(s.state not in RESULTS for s in queue.states().values())
     tracker.resolve_orphans(queue.orphan_outcome())
-    threads = threads or default_threads(workers)
     print(
-        f"study {spec.name}: {len(queue.points)} grid points, {to_run} to run "
-        f"({workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)})",
+        f"study {spec.name}: {len(queue.points)} grid points{_blocks_note(spec)}, {to_run} to "
+        f"run ({workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)})",
         file=out,
     )
     status = "FAILED"  # unless the workers return, or Ctrl-C / SIGTERM stops them
@@ -337,8 +346,24 @@ def run_study(
             _stop_children()
         finally:
             tracker.resolve_orphans(queue.orphan_outcome())
+            _log_summary(tracker, parent_id, queue)
             tracker.close(parent_id, status)
     return _report(queue, out) if status == "FINISHED" else 130
+
+
+def _blocks_note(spec: StudySpec) -> str:
+    """ " in 3 blocks, 2 duplicates merged" for a file with blocks."""
+    if not spec.named_blocks:
+        return ""
+    merged = spec.grid.merged
+    return f" in {len(spec.blocks)} blocks, {merged} duplicate{'s' * (merged != 1)} merged"
+
+
+def _log_summary(tracker: Tracker, parent_id: str, queue: Queue) -> None:
+    """Points per state and the best variants, on the study's parent run."""
+    states = queue.states()
+    done = [(s.point.config, s.trial.user_attrs) for s in states.values() if s.state == "done"]
+    tracker.log_summary(parent_id, queue.spec.description, counts(states), done)
 
 
 def default_threads(workers: int) -> int:
@@ -392,6 +417,11 @@ def study_status(spec: StudySpec, stores: Stores, out: TextIO | None = None) -> 
     print(f"{'state':<9} {'grid point':<{width}}  trial  id_seq  ood_seq  ext  note", file=out)
     for p in sorted(points, key=lambda p: p.key):
         print(_status_row(states[p.key], width), file=out)
+    if spec.named_blocks:
+        for block in spec.blocks:
+            mine = {k: s for k, s in states.items() if block.name in s.point.blocks}
+            found = ", ".join(f"{n} {s}" for s, n in counts(mine).items())
+            print(f"block {block.name}: {len(mine)} grid points: {found}", file=out)
     found = ", ".join(f"{n} {s}" for s, n in counts(states).items())
     print(f"study {spec.name}: {len(points)} grid points: {found}", file=out)
     return 0
@@ -408,6 +438,8 @@ def _status_row(s: PointState, width: int) -> str:
     note = a.get(REASON, "") if s.state in ("failed", "diverged") else ""
     if s.state == "failed" and not note:
         note = "worker died"
+    if not s.point.solvable:
+        note = f"unsolvable by construction {note}"
     return (
         f"{s.state:<9} {s.point.key:<{width}}  {number:>5}  {num('id_seq_acc', '.3f'):>6}"
         f"  {num('ood_seq_acc', '.3f'):>7}  {num('extrapolation_len', '.0f'):>3}  {note}"

@@ -6,7 +6,9 @@ the task's size parameter (symbols to copy, digits per operand, key-value pairs)
 token lengths follow from it through `input_len(n)` and `target_len(n)`, which depend on
 n only, so every example of one length has the same shapes.
 
-Token ids 0..3 are shared specials (PAD, SEP, EOS, BLANK); task symbols start at 4.
+Token ids 0..4 are shared specials (PAD, SEP, EOS, BLANK, BOS); task symbols start at 5.
+A task whose target copies input tokens in a fixed order declares it (`aligned_source`),
+so attention alignment can be measured against the expected source position.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-PAD, SEP, EOS, BLANK = 0, 1, 2, 3
-NUM_SPECIAL = 4
+PAD, SEP, EOS, BLANK, BOS = 0, 1, 2, 3, 4
+NUM_SPECIAL = 5
 
 
 @dataclass
@@ -68,6 +70,11 @@ class Task:
     def target_len(self, n: int) -> int:
         return n
 
+    def aligned_source(self, n: int) -> list[int] | None:
+        """The input index that target token j copies, for j < target_len(n), when the
+        answer is aligned to the input (copy, reverse); None when it is not."""
+        return None
+
     def sample(self, n: Tensor, gen: torch.Generator) -> Batch:
         inputs, targets = self.generate(n, gen)
         in_lens = torch.as_tensor(self.input_len(n)).expand(len(n))
@@ -83,6 +90,9 @@ class Copy(Task):
 
     name = "copy"
 
+    def aligned_source(self, n):
+        return list(range(n))
+
     def generate(self, n, gen):
         x = _random_symbols(n, self.num_symbols, gen)
         return x, x.clone()
@@ -92,6 +102,9 @@ class Reverse(Task):
     """w → reverse(w)."""
 
     name = "reverse"
+
+    def aligned_source(self, n):
+        return list(range(n - 1, -1, -1))
 
     def generate(self, n, gen):
         x = _random_symbols(n, self.num_symbols, gen)

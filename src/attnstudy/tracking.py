@@ -1,6 +1,13 @@
 """MLflow tracking of a study: one experiment per study, one parent run, one child run per
 trial (nested through the `mlflow.parentRunId` tag, which works across processes).
 
+The experiment is tagged as model training (MLflow 3 otherwise opens it on its GenAI pages).
+A trial run is named after its variant (`copy·decoder·rope·scaled_dot·h4·s0`) and tagged with
+each axis, the encoding's family and the machine (CPU model, torch threads, device), so the
+UI can group runs by any of them; its accuracy by length is the metric history of
+`eval_seq_acc` / `eval_token_acc` with step = length. The parent run carries the study's
+summary: points per state and the best variant of each encoding by validation.
+
 Metrics are buffered and written with `log_batch` (each SQLite commit costs milliseconds).
 A trial run always ends FINISHED, FAILED or KILLED; runs left RUNNING by a killed process
 are found later and closed according to their Optuna trial (`resolve_orphans`).
@@ -8,9 +15,11 @@ are found later and closed according to their Optuna trial (`resolve_orphans`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
+import platform
 import subprocess
 import tempfile
 import time
@@ -19,9 +28,11 @@ import warnings
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from statistics import fmean
 
 from attnstudy.artifacts import attention_summary, long_example_attention, write_artifacts
 from attnstudy.config import Config, ConfigError
+from attnstudy.evaluate import position_metric
 from attnstudy.train import TrainResult
 
 ROLE, STUDY, TRIAL, STATUS, REASON = (
@@ -31,6 +42,11 @@ ROLE, STUDY, TRIAL, STATUS, REASON = (
     "attnstudy.status",
     "attnstudy.reason",
 )
+BLOCK, SOLVABLE = "attnstudy.block", "attnstudy.solvable"  # trial tags, see GridPoint
+CPU, THREADS, DEVICE = "attnstudy.cpu", "attnstudy.torch_threads", "attnstudy.device"
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # not GenAI
+SELECTION = ("best_val_seq_acc", "best_val_token_acc")  # in-distribution validation only
+REPORTED = ("id_seq_acc", "ood_seq_acc")  # test exact match: shown, never used to choose
 RUN_STATUS = {"ok": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "killed": "KILLED"}
 LOG_EVERY = 10  # training steps between logged train_loss / lr / grad_norm
 BATCH_LIMIT = 1000  # metrics per log_batch call (MLflow's limit)
@@ -109,8 +125,135 @@ def provenance_tags() -> dict[str, str]:
     return tags
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def host_tags(threads: int) -> dict[str, str]:
+    """CPU model and torch threads: a seed reproduces a run bit for bit only on the same
+    hardware with the same thread count."""
+    return {CPU: cpu_model(), THREADS: str(threads)}
+
+
+def device_name(cfg: Config) -> str:
+    import torch
+
+    from attnstudy.train import resolve_device
+
+    device = resolve_device(cfg.device)
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+
+
+def run_name(cfg: Config, seed: bool = True) -> str:
+    """A trial run's short name, e.g. copy·decoder·rope·scaled_dot·h4·s0 (·rand: randomized
+    positions); with seed=False, the name of its variant."""
+    parts = [cfg.task, cfg.arch, cfg.position, cfg.score, f"h{cfg.heads}"]
+    return "·".join(parts + [f"s{cfg.seed}"] * seed + ["rand"] * cfg.randomized)
+
+
+def variant_tags(cfg: Config) -> dict[str, str]:
+    """One tag per axis (and the encoding's family) for grouping runs in the MLflow UI."""
+    from attnstudy.positions import POSITIONS
+
+    return {
+        "task": cfg.task,
+        "arch": cfg.arch,
+        "encoding": cfg.position,
+        "encoding_family": POSITIONS[cfg.position].family,
+        "score": cfg.score,
+        "heads": str(cfg.heads),
+        "seed": str(cfg.seed),
+        "randomized": str(cfg.randomized).lower(),
+    }
+
+
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if not math.isnan(float(v))}
+
+
+def tag_as_training(client, experiment_id: str) -> None:
+    """Mark the experiment as model training, so MLflow 3 opens it on its runs."""
+    for key, value in EXPERIMENT_KIND.items():
+        client.set_experiment_tag(experiment_id, key, value)
+
+
+def selected_validation(history: list[dict]) -> dict[str, float]:
+    """The in-distribution validation exact match and token accuracy of the checkpoint
+    train.run keeps (the first with the highest validation exact match)."""
+    checks = [r for r in history if "val_seq_acc" in r]
+    best = max(checks, key=lambda r: r["val_seq_acc"])
+    return {"best_val_seq_acc": best["val_seq_acc"], "best_val_token_acc": best["val_token_acc"]}
+
+
+def best_per_encoding(results: list[tuple[Config, dict]]) -> dict[str, dict]:
+    """For each encoding, its variant (a config up to the seed; seeds averaged) with the
+    best in-distribution validation exact match, ties broken by validation token accuracy,
+    then by name: test lengths never take part in the choice. Each row: the variant's name,
+    seeds, and the means of the SELECTION metrics, id_seq_acc and ood_seq_acc. Results
+    without validation metrics are left out."""
+    variants: dict[Config, list[dict]] = {}
+    for cfg, summary in results:
+        if all(key in summary for key in SELECTION):
+            variants.setdefault(dataclasses.replace(cfg, seed=0), []).append(summary)
+    best: dict[str, dict] = {}
+    for variant in sorted(variants, key=lambda c: (run_name(c, seed=False), c.hash())):
+        runs = variants[variant]
+        row = {"variant": run_name(variant, seed=False), "seeds": len(runs)}
+        row |= {k: fmean(s.get(k, math.nan) for s in runs) for k in (*SELECTION, *REPORTED)}
+        chosen = best.get(variant.position)
+        if chosen is None or [row[k] for k in SELECTION] > [chosen[k] for k in SELECTION]:
+            best[variant.position] = row
+    return best
+
+
+def summary_markdown(points: dict[str, int], best: dict[str, dict]) -> str:
+    """The parent run's description of the study's state and best variants."""
+    lines = ["**Grid points:** " + ", ".join(f"{n} {state}" for state, n in points.items())]
+    if best:
+        lines += [
+            "",
+            "**Best variant per encoding**, chosen on in-distribution validation exact match "
+            "(mean over seeds); ID and OOD: exact match on test lengths within and beyond "
+            "training, reported, never used to choose.",
+            "",
+            "| encoding | variant | seeds | validation | ID | OOD |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {enc} | {r['variant']} | {r['seeds']} | {r['best_val_seq_acc']:.3f} "
+            f"| {r['id_seq_acc']:.3f} | {r['ood_seq_acc']:.3f} |"
+            for enc, r in sorted(best.items())
+        ]
+    return "\n".join(lines)
+
+
+# The runs page's view: MLflow's model-training pages (not its GenAI ones, whatever the UI
+# showed last), runs sorted by name, which lists the trials flat rather than folded under
+# the study's run (MLflow nests child runs only when sorted by creation time).
+RUNS_VIEW = "workflowType=machine_learning&orderByKey=tags.%60mlflow.runName%60&orderByAsc=true"
+
+
+def runs_page(uri: str, study: str, server: str) -> str:
+    """The URL of the study's runs in the MLflow UI at `server`, tagging its experiment as
+    model training (stores made before the tag); ConfigError if the store lacks the study."""
+    from mlflow import MlflowClient
+
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise ConfigError(f"no MLflow store at {uri}: run the study first (make study)")
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        found = ", ".join(e.name for e in client.search_experiments()) or "none"
+        raise ConfigError(f"--study {study}: no such experiment in {uri}; there: {found}")
+    tag_as_training(client, experiment.experiment_id)
+    return f"{server}/#/experiments/{experiment.experiment_id}/runs?{RUNS_VIEW}"
 
 
 class Tracker:
@@ -160,6 +303,7 @@ class Tracker:
             self.client.log_batch(run_id, params=params)
         for key, value in tags.items():
             self.client.set_tag(run_id, key, value)
+        tag_as_training(self.client, self.experiment_id)
         return run_id
 
     def log_grid(self, run_id: str, keys: list[str]) -> None:
@@ -169,14 +313,38 @@ class Tracker:
     def close(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
 
-    def start_trial(self, parent_id: str, cfg: Config, name: str, tags: dict) -> TrialRun:
+    def log_summary(
+        self, run_id: str, description: str, points: dict[str, int], results: list
+    ) -> None:
+        """The study's summary on its parent run: a metric `points_<state>` per point
+        state, a tag `best.<encoding>` naming the encoding's best variant, and both as a
+        table in the run's description. `results`: (config, summary metrics) per point done."""
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        best = best_per_encoding(results)
+        metrics = [Metric(f"points_{state}", n, now, 0) for state, n in points.items()]
+        tags = [RunTag(f"best.{enc}", row["variant"]) for enc, row in best.items()]
+        note = f"{description}\n\n{summary_markdown(points, best)}".strip()
+        tags.append(RunTag("mlflow.note.content", note))
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+
+    def start_trial(self, parent_id: str, cfg: Config, tags: dict) -> TrialRun:
+        """A trial run named after cfg's variant and seed, tagged with its axes and the
+        machine it runs on (the torch threads of the calling process)."""
+        import torch
         from mlflow.entities import Param
 
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=name,
-            tags={"mlflow.parentRunId": parent_id, ROLE: "trial", STUDY: self.study, **tags},
-        )
+        tags = {
+            "mlflow.parentRunId": parent_id,
+            ROLE: "trial",
+            STUDY: self.study,
+            **variant_tags(cfg),
+            **host_tags(torch.get_num_threads()),
+            DEVICE: device_name(cfg),
+            **tags,
+        }
+        run = self.client.create_run(self.experiment_id, run_name=run_name(cfg), tags=tags)
         run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in cfg.to_dict().items()])
         return TrialRun(self.client, run_id)
@@ -225,16 +393,20 @@ class TrialRun:
             self.flush()
 
     def log_result(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
-        """Per-length (step = length), per-position (step = target position) and summary
-        metrics (step 0), and every artifact. Returns the summary metrics logged."""
+        """Per-length (step = length), per-position (see `evaluate.position_metric`) and
+        summary metrics (step 0), and every artifact. Returns the summary metrics logged."""
         for r in result.per_length:
             self.add("eval_seq_acc", r.seq_acc, r.length)
             self.add("eval_token_acc", r.token_acc, r.length)
         for row in result.per_position:
-            self.add(f"pos_token_acc_{row['split']}", row["token_acc"], row["target_pos"])
+            key, step = position_metric(row)
+            self.add(key, row["token_acc"], step)
         maps, inputs = long_example_attention(result)
         summary = _finite(
-            result.summary | attention_summary(maps) | {"train_seconds": train_seconds}
+            result.summary
+            | attention_summary(result, maps)
+            | selected_validation(result.history)
+            | {"train_seconds": train_seconds}
         )
         for key, value in summary.items():
             self.add(key, value, 0)

@@ -2,7 +2,9 @@
 validation for model selection and early stopping, then per-length evaluation.
 
 `run(cfg)` knows nothing of Optuna or MLflow; it reports progress through an optional
-callback and returns a `TrainResult`.
+callback and returns a `TrainResult`. The training data and the randomized position ids
+are drawn from two generators, both seeded from the run seed, so a randomized run sees the
+same batches as a plain one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from attnstudy.evaluate import (
 from attnstudy.tasks import Task, build_task, sample_lengths
 
 Callback = Callable[[int, dict[str, float]], None]
+POSITION_SEED_OFFSET = 4_000_037  # the position generator's seed is the run seed + this
 
 
 class Diverged(RuntimeError):
@@ -49,6 +52,12 @@ class TrainResult:
     per_length: list[LengthResult]
     per_position: list[dict]
     history: list[dict] = field(default_factory=list)
+
+
+def initial_model(cfg: Config, task: Task, device: torch.device) -> Arch:
+    """cfg's model as initialised from its seed, before any training step."""
+    torch.manual_seed(cfg.seed)
+    return build_model(cfg, task).to(device)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -113,11 +122,11 @@ def run(cfg: Config, callback: Callback | None = None) -> TrainResult:
     """Train cfg's model, select the checkpoint with the best in-distribution validation
     exact match, and evaluate it at every length 1..eval_max_len."""
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
     task = build_task(cfg.task, cfg.resolved_eval_max_len)
-    model = build_model(cfg, task).to(device)
+    model = initial_model(cfg, task, device)
     optimizer = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
+    positions = torch.Generator().manual_seed(cfg.seed + POSITION_SEED_OFFSET)
     history: list[dict] = []
     best = {"val_seq_acc": -1.0, "step": 0, "state": None}
     stale, step_seconds, steps_to_95 = 0, 0.0, float("nan")
@@ -126,13 +135,13 @@ def run(cfg: Config, callback: Callback | None = None) -> TrainResult:
         batch = task.sample(
             sample_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen), gen
         ).to(device)
-        if step == 0:
-            memory_mb = activation_mb(model, batch, gen)
+        if step == 0:  # measured with a generator of its own: training draws stay the same
+            memory_mb = activation_mb(model, batch, torch.Generator().manual_seed(cfg.seed))
         t0 = time.perf_counter()
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = model.loss(batch, gen)
+        loss = model.loss(batch, positions)
         if not torch.isfinite(loss):
             raise Diverged(step, loss.item())
         optimizer.zero_grad(set_to_none=True)

@@ -46,6 +46,8 @@ GRID_KEY, CONFIG_HASH, STATUS, REASON, RUN_ID = (
     "mlflow_run_id",
 )
 WORKER = "worker"  # user attr: host:pid of the process that runs the trial
+BLOCK = "block"  # user attr: the blocks that declare the point, comma-separated (if named)
+SOLVABLE = "solvable"  # user attr: False if the point cannot solve its task by construction
 RESULTS = ("done", "diverged")  # point states that hold a result
 MAX_AUTO_RETRIES = 5  # kills of one point retried within a run; `study run` retries again
 
@@ -264,8 +266,8 @@ class Queue:
             optuna.trial.create_trial(
                 state=TrialState.WAITING,
                 params=point.params,
-                distributions=self.distributions,
-                user_attrs={GRID_KEY: point.key, CONFIG_HASH: point.config_hash},
+                distributions={k: self.distributions[k] for k in point.params},
+                user_attrs=point_attrs(point),
             )
         )
 
@@ -336,6 +338,12 @@ class Queue:
         in between is seen as running."""
         trials = functools.cache(lambda: {t.number: t for t in self.trials()})
         return lambda n: outcome_of(trials()[n]) if n in trials() else "killed"
+
+
+def point_attrs(point: GridPoint) -> dict[str, str | bool]:
+    """The user attrs that tie a trial to its grid point."""
+    attrs = {GRID_KEY: point.key, CONFIG_HASH: point.config_hash, SOLVABLE: point.solvable}
+    return attrs | ({BLOCK: ",".join(point.blocks)} if point.blocks else {})
 
 
 def sqlite_path(url: str) -> Path:

@@ -11,7 +11,7 @@ from attnstudy.archs import DecoderOnly, build_model
 from attnstudy.bench.rows import Row, row
 from attnstudy.bench.shapes import Plan
 from attnstudy.bench.timing import timed
-from attnstudy.tasks import SEP, Batch, build_task
+from attnstudy.tasks import Batch, build_task
 
 SECTION = "4. greedy decoding (evaluation)"
 SCORE, POSITION = "scaled_dot", "none"
@@ -19,12 +19,11 @@ SCORE, POSITION = "scaled_dot", "none"
 
 @torch.no_grad()
 def predict_recomputing(model: DecoderOnly, batch: Batch, gen: torch.Generator) -> Tensor:
-    """Greedy (B, Tout) predictions without a cache: every step runs the decoder over the
+    """Greedy (B, Tout + 1) predictions without a cache: every step runs the decoder over the
     prompt and every token generated so far."""
-    B = len(batch.inputs)
-    seq = torch.cat([batch.inputs, torch.full((B, 1), SEP)], dim=1)
-    steps, prompt_len = batch.targets.shape[1], seq.shape[1]
-    pos = model.position_ids(B, prompt_len + steps, gen, seq.device)
+    seq = model.prompt(batch)
+    steps, prompt_len = batch.targets.shape[1] + 1, seq.shape[1]  # the target, then EOS
+    pos = model.position_ids(batch.input_lens + steps + 2, gen)
     for _ in range(steps):
         logits = model.head(model.transformer(seq, pos)[:, -1])  # (B, vocab)
         seq = torch.cat([seq, logits.argmax(-1, keepdim=True)], dim=1)

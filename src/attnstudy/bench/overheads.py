@@ -40,7 +40,7 @@ def tracked_trial(cfg: Config, root: Path) -> tuple[float, float, TrainResult]:
     parent = tracker.open_parent({}, {}, "benchmark of tracking overhead")
     tracking = 0.0
     start = time.perf_counter()
-    mlrun, seconds = timed(lambda: tracker.start_trial(parent, cfg, "trial", {}))
+    mlrun, seconds = timed(lambda: tracker.start_trial(parent, cfg, {}))
     tracking += seconds
 
     def on_step(step, record):

@@ -1,0 +1,223 @@
+"""The MLflow UI over a tiny real study (real training, real SQLite stores, the real
+`attnstudy ui` server, headless Chromium): the runs it shows, their names and tags, the
+parent run's summary.
+
+ATTNSTUDY_SCREENSHOTS=DIR keeps the screenshots there (docs/img for the README)."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from statistics import fmean
+
+import pytest
+import torch
+import yaml
+from chromium import app_page
+from hypothesis import given
+from hypothesis import strategies as st
+from mlflow import MlflowClient
+from servers import _answers, free_port, stop, wait_for
+from test_report import ensure
+
+from attnstudy.cli import main
+from attnstudy.config import make_config
+from attnstudy.positions import POSITIONS
+from attnstudy.study import run_study
+from attnstudy.study_config import load_study
+from attnstudy.tracking import best_per_encoding, cpu_model, run_name
+from attnstudy.work_queue import make_stores
+
+DIVERGES = 1e8  # a learning rate that makes loss nan at once
+STUDY = {
+    "name": "tiny-ui",
+    "description": "A tiny study for the MLflow UI test.",
+    "tasks": ["copy"],
+    "fixed": {
+        "d_model": 32,
+        "n_layers": 1,
+        "heads": 2,
+        "train_max_len": 4,
+        "eval_max_len": 8,
+        "steps": 100,
+        "val_every": 50,
+        "val_samples": 16,
+        "eval_samples": 8,
+        "warmup_steps": 5,
+    },
+    "axes": {"position": ["none", "rope"], "seed": [0, 1], "lr": [0.005, DIVERGES]},
+    "exclude": [{"lr": DIVERGES, "seed": 1}, {"lr": DIVERGES, "position": "rope"}],
+}
+ASSISTANT_CLOSED = {"mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true"}
+NOTE = "mlflow.note.content"  # a run's description
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The tiny study run once (4 trials trained, 1 diverged), with its MLflow runs."""
+    root = tmp_path_factory.mktemp("ui")
+    path = root / "tiny-ui.yaml"
+    path.write_text(yaml.safe_dump(STUDY))
+    spec = load_study(path)
+    uri = f"sqlite:///{root}/runs/mlflow.db"
+    stores = make_stores(root / "runs", tracking_uri=uri)
+    assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(spec.name)
+    runs = client.search_runs([experiment.experiment_id])
+    trials = [r for r in runs if r.data.tags["attnstudy.role"] == "trial"]
+    (parent,) = [r for r in runs if r.data.tags["attnstudy.role"] == "study"]
+    return {"root": root, "uri": uri, "experiment": experiment, "trials": trials, "parent": parent}
+
+
+def test_trial_runs_are_named_and_tagged_by_their_variant(study):
+    assert len(study["trials"]) == 5
+    for run in study["trials"]:
+        p, tags = run.data.params, run.data.tags
+        name = f"{p['task']}·{p['arch']}·{p['position']}·{p['score']}·h{p['heads']}·s{p['seed']}"
+        assert run.info.run_name == name
+        assert tags["encoding"] == p["position"] and tags["score"] == p["score"]
+        assert tags["encoding_family"] == POSITIONS[p["position"]].family
+        for axis in ("task", "arch", "heads", "seed"):
+            assert tags[axis] == p[axis]
+        assert tags["randomized"] == p["randomized"].lower() == "false"
+
+
+def test_randomized_runs_say_so_in_their_name():
+    cfg = make_config(position="rope", randomized=True, heads=4, seed=3)
+    assert run_name(cfg) == "copy·decoder·rope·scaled_dot·h4·s3·rand"
+    assert run_name(cfg, seed=False) == "copy·decoder·rope·scaled_dot·h4·rand"
+
+
+def test_every_run_records_the_machine_it_ran_on(study):
+    for run in [*study["trials"], study["parent"]]:
+        tags = run.data.tags
+        assert tags["attnstudy.cpu"] == cpu_model() != ""
+        assert tags["attnstudy.torch_threads"] == "1"  # run_study(threads=1)
+        assert tags["attnstudy.version.torch"] == torch.__version__
+    assert {r.data.tags["attnstudy.device"] for r in study["trials"]} == {"cpu"}
+
+
+def test_accuracy_by_length_is_a_metric_history_over_every_length(study):
+    client = MlflowClient(study["uri"])
+    for run in study["trials"]:
+        if run.data.tags["attnstudy.status"] == "ok":
+            for key in ("eval_seq_acc", "eval_token_acc"):
+                steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
+                assert steps == list(range(1, STUDY["fixed"]["eval_max_len"] + 1))
+
+
+def test_parent_run_counts_the_points_and_names_each_encodings_best_variant(study):
+    parent = study["parent"].data
+    assert parent.metrics["points_done"] == 4 and parent.metrics["points_diverged"] == 1
+    assert parent.metrics["points_failed"] == parent.metrics["points_pending"] == 0
+    by_variant: dict[str, list] = {}  # the trials' own MLflow metrics, seeds pooled
+    for run in study["trials"]:
+        if run.data.tags["attnstudy.status"] == "ok":
+            variant = run.info.run_name.rsplit("·", 1)[0]
+            by_variant.setdefault(variant, []).append(run.data.metrics["best_val_seq_acc"])
+    for encoding in ("none", "rope"):
+        mine = {v: fmean(accs) for v, accs in by_variant.items() if f"·{encoding}·" in v}
+        best = parent.tags[f"best.{encoding}"]
+        assert mine[best] == max(mine.values())
+        assert re.search(rf"\| {encoding} \| {re.escape(best)} \| 2 \| ", parent.tags[NOTE])
+    assert parent.tags[NOTE].startswith(STUDY["description"])
+
+
+SCORE = st.floats(0, 1, allow_nan=False)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["none", "rope", "alibi"]), st.sampled_from([1, 2, 4]), SCORE),
+        min_size=1,
+        max_size=12,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_best_variant_is_chosen_on_validation_never_on_test_lengths(points, rng):
+    """Whatever the test-length accuracies, the pick per encoding is the variant with the
+    highest validation exact match."""
+
+    def results(test_score):
+        return [
+            (
+                make_config(position=p, heads=h, seed=i),
+                {"best_val_seq_acc": v, "best_val_token_acc": v}
+                | {"id_seq_acc": test_score(), "ood_seq_acc": test_score()},
+            )
+            for i, (p, h, v) in enumerate(points)
+        ]
+
+    first, second = best_per_encoding(results(rng.random)), best_per_encoding(results(rng.random))
+    assert {e: r["variant"] for e, r in first.items()} == {
+        e: r["variant"] for e, r in second.items()
+    }
+    for encoding, row in first.items():
+        vals = {}
+        for p, h, v in points:
+            if p == encoding:
+                vals.setdefault(h, []).append(v)
+        assert math.isclose(row["best_val_seq_acc"], max(fmean(v) for v in vals.values()))
+
+
+def test_ui_of_a_study_not_in_the_store_lists_those_there(study, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", study["uri"])  # followed without --tracking-uri
+    assert main(["ui", "--study", "nope", "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("attnstudy: error: --study nope:") and "there: " in err
+    assert "tiny-ui" in err and study["uri"] in err
+
+
+@pytest.fixture
+def ui(study):
+    """`attnstudy ui` serving the tiny study's store; yields its port and the URL it printed."""
+    port, log = free_port(), study["root"] / "ui.log"
+    argv = [sys.executable, "-m", "attnstudy.cli", "ui", "--study", STUDY["name"]]
+    argv += ["--tracking-uri", study["uri"], "--port", str(port)]
+    server = subprocess.Popen(
+        argv, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{base}/health"), server, log, 90, "attnstudy ui")
+        yield port, re.search(r"http://\S+", log.read_text()).group()
+    finally:
+        stop(server, signal.SIGTERM)
+
+
+def test_ui_opens_on_the_study_runs_and_shows_every_trial_by_name(study, ui, tmp_path):
+    (port, url), experiment = ui, study["experiment"].experiment_id
+    assert url.startswith(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?")
+    tags = MlflowClient(study["uri"]).get_experiment(experiment).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    names = sorted({r.info.run_name for r in study["trials"]})
+    shots = Path(os.environ.get("ATTNSTUDY_SCREENSHOTS", tmp_path))
+    with app_page(ensure("chromium", "chromium"), storage=ASSISTANT_CLOSED) as page:
+        page.goto(url)
+        text = page.text_showing(["Model training", "Sort: Run Name", *names], timeout=60)
+        assert all(name in text for name in names), text
+        page.screenshot(shots / "mlflow-runs.png")
+        chart_by_length_per_encoding(page)
+        page.screenshot(shots / "mlflow-charts.png")
+    assert (shots / "mlflow-runs.png").stat().st_size > 10_000
+
+
+def chart_by_length_per_encoding(page) -> None:
+    """The README's clicks: chart view, charts of `eval_`, group by the tag `encoding`."""
+    page.click(css="label:has(input[value=CHART])")
+    page.type_into("Search metric charts", "eval_", timeout=60)
+    text = page.text_showing(["eval_seq_acc", "eval_token_acc", "Step"], timeout=60)
+    assert "Step" in text, text
+    page.click(text="Group by")
+    assert "encoding_family" in page.text_showing(["encoding_family"], timeout=30)
+    page.click(text="encoding")
+    legend = [f"{e} ({m})" for e in ("none", "rope") for m in ("eval_seq_acc", "eval_token_acc")]
+    text = page.text_showing(["Group by: encoding", *legend], timeout=60)
+    assert all(line in text for line in legend), text

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PRESET ?= quick
 WORKERS ?= 2
 
-.PHONY: setup test lint chaos study ui dashboard report bench
+.PHONY: setup test lint chaos study ui dashboard report bench docs
 
 # Set up once: a virtual environment with the CPU build of PyTorch pinned (an unpinned
 # torch pulls a multi-GB CUDA build), then the project and its dev extras.
@@ -61,3 +61,7 @@ BENCH_ARGS ?=
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/attnstudy bench $(BENCH_ARGS)
+
+# docs/claims.md from the claim registry (analysis/claims.py); a test checks they agree.
+docs: setup
+	$(BIN)/python -m analysis.docs

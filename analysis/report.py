@@ -259,6 +259,9 @@ def claim_row(verdict: Verdict, figures: list[ReportFigure]) -> dict:
     shown = {f.key: f for f in figures}
     figure = shown.get(verdict.figure)
     e = verdict.effect
+    estimate, ci = ("", "")  # E = A − B and its interval, signed; none when untested
+    if e.tested:
+        estimate, ci = f"{e.estimate:+.3f}", f"[{e.ci_low:+.3f}, {e.ci_high:+.3f}]"
     return {
         "claim": verdict.claim,
         "text": verdict.text,
@@ -267,9 +270,9 @@ def claim_row(verdict: Verdict, figures: list[ReportFigure]) -> dict:
         "note": verdict.reason,
         "rule": verdict.rule,
         "metric": verdict.metric,
-        "effect": tables.fmt_ci(e.estimate, e.ci_low, e.ci_high),
-        "estimate": tables.fmt(e.estimate),
-        "ci": f"[{tables.fmt(e.ci_low)}, {tables.fmt(e.ci_high)}]" if e.tested else "",
+        "effect": f"{estimate} {ci}" if e.tested else "–",
+        "estimate": estimate,
+        "ci": ci,
         "effect_text": e.text(verdict.metric),
         "p": tables.fmt(e.p, 4),
         "p_holm": tables.fmt(verdict.p_holm, 4),

@@ -4,6 +4,7 @@ on 127.0.0.1 at free ports, in temporary folders; each context manager stops its
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import pwd
@@ -21,6 +22,12 @@ from pathlib import Path
 
 import pytest
 
+PORT_TAKEN = "already in use"  # logged by a server whose port another program took first
+
+
+class PortTaken(Exception):
+    """The free port was taken between choosing it and the server's bind."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -28,12 +35,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def on_a_free_port(start, tries: int = 5):
+    """`start(port)` on a free port; on another one if a program took it before the server
+    bound it (the server reports PortTaken). Returns what `start` returns."""
+    for _ in range(tries - 1):
+        try:
+            return start(free_port())
+        except PortTaken:
+            continue
+    return start(free_port())
+
+
 def wait_for(ready, proc: subprocess.Popen, log: Path, timeout: float, what: str) -> None:
+    """Poll `ready` until it holds. The timeout only bounds a hang: starting took up to
+    17 s (mlflow server) with both cores busy, and nothing checked depends on it."""
     deadline = time.monotonic() + timeout
     while not ready():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start:\n{log.read_text()[-3000:]}")
+        if proc.poll() is not None:
+            if PORT_TAKEN in log.read_text():
+                raise PortTaken(what)
+            raise RuntimeError(f"{what} exited on start:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start in {timeout} s:\n{log.read_text()[-3000:]}")
         time.sleep(0.3)
+
+
+def listens(pgid: int, port: int) -> bool:
+    """Whether a process of group `pgid` listens on 127.0.0.1:`port`, i.e. the server that
+    answers there is ours, not another program that took the same free port (Linux /proc)."""
+    table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    address = f"0100007F:{port:04X}"
+    listening = (c for c in map(str.split, table) if c[1] == address and c[3] == "0A")
+    sockets = {f"socket:[{c[9]}]" for c in listening}
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.getpgid(int(process.name)) == pgid and any(
+                os.readlink(fd) in sockets for fd in (process / "fd").iterdir()
+            ):
+                return True
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return False
 
 
 def stop(proc: subprocess.Popen, sig: int) -> None:
@@ -72,17 +114,10 @@ def _run(argv: list, **kwargs) -> None:
     assert done.returncode == 0, f"{argv[0]} failed:\n{done.stdout}{done.stderr}"
 
 
-@contextmanager
-def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster with databases `optuna` and `mlflow`; yields the
-    server's URL (append /optuna or /mlflow)."""
-    bindir, user = _postgres_bin(), _unprivileged()
-    root = Path(tempfile.mkdtemp(prefix="attnstudy-pg-"))
-    if user:
-        shutil.chown(root, "postgres", "postgres")
-    data, log, port = root / "data", root / "server.log", free_port()
-    init = [bindir / "initdb", "-D", data, "-U", "attnstudy", "-A", "trust", "--no-sync"]
-    _run(init, **user)
+def _start_postgres(bindir: Path, root: Path, user: dict, port: int):
+    """The server on `port`, once it answers on its own socket in `root` (so it is ours,
+    and it has bound the TCP port: PostgreSQL exits if it cannot)."""
+    data, log = root / "data", root / "server.log"
     server = subprocess.Popen(
         [bindir / "postgres", "-D", data, "-p", str(port), "-k", root]
         + ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"],
@@ -91,15 +126,35 @@ def postgres() -> Iterator[str]:
         start_new_session=True,
         **user,
     )
+    ready = [bindir / "pg_isready", "-q", "-h", root, "-p", str(port)]
     try:
+        wait_for(lambda: subprocess.run(ready).returncode == 0, server, log, 120, "PostgreSQL")
+    except BaseException:
+        stop(server, signal.SIGINT)
+        raise
+    return server, port
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster with databases `optuna` and `mlflow`; yields the
+    server's URL (append /optuna or /mlflow)."""
+    bindir, user = _postgres_bin(), _unprivileged()
+    root = Path(tempfile.mkdtemp(prefix="attnstudy-pg-"))
+    if user:
+        shutil.chown(root, "postgres", "postgres")
+    init = [bindir / "initdb", "-D", root / "data", "-U", "attnstudy", "-A", "trust", "--no-sync"]
+    _run(init, **user)
+    server = None
+    try:
+        server, port = on_a_free_port(functools.partial(_start_postgres, bindir, root, user))
         address = ["-h", "127.0.0.1", "-p", str(port), "-U", "attnstudy"]
-        ready = [bindir / "pg_isready", "-q", *address]
-        wait_for(lambda: subprocess.run(ready).returncode == 0, server, log, 60, "PostgreSQL")
         for database in ("optuna", "mlflow"):
             _run([bindir / "createdb", *address, database])
         yield f"postgresql+psycopg2://attnstudy@127.0.0.1:{port}"
     finally:
-        stop(server, signal.SIGINT)  # PostgreSQL's fast shutdown
+        if server:
+            stop(server, signal.SIGINT)  # PostgreSQL's fast shutdown
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -111,11 +166,8 @@ def _answers(url: str) -> bool:
         return False
 
 
-@contextmanager
-def mlflow_server(backend_store: str, artifacts: Path) -> Iterator[str]:
-    """`mlflow server` over `backend_store`, serving artifacts stored under `artifacts`;
-    yields its http URL."""
-    port = free_port()
+def _start_mlflow(backend_store: str, artifacts: Path, port: int):
+    """`mlflow server` on `port`, once its /health answers and the listener is its own."""
     log = artifacts.parent / "mlflow-server.log"
     argv = [Path(sys.executable).with_name("mlflow"), "server", "--workers", "1"]
     argv += ["--backend-store-uri", backend_store, "--artifacts-destination", str(artifacts)]
@@ -128,8 +180,24 @@ def mlflow_server(backend_store: str, artifacts: Path) -> Iterator[str]:
         env=os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     url = f"http://127.0.0.1:{port}"
+
+    def ours() -> bool:
+        return listens(server.pid, port) and _answers(f"{url}/health")
+
     try:
-        wait_for(lambda: _answers(f"{url}/health"), server, log, 90, "mlflow server")
+        wait_for(ours, server, log, 300, "mlflow server")
+    except BaseException:
+        stop(server, signal.SIGTERM)
+        raise
+    return server, url
+
+
+@contextmanager
+def mlflow_server(backend_store: str, artifacts: Path) -> Iterator[str]:
+    """`mlflow server` over `backend_store`, serving artifacts stored under `artifacts`;
+    yields its http URL."""
+    server, url = on_a_free_port(functools.partial(_start_mlflow, backend_store, artifacts))
+    try:
         yield url
     finally:
         stop(server, signal.SIGTERM)

@@ -51,6 +51,7 @@ NEVER_RUN = [{"arch": "decoder", "position": "none", "heads": s + 1, "seed": 1} 
 CLAIMS = list(CLAIMS_SPEC)
 LONG = 20  # rows: a table longer than this comes after the claim verdicts
 MARGIN_PT = 14 / 25.4 * 72  # the stylesheet's left and right page margins
+PATIENCE = 600  # s; bounds a hang only: Chromium 2.2 s, pdftoppm 0.3 s measured at load 6
 
 
 def ensure(binary: str, package: str) -> str:
@@ -97,7 +98,9 @@ def pdf_text(study):
 def read_pdf(path) -> str:
     """The PDF's text as pdftotext extracts it, whitespace collapsed (ligatures unfolded)."""
     pdftotext = ensure("pdftotext", "poppler-utils")
-    out = subprocess.run([pdftotext, str(path), "-"], capture_output=True, check=True, timeout=60)
+    out = subprocess.run(
+        [pdftotext, str(path), "-"], capture_output=True, check=True, timeout=PATIENCE
+    )
     return " ".join(unicodedata.normalize("NFKC", out.stdout.decode()).split())
 
 
@@ -118,7 +121,7 @@ def words_outside_margins(path) -> list[tuple[int, str]]:
     """(page, word) of every word that reaches into the left or right page margin."""
     pdftotext = ensure("pdftotext", "poppler-utils")
     out = subprocess.run(
-        [pdftotext, "-bbox", str(path), "-"], capture_output=True, check=True, timeout=60
+        [pdftotext, "-bbox", str(path), "-"], capture_output=True, check=True, timeout=PATIENCE
     ).stdout.decode()
     outside, page, width = [], 0, 0.0
     for line in out.splitlines():
@@ -150,7 +153,7 @@ def long_tables_before_claims(tables: list[dict]) -> list[str]:
 
 def test_report_opens_offline_with_every_image_loaded_and_no_console_error(study):
     browser = ensure("chromium", "chromium")
-    page = open_page(study["out"] / "report.html", browser)
+    page = open_page(study["out"] / "report.html", browser, timeout=PATIENCE)
     figures = study["html"].count("<figure")
     assert figures >= 9
     assert len(page.images) == figures
@@ -163,7 +166,7 @@ def test_browser_check_catches_a_broken_image_and_a_console_error(tmp_path):
     browser = ensure("chromium", "chromium")
     broken = tmp_path / "broken.html"
     broken.write_text('<img alt="gone" src="missing.png"><script>console.error("boom")</script>')
-    page = open_page(broken, browser)
+    page = open_page(broken, browser, timeout=PATIENCE)
     assert page.images == [("gone", True, 0)]
     assert any("boom" in e for e in page.errors)
 
@@ -171,7 +174,7 @@ def test_browser_check_catches_a_broken_image_and_a_console_error(tmp_path):
 def test_claim_verdicts_come_before_every_long_table_and_nothing_overflows(study):
     browser = ensure("chromium", "chromium")
     evaluate = {"tables": JS_TABLES, "verdicts": JS_VERDICTS, "width": JS_WIDTH}
-    page = open_page(study["out"] / "report.html", browser, evaluate=evaluate)
+    page = open_page(study["out"] / "report.html", browser, timeout=PATIENCE, evaluate=evaluate)
     tables, verdicts = page.values["tables"], page.values["verdicts"]
     assert len(verdicts) == len(CLAIMS)
     assert {v.split(" (n = ")[0] for v in verdicts} <= set(VERDICTS)
@@ -191,7 +194,7 @@ def test_order_check_catches_a_long_table_before_the_claims(tmp_path):
         f'<table id="long"><tbody>{rows}</tbody></table>'
         '<table id="table-claims"><tbody><tr><td>C1</td></tr></tbody></table>'
     )
-    page = open_page(page_path, browser, evaluate={"tables": JS_TABLES})
+    page = open_page(page_path, browser, timeout=PATIENCE, evaluate={"tables": JS_TABLES})
     assert long_tables_before_claims(page.values["tables"]) == ["long"]
 
 
@@ -248,7 +251,8 @@ def test_pdf_holds_the_sections_claim_table_rules_methods_and_every_caption(stud
 def test_pdf_pages_are_numbered_listed_in_the_contents_and_none_is_blank(study, tmp_path):
     pdf = study["out"] / "report.pdf"
     pdftoppm = ensure("pdftoppm", "poppler-utils")
-    subprocess.run([pdftoppm, "-r", "30", "-png", str(pdf), str(tmp_path / "p")], check=True)
+    command = [pdftoppm, "-r", "30", "-png", str(pdf), str(tmp_path / "p")]
+    subprocess.run(command, check=True, timeout=PATIENCE)
     pages = sorted(tmp_path.glob("p-*.png"))
     text = read_pdf(pdf)
     assert f"page {len(pages)} of {len(pages)}" in text
@@ -262,7 +266,9 @@ def test_pdf_pages_are_numbered_listed_in_the_contents_and_none_is_blank(study, 
 def test_pdf_embeds_every_figure_and_keeps_text_inside_the_margins(study):
     pdf = study["out"] / "report.pdf"
     pdfimages = ensure("pdfimages", "poppler-utils")
-    listing = subprocess.run([pdfimages, "-list", str(pdf)], capture_output=True, check=True)
+    listing = subprocess.run(
+        [pdfimages, "-list", str(pdf)], capture_output=True, check=True, timeout=PATIENCE
+    )
     images = listing.stdout.decode().splitlines()[2:]
     assert len(images) >= study["html"].count("<figure")
     assert words_outside_margins(pdf) == []
@@ -358,7 +364,7 @@ def test_claim_table_row_shows_verdict_metric_effect_seeds_runs_and_evidence_lin
     table = templates().get_template("_claims.html.j2").module.claim_table([row])
     cells = [plain(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", str(table), re.S)]
     assert cells[:4] == ["C4", CLAIMS_SPEC["C4"].text, "supported", "id_seq_acc"]
-    assert cells[4] == "0.200 [0.100, 0.300] p (Holm) 0.0120"
+    assert cells[4] == "+0.200 [+0.100, +0.300] p (Holm) 0.0120"
     assert cells[5:7] == ["3", "11 / 3"]
     assert '<a href="#C4">rule and numbers</a>' in str(table)
     evidence = str(templates().get_template("_claims.html.j2").module.claim_evidence([row]))

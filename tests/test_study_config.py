@@ -9,6 +9,7 @@ import yaml
 
 from attnstudy.cli import main
 from attnstudy.config import ConfigError
+from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 from attnstudy.study_config import fingerprint, grid_order, load_study
 
@@ -136,10 +137,18 @@ def test_every_preset_is_valid(path):
 
 
 def test_quick_preset_covers_what_the_issue_requires():
+    """Every score and encoding, the encoder with and without positions (C6), both RNNs on
+    copy (C1, C2), copy for alignment (C3), and 3 seeds of every configuration."""
     spec = load_study(Path(__file__).parent.parent / "study" / "quick.yaml")
-    assert set(spec.axes["score"]) == set(SCORES)
-    assert {"none", "sinusoidal", "learned", "relative"} <= set(spec.axes["position"])
-    assert len(spec.axes["heads"]) >= 2 and spec.axes["task"]
+    configs = [p.config for p in spec.points()]
+    assert {c.score for c in configs} == set(SCORES)
+    assert {c.position for c in configs} == set(POSITIONS)
+    assert {c.position for c in configs if c.arch == "encoder"} >= {"none", "sinusoidal"}
+    assert {c.arch for c in configs if c.task == "copy"} >= {"decoder", "rnn", "rnn-attention"}
+    seeds = {}
+    for c in configs:
+        seeds.setdefault(dataclasses.replace(c, seed=0), set()).add(c.seed)
+    assert {len(s) for s in seeds.values()} == {3}
 
 
 def test_replication_presets_follow_their_papers():

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import platform
+import re
 import sys
 from dataclasses import fields
+from importlib.metadata import PackageNotFoundError, version
 
 from attnstudy.config import Config, ConfigError, make_config
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
+MOST_PROCESSES = 256  # --workers and --threads: beyond it a typo, not a plan
+VERSIONS = ("attnstudy", "torch", "optuna", "mlflow")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -19,6 +24,30 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_BAD_INPUT, f"attnstudy: error: {message}\n")
+
+
+def versions() -> str:
+    """One line per package that decides results, and Python's, as pasted in bug reports."""
+
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    lines = [f"{package} {installed(package)}" for package in VERSIONS]
+    return "\n".join([*lines, f"python {platform.python_version()} ({platform.platform()})"])
+
+
+class VersionAction(argparse.Action):
+    """--version, read from the installed packages' metadata only when asked."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print versions and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(versions())
+        parser.exit()
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +104,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.close()
         print(f"attnstudy: {err}", file=sys.stderr)
         return EXIT_DIVERGED
+    except (RuntimeError, MemoryError) as err:
+        bar.close()
+        if not out_of_memory(err):
+            raise
+        raise too_big(err, cfg) from None
     bar.close()
     if args.json:
         out = {
@@ -91,11 +125,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_positive(args: argparse.Namespace, *options: str) -> None:
+def out_of_memory(err: BaseException) -> bool:
+    """Whether `err` is a failed allocation (torch says so in its message on CPU)."""
+    import torch
+
+    failed = isinstance(err, (MemoryError, torch.OutOfMemoryError))
+    return failed or "can't allocate memory" in str(err)
+
+
+def too_big(err: BaseException, cfg: Config) -> ConfigError:
+    """A run that does not fit this machine's memory, as bad input."""
+    size = re.search(r"allocate ([0-9.]+ ?[A-Za-z]+)", str(err))
+    return ConfigError(
+        f"out of memory on device {cfg.device}"
+        + (f" (allocating {size.group(1)})" if size else "")
+        + "; allowed: a smaller d_model, n_layers, ff_mult, batch_size, val_samples, "
+        "eval_samples or eval_max_len"
+    )
+
+
+def check_positive(args: argparse.Namespace, *options: str, most: int | None = None) -> None:
     for option in options:
         value = getattr(args, option)
         if value is not None and value < 1:
             raise ConfigError(f"--{option}: must be >= 1, got {value}")
+        if value is not None and most is not None and value > most:
+            raise ConfigError(f"--{option}: must be <= {most}, got {value}")
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -108,7 +163,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     stores = make_stores(args.runs_dir, args.storage, args.tracking_uri, **beat)
     if args.action == "status":
         return study_status(spec, stores)
-    check_positive(args, "workers", "threads")
+    check_positive(args, "workers", "threads", most=MOST_PROCESSES)
     return run_study(spec, stores, args.workers, args.allow_grid_change, args.threads)
 
 
@@ -213,8 +268,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from attnstudy.bench import run_bench
     from attnstudy.bench.report import default_uri, log_to_mlflow, markdown, write_files
 
-    if args.threads < 1:
-        raise ConfigError(f"--threads: must be >= 1, got {args.threads}")
+    check_positive(args, "threads", most=MOST_PROCESSES)
     rows, meta = run_bench(args.quick, args.threads)
     files = write_files(rows, meta, Path(args.out))
     log_to_mlflow(args.tracking_uri or default_uri(), rows, meta, files)
@@ -234,6 +288,7 @@ def add_bench_parser(sub) -> None:
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="attnstudy", description=__doc__)
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     train = sub.add_parser("train", help="train and evaluate one variant")
     add_config_options(train)
@@ -248,7 +303,10 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error (its line printed)
+        return done.code
     try:
         return args.func(args)
     except ConfigError as err:

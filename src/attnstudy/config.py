@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -41,7 +42,7 @@ class Config:
     t5_buckets: int = 32
     t5_max_distance: int = 128
     # optimisation
-    steps: int = 1500
+    steps: int = 2000
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -78,7 +79,14 @@ def _coerce(name: str, value: Any) -> Any:
     if want is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        if isinstance(value, str) and value.lower() in (
+            "true",
+            "false",
+            "1",
+            "0",
+            "yes",
+            "no",
+        ):
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"{name}: expected true or false, got {value!r}")
     if want is float and isinstance(value, int) and not isinstance(value, bool):
@@ -113,8 +121,55 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def available_devices() -> tuple[str, ...]:
+    """The `device` values this machine can run: auto and cpu, then cuda and mps if present."""
+    import torch
+
+    found = (
+        ("cuda", torch.cuda.is_available()),
+        ("mps", torch.backends.mps.is_available()),
+    )
+    return ("auto", "cpu", *(name for name, present in found if present))
+
+
+# (field, least, most); `least` may name the field that bounds it. The most is far beyond
+# any length-generalisation run on one machine: past it a run only exhausts memory or
+# overflows torch's 64-bit integers.
+RANGES: tuple[tuple[str, int | str, int], ...] = (
+    ("train_min_len", 1, 2**12),
+    ("train_max_len", "train_min_len", 2**12),
+    ("eval_max_len", 0, 2**14),
+    ("heads", 1, 2**10),
+    ("max_random_position", 0, 2**24),
+    ("d_model", 1, 2**14),
+    ("n_layers", 1, 2**10),
+    ("ff_mult", 1, 2**6),
+    ("relative_clip", 0, 2**14),  # 0 → the longest distance in a training sequence
+    ("t5_buckets", 4, 2**14),
+    ("t5_max_distance", 1, 2**24),
+    ("steps", 1, 2**40),
+    ("batch_size", 1, 2**16),
+    ("warmup_steps", 0, 2**40),
+    ("val_every", 1, 2**40),
+    ("val_samples", 1, 2**16),
+    ("patience", 0, 2**40),
+    ("eval_samples", 1, 2**16),
+    ("seed", 0, 2**63 - 1),
+)
+
+
 def validate(cfg: Config) -> None:
-    """Check every field once; raises ConfigError naming the field and what is allowed."""
+    """Check every field once; raises ConfigError naming the first broken rule, what was
+    wrong and what is allowed. Rules come in the order a user would fix them: names and
+    the device, each number's own range (in field order), rules between fields, then the
+    architecture's and the encoding's own rules."""
+    _check_names(cfg)
+    _check_ranges(cfg)
+    _check_between_fields(cfg)
+    _check_variant(cfg)
+
+
+def _check_names(cfg: Config) -> None:
     from attnstudy.archs import ARCHS
     from attnstudy.positions import POSITIONS
     from attnstudy.scores import SCORES
@@ -126,40 +181,79 @@ def validate(cfg: Config) -> None:
     _choice("position", cfg.position, POSITIONS)
     _choice("norm", cfg.norm, ("pre", "post"))
     _choice("device", cfg.device, ("auto", "cpu", "cuda", "mps"))
-    ARCHS[cfg.arch].check_config(cfg)
-    POSITIONS[cfg.position].check_config(cfg)
-    _check(cfg.d_model > 0, f"d_model: must be positive, got {cfg.d_model}")
+    available = available_devices()
     _check(
-        cfg.heads > 0 and cfg.d_model % cfg.heads == 0,
-        f"heads: must divide d_model={cfg.d_model}; allowed: "
-        + ", ".join(str(h) for h in range(1, cfg.d_model + 1) if cfg.d_model % h == 0)
-        + f"; got {cfg.heads}",
+        cfg.device in available,
+        f"device: {cfg.device!r} is not available on this machine; available: "
+        + ", ".join(available),
     )
-    _check(cfg.n_layers >= 1, f"n_layers: must be >= 1, got {cfg.n_layers}")
-    _check(cfg.train_min_len >= 1, f"train_min_len: must be >= 1, got {cfg.train_min_len}")
+
+
+def _check_ranges(cfg: Config) -> None:
+    for name, least, most in RANGES:
+        value, named = getattr(cfg, name), isinstance(least, str)
+        bound = getattr(cfg, least) if named else least
+        low = f"{least}={bound}" if named else bound
+        _check(value >= bound, f"{name}: must be >= {low}, got {value}")
+        _check(value <= most, f"{name}: must be <= {most}, got {value}")
+    for name in ("dropout", "lr", "weight_decay", "grad_clip", "stop_at_val_acc"):
+        _check(not math.isnan(getattr(cfg, name)), f"{name}: must be a number, got nan")
+    _check(0 <= cfg.dropout < 1, f"dropout: must be in [0, 1), got {cfg.dropout}")
+    _check(0 < cfg.lr < math.inf, f"lr: must be positive and finite, got {cfg.lr}")
     _check(
-        cfg.train_max_len >= cfg.train_min_len,
-        f"train_max_len: must be >= train_min_len={cfg.train_min_len}, got {cfg.train_max_len}",
+        0 <= cfg.weight_decay < math.inf,
+        f"weight_decay: must be >= 0 and finite, got {cfg.weight_decay}",
     )
+    _check(
+        cfg.grad_clip > 0,
+        f"grad_clip: must be positive (inf: no clipping), got {cfg.grad_clip}",
+    )
+
+
+def _check_between_fields(cfg: Config) -> None:
     _check(
         cfg.eval_max_len == 0 or cfg.eval_max_len >= cfg.train_max_len,
         f"eval_max_len: must be 0 (= 4 x train_max_len) or >= train_max_len="
         f"{cfg.train_max_len}, got {cfg.eval_max_len}",
     )
+    _check(
+        cfg.d_model % cfg.heads == 0,
+        f"heads: must divide d_model={cfg.d_model}; allowed: "
+        + ", ".join(map(str, _divisors(cfg.d_model)))
+        + f"; got {cfg.heads}",
+    )
+    _check(
+        cfg.t5_max_distance > cfg.t5_buckets // 2,
+        f"t5_max_distance: must be > t5_buckets/2 = {cfg.t5_buckets // 2} (shorter distances "
+        f"get exact buckets), got {cfg.t5_max_distance}",
+    )
+
+
+def _check_variant(cfg: Config) -> None:
+    """The architecture's and the encoding's own rules, then randomized positions."""
+    from attnstudy.archs import ARCHS
+    from attnstudy.positions import POSITIONS
+    from attnstudy.tasks import TASKS
+
+    ARCHS[cfg.arch].check_config(cfg)
+    POSITIONS[cfg.position].check_config(cfg)
     randomizable = [name for name, p in POSITIONS.items() if p.takes_position_ids]
     _check(
         not cfg.randomized or cfg.position in randomizable,
         f"randomized: needs a position encoding that takes position indices "
         f"({', '.join(randomizable)}), got position={cfg.position!r}",
     )
-    for name in ("steps", "batch_size", "val_every", "val_samples", "eval_samples"):
-        _check(getattr(cfg, name) >= 1, f"{name}: must be >= 1, got {getattr(cfg, name)}")
-    for name in ("warmup_steps", "patience", "max_random_position", "seed"):
-        _check(getattr(cfg, name) >= 0, f"{name}: must be >= 0, got {getattr(cfg, name)}")
-    _check(cfg.lr > 0, f"lr: must be positive, got {cfg.lr}")
-    _check(0 <= cfg.dropout < 1, f"dropout: must be in [0, 1), got {cfg.dropout}")
-    _check(
-        cfg.relative_clip >= 0,
-        f"relative_clip: must be 0 (= longest training distance) or >= 1, got {cfg.relative_clip}",
-    )
-    _check(cfg.t5_buckets >= 2, f"t5_buckets: must be >= 2, got {cfg.t5_buckets}")
+    if cfg.randomized and cfg.max_random_position:
+        n = cfg.resolved_eval_max_len
+        longest = ARCHS[cfg.arch].seq_len(TASKS[cfg.task](n), n)
+        _check(
+            cfg.max_random_position >= longest,
+            f"max_random_position: must be 0 (= 4 x the longest sequence) or >= the longest "
+            f"sequence, {longest} (arch={cfg.arch}, task={cfg.task}, length {n}), got "
+            f"{cfg.max_random_position}",
+        )
+
+
+def _divisors(n: int) -> list[int]:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted({*small, *(n // d for d in small)})

@@ -139,8 +139,12 @@ class SinusoidalPositions(PositionalEncoding):
 
 class LearnedPositions(PositionalEncoding):
     """A learnable table of absolute position vectors, one row per position any
-    evaluation will use. Rows past the longest trained position receive no gradient and
-    keep their initial values (claim C9)."""
+    evaluation will use, initialised N(0, 0.02²) as in BERT and GPT-2 (a unit-variance
+    table drowns the token embeddings; with randomized positions it learned copy at half
+    the speed). Rows past the longest trained position receive no gradient and keep their
+    initial values (claim C9)."""
+
+    init_std = 0.02
 
     name = "learned"
     family = "absolute"
@@ -149,6 +153,7 @@ class LearnedPositions(PositionalEncoding):
     def __init__(self, cfg, max_positions, trained_positions):
         super().__init__(cfg, max_positions, trained_positions)
         self.table = nn.Embedding(max_positions, cfg.d_model)
+        nn.init.normal_(self.table.weight, std=self.init_std)
 
     def embed(self, x, pos):
         return x + self.table(pos)

@@ -7,6 +7,7 @@ process each, interruptible), their supervisor, the progress display and `study 
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import optuna
@@ -55,6 +57,7 @@ from attnstudy.work_queue import (
 )
 
 MAX_RESTARTS = 10  # worker processes replaced after dying abnormally
+STOP_GRACE_S = 15  # after Ctrl-C, seconds a worker has to record its trial before SIGKILL
 
 
 @dataclass
@@ -78,9 +81,11 @@ class Worker:
                 where = f"{socket.gethostname()}:{os.getpid()}"
                 self.queue.storage.set_trial_user_attr(trial_id, WORKER, where)
                 self.queue.storage.set_trial_user_attr(trial_id, RUN_ID, mlrun.run_id)
+                hold(trial.number, "running")
                 start = time.perf_counter()
                 result = run(point.config, self._checked(mlrun.on_step))
                 summary = mlrun.log_result(result, time.perf_counter() - start)
+                hold(trial.number, "logged")
                 status, reason = "ok", None
             except Diverged as err:
                 status, reason = "diverged", str(err)
@@ -131,6 +136,27 @@ class Worker:
                 time.sleep(self.queue.stores.poll_s)
             else:
                 return
+
+
+HOLD = "ATTNSTUDY_TEST_HOLD"
+
+
+def hold(number: int, stage: str) -> None:
+    """Test-only (the chaos and Ctrl-C tests), inert unless $ATTNSTUDY_TEST_HOLD names a
+    folder: say that trial `number` reached `stage` by writing `<folder>/<number>.<stage>`
+    (this worker's pid), then wait until the test writes `<number>.<stage>.go`. The stages:
+    "running" (the trial is RUNNING with its MLflow run) and "logged" (its result is logged
+    but not yet recorded in Optuna), so a test knows a worker is inside a trial."""
+    folder = os.environ.get(HOLD)
+    if not folder:
+        return
+    mark = Path(folder, f"{number}.{stage}")
+    partial = mark.with_name(f"{mark.name}.partial")
+    partial.write_text(str(os.getpid()))
+    partial.rename(mark)  # the test never reads a half-written pid
+    while not Path(folder, f"{number}.{stage}.go").exists():
+        stop_point()
+        time.sleep(0.05)
 
 
 def _open_worker(spec: StudySpec, stores: Stores, parent_id: str, tags: dict) -> Worker:
@@ -198,6 +224,8 @@ def _worker_process(spec, stores, parent_id, tags, threads) -> None:
         _open_worker(spec, stores, parent_id, tags).work()
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:  # every trial is recorded: spare the exit's garbage collection of the whole
+        gc.freeze()  # heap (seconds on a busy machine; the launcher waits for it)
 
 
 def _supervise(spawn, workers: int) -> None:
@@ -221,7 +249,7 @@ def _stop_children() -> None:
     children = multiprocessing.active_children()
     for p in children:
         p.terminate()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + STOP_GRACE_S
     for p in children:
         p.join(timeout=max(0.0, deadline - time.monotonic()))
     for p in children:

@@ -244,8 +244,8 @@ def _parse(path: str, raw: Any) -> StudySpec:
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise fail(f"name: expected letters, digits, '_', '.' or '-', got {name!r}")
     seed = raw.get("sampler_seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise fail(f"sampler_seed: expected an integer >= 0, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise fail(f"sampler_seed: expected an integer in [0, 2**32), got {seed!r}")
     description = str(raw.get("description", ""))
     if "blocks" not in raw:
         grid = {k: raw[k] for k in (*GRID, "fixed") if k in raw}

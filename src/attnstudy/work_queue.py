@@ -50,6 +50,7 @@ BLOCK = "block"  # user attr: the blocks that declare the point, comma-separated
 SOLVABLE = "solvable"  # user attr: False if the point cannot solve its task by construction
 RESULTS = ("done", "diverged")  # point states that hold a result
 MAX_AUTO_RETRIES = 5  # kills of one point retried within a run; `study run` retries again
+MOST_GRACE_S = 86400  # a worker silent for a day is dead
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,10 @@ def make_stores(
     heartbeat_s: int = 5,
     grace_s: int = 20,
 ) -> Stores:
-    if heartbeat_s < 1 or grace_s <= heartbeat_s:
+    if heartbeat_s < 1 or grace_s <= heartbeat_s or grace_s > MOST_GRACE_S:
         raise ConfigError(
-            f"--heartbeat/--grace: need 1 <= heartbeat < grace (seconds), got {heartbeat_s} "
-            f"and {grace_s}"
+            f"--heartbeat/--grace: need 1 <= heartbeat < grace <= {MOST_GRACE_S} (seconds), got "
+            f"{heartbeat_s} and {grace_s}"
         )
     runs = Path(runs_dir).resolve()
     return Stores(

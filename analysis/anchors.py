@@ -143,7 +143,7 @@ def _ours(values: pd.Series) -> dict:
         return {"ours mean [95% CI]": "not run", "ours max": "–", "seeds": 0}
     low, high = bootstrap_ci(x)
     return {
-        "ours mean [95% CI]": fmt_ci(float(x.mean()), low, high),
+        "ours mean [95% CI]": fmt_ci(float(x.mean()), low, high, n=len(x)),
         "ours max": fmt(x.max()),
         "seeds": len(x),
     }

@@ -1,124 +1,150 @@
 """Figures of the report: tidy DataFrame in, matplotlib Figure out; no I/O, no pyplot state.
 
-Every positional encoding keeps one colour (seaborn's colour-blind palette) in every figure;
-randomized positions are dashed in their encoding's colour; the architectures without
-positional encodings (the RNN baselines) are drawn in black and grey. Each function returns
-None when its frame holds nothing it could draw.
+Colours, markers and axis labels come from ``analysis.figures_style``, panels and legends
+from ``analysis.figures_layout``; figures are faceted by task and architecture. Intervals
+resample seeds (``analysis.seeds``); a series with one seed is drawn without an interval and
+the legend says "n = 1, no interval". Each function returns None when its frame holds
+nothing it could draw.
 """
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from analysis.aggregate import accuracy_by_length, bootstrap_ci, mean_reciprocal_rank, ok_runs
-from attnstudy.positions import POSITIONS
-
-POSITION_ORDER = tuple(POSITIONS)  # registry order; a name the registry lacks comes last
-PALETTE = dict(
-    zip(POSITION_ORDER, sns.color_palette("colorblind", len(POSITION_ORDER)), strict=False)
+from analysis import figures_layout as layout
+from analysis.aggregate import mean_reciprocal_rank, ok_runs
+from analysis.figures_style import (
+    CI_ALPHA,
+    CURVE_TITLES,
+    LABELS,
+    PALETTE,
+    POSITION_SPLITS,
+    TITLES,
+    TRAINED,
+    look,
+    no_line,
+    no_marker,
+    style,
 )
-MARKERS = dict(zip(POSITION_ORDER, "os^DvPX*hp<>", strict=False))
-RNN_ARCHS = ("rnn", "rnn-attention")
-ARCH_ORDER = ("encoder", "decoder", "encoder-decoder", *RNN_ARCHS)
-ARCH_STYLES = {
-    "encoder": {"color": "0.55", "linestyle": ":", "marker": "v"},
-    "decoder": {"color": "0.55", "linestyle": "-", "marker": "^"},
-    "encoder-decoder": {"color": "0.55", "linestyle": "-.", "marker": "D"},
-    "rnn": {"color": "black", "linestyle": "-", "marker": "o"},
-    "rnn-attention": {"color": "black", "linestyle": "--", "marker": "s"},
-}
-RANDOMIZED = " (randomized)"
-TRAINED = "longest training length"
-MARKS = (TRAINED,)
-LABELS = {
-    "seq_acc": "exact match (fraction of sequences)",
-    "token_acc": "token accuracy (fraction of tokens)",
-    "id_seq_acc": "in-distribution exact match (fraction)",
-    "ood_seq_acc": "out-of-distribution exact match (fraction)",
-    "id_token_acc": "in-distribution token accuracy (fraction)",
-    "ood_token_acc": "out-of-distribution token accuracy (fraction)",
-    "length": "input length (tokens)",
-    "n_params": "parameters (count)",
-    "step_time_ms": "training step time (ms)",
-    "peak_mem_mb": "activation memory per step (MB)",
-    "train_loss": "training loss (nats per token)",
-    "val_seq_acc": "validation exact match (fraction)",
-    "step": "training step",
-    "target_pos": "target position (0 = first output token)",
-    "id_position": "relative target position (i + ½) / target length",
-    "ood_position": "target position (0 = first output token)",
-}
-POSITION_SPLITS = {"id": "training lengths", "ood": "longer than training"}
-POSITION_BINS = 8
-CURVE_TITLES = {"train_loss": "training loss", "val_seq_acc": "validation on training lengths"}
-TITLES = {"id_seq_acc": "training lengths", "ood_seq_acc": "longer than training"}
+from analysis.seeds import seed_means, seed_summary
+from analysis.variants import (
+    POSITION_NAMES,
+    RNN_ARCHS,
+    SCORE_NAMES,
+    ordered,
+    transformers,
+    variant_labels,
+    variant_order,
+)
+
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
-PANEL = (3.6, 2.8)  # inches per facet
-CI_ALPHA = 0.2
+HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap
+HEATMAP_COLUMN_IN = 0.55  # inches per cell of the score x encoding heatmap, its number fits
+MIN_HEATMAP_ROWS = 4  # a panel's height in rows at least, so its labels fit
+MAX_TICKS = 12  # length labels on a heatmap axis
+POSITION_BINS = 8  # relative-position bins of the per-position figure's training lengths
 
 
-def variant_labels(frame: pd.DataFrame) -> pd.Series:
-    """The name a run is drawn under: its positional encoding (marked when randomized), or
-    its architecture for the RNN baselines, which take no positional encoding."""
-    rnn = frame["arch"].isin(RNN_ARCHS)
-    randomized = frame["randomized"].fillna(False).astype(bool)
-    position = frame["position"].astype(str) + np.where(randomized, RANDOMIZED, "")
-    return pd.Series(np.where(rnn, frame["arch"], position), index=frame.index, name="variant")
+HUES: dict[str, tuple[Callable[[pd.DataFrame], pd.Series], Callable]] = {
+    "variant": (variant_labels, variant_order),
+    "score": (lambda frame: frame["score"].astype(str), lambda s: ordered(s, SCORE_NAMES)),
+}
 
 
-def style(label: str) -> dict:
-    """Colour, line style and marker of a variant label (see ``variant_labels``): each
-    encoding its own colour and marker, dashed when randomized."""
-    if label in ARCH_STYLES:
-        return dict(ARCH_STYLES[label])
-    base = label.removesuffix(RANDOMIZED)
-    dashed = label.endswith(RANDOMIZED)
-    marker = MARKERS.get(base, "o")
-    return {
-        "color": PALETTE.get(base, "0.3"),
-        "linestyle": "--" if dashed else "-",
-        "marker": marker,
-    }
-
-
-def variant_order(labels: Sequence[str]) -> list[str]:
-    """Encodings in POSITION_ORDER (each before its randomized form), then architectures."""
-    known = [*POSITION_ORDER, *ARCH_ORDER]
-
-    def key(label: str) -> tuple:
-        base = label.removesuffix(RANDOMIZED)
-        return (known.index(base) if base in known else len(known), label != base, label)
-
-    return sorted(set(labels), key=key)
-
-
-def accuracy_vs_length(lengths: pd.DataFrame, metric: str = "seq_acc") -> Figure | None:
-    """Mean accuracy by length, one line per encoding with a 95% bootstrap band over runs,
-    faceted task (rows) x architecture (columns), the longest training length marked."""
-    if lengths.empty:
+def accuracy_vs_length(
+    lengths: pd.DataFrame, metric: str = "seq_acc", hue: str = "variant"
+) -> Figure | None:
+    """Mean accuracy by length, one line per encoding (``hue="variant"``) or per score
+    function (``hue="score"``: transformers only, drawn when two or more score functions
+    ran) with a 95% bootstrap band over seeds,
+    one panel per task and architecture, the training lengths shaded."""
+    data = lengths if hue == "variant" else transformers(lengths)
+    if data.empty or (hue == "score" and data["score"].nunique() < 2):
         return None
-    data = lengths.assign(variant=variant_labels(lengths))
-    table = accuracy_by_length(data, ["task", "arch", "variant"])
-    tasks, archs = _levels(data, "task"), _levels(data, "arch", ARCH_ORDER)
-    fig, axes = _facets(len(tasks), len(archs))
-    for (task, arch), ax in _cells(tasks, archs, axes):
+    labels, _ = HUES[hue]
+    data = data.assign(**{hue: labels(data)})
+    table = seed_summary(data, ["task", "arch", hue, "length"], [metric])
+    panels = layout.pairs(data)
+    fig, axes = layout.wrapped(len(panels))
+    single = set()
+    for (task, arch), ax in zip(panels, axes, strict=True):
         cell = table[(table["task"] == task) & (table["arch"] == arch)]
-        if cell.empty:
-            _empty(ax, f"{task} · {arch}")
-            continue
-        _length_lines(ax, cell, metric)
-        _mark_trained(ax, data[(data["task"] == task) & (data["arch"] == arch)])
+        single |= _length_lines(ax, cell, metric, hue)
+        _mark_training(ax, data[(data["task"] == task) & (data["arch"] == arch)])
         ax.set(title=f"{task} · {arch}", xlabel=LABELS["length"], ylabel=LABELS[metric])
         ax.set_ylim(-0.03, 1.03)
-    _legend(fig, axes)
+    layout.legend(fig, axes, single)
     return fig
+
+
+def length_heatmap(lengths: pd.DataFrame, metric: str = "seq_acc") -> Figure | None:
+    """Mean ``metric`` over seeds at every length (columns) for every variant (rows: the
+    encoding, and the score function where it varies), one panel per task and architecture
+    (Delétang et al. 2023's view); a white line ends the training lengths."""
+    if lengths.empty:
+        return None
+    data = lengths.assign(row=_heatmap_rows(lengths))
+    means = seed_means(data, ["task", "arch", "row", "length"], [metric])
+    table = means.groupby(["task", "arch", "row", "length"], dropna=False)[metric].mean()
+    panels = layout.pairs(data)
+    rows = [table.loc[p].index.get_level_values("row").nunique() for p in panels]
+    heights = [max(n, MIN_HEATMAP_ROWS) for n in rows]
+    fig = Figure(
+        figsize=(9.0, HEATMAP_ROW * sum(heights) + 1.1 * len(panels) + 0.4),
+        layout="constrained",
+    )
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, height_ratios=heights, squeeze=False)[:, 0])
+    for (task, arch), ax in zip(panels, axes, strict=True):
+        grid = table.loc[(task, arch)].unstack("length")
+        grid = grid.loc[_row_order(grid.index)]
+        sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=False)
+        _heatmap_ticks(ax, grid)
+        seen = data.loc[(data["task"] == task) & (data["arch"] == arch) & data["in_distribution"]]
+        if not seen.empty:
+            ax.axvline(list(grid.columns).index(seen["length"].max()) + 1, color="white", lw=2)
+        ax.set(title=f"{task} · {arch}", ylabel="variant")
+        ax.set_xlabel(LABELS["length"])
+    fig.colorbar(axes[0].collections[0], ax=axes.tolist(), label=LABELS[metric], shrink=0.9)
+    return fig
+
+
+def _heatmap_rows(frame: pd.DataFrame) -> pd.Series:
+    """A heatmap row per variant label, joined with the score function where scores vary."""
+    labels = variant_labels(frame)
+    if transformers(frame)["score"].nunique() < 2:
+        return labels
+    with_score = labels + " · " + frame["score"].astype(str)
+    return with_score.where(~frame["arch"].isin(RNN_ARCHS), labels)
+
+
+def _row_order(rows: Iterable[str]) -> list[str]:
+    """Heatmap rows by variant (``variant_order``), then by score function."""
+    rows = list(rows)
+    variants = variant_order({r.partition(" · ")[0] for r in rows})
+    scores = ordered({r.partition(" · ")[2] for r in rows}, SCORE_NAMES)
+
+    def key(row: str) -> tuple[int, int]:
+        variant, _, score = row.partition(" · ")
+        return variants.index(variant), scores.index(score)
+
+    return sorted(rows, key=key)
+
+
+def _heatmap_ticks(ax, grid: pd.DataFrame) -> None:
+    """At most about MAX_TICKS length labels at round lengths, centred on their columns;
+    every row labelled."""
+    columns = list(grid.columns)
+    rounds = MaxNLocator(nbins=MAX_TICKS, integer=True, steps=[1, 2, 5, 10])
+    shown = [c for c in rounds.tick_values(min(columns), max(columns)) if c in columns]
+    ax.set_xticks([columns.index(c) + 0.5 for c in shown], [f"{c:g}" for c in shown])
+    ax.tick_params(axis="x", labelrotation=0)
+    ax.set_yticks(np.arange(len(grid.index)) + 0.5, list(grid.index), fontsize=8, rotation=0)
 
 
 def architectures_vs_length(lengths: pd.DataFrame) -> Figure | None:
@@ -126,177 +152,155 @@ def architectures_vs_length(lengths: pd.DataFrame) -> Figure | None:
     one panel per task; drawn only when the study has an RNN baseline."""
     if lengths.empty or not lengths["arch"].isin(RNN_ARCHS).any():
         return None
-    table = accuracy_by_length(lengths.assign(variant=lengths["arch"]), ["task", "variant"])
-    tasks = _levels(lengths, "task")
-    fig, axes = _facets(1, len(tasks))
-    for task, ax in zip(tasks, axes[0], strict=True):
-        _length_lines(ax, table[table["task"] == task], "seq_acc")
-        _mark_trained(ax, lengths[lengths["task"] == task])
+    data = lengths.assign(variant=lengths["arch"])
+    table = seed_summary(data, ["task", "variant", "length"], ["seq_acc"])
+    tasks = layout.levels(lengths, "task")
+    fig, axes = layout.wrapped(len(tasks))
+    single = set()
+    for task, ax in zip(tasks, axes, strict=True):
+        single |= _length_lines(ax, table[table["task"] == task], "seq_acc", "variant")
+        _mark_training(ax, lengths[lengths["task"] == task])
         ax.set(title=task, xlabel=LABELS["length"], ylabel=LABELS["seq_acc"], ylim=(-0.03, 1.03))
-    _legend(fig, axes)
+    layout.legend(fig, axes, single)
     return fig
 
 
 def score_position_heatmap(runs: pd.DataFrame, metric: str = "ood_seq_acc") -> Figure | None:
     """Mean ``metric`` over ok runs for each score function x positional encoding, one
-    heatmap per task (rows) x transformer architecture (columns), one 0..1 colour scale."""
-    ok = _transformers(ok_runs(runs, metric))
+    heatmap per task and transformer architecture, one 0..1 colour scale."""
+    ok = transformers(ok_runs(runs, metric))
     if ok.empty:
         return None
-    tasks, archs = _levels(ok, "task"), _levels(ok, "arch", ARCH_ORDER)
-    fig, axes = _facets(len(tasks), len(archs), panel=(4.2, 3.2))
-    for (task, arch), ax in _cells(tasks, archs, axes):
+    panels = layout.pairs(ok)
+    width = max(3.6, HEATMAP_COLUMN_IN * ok["position"].nunique() + 1.4)
+    fig, axes = layout.wrapped(len(panels), panel=(width, 3.2))
+    for (task, arch), ax in zip(panels, axes, strict=True):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch)]
-        if cell.empty:
-            _empty(ax, f"{task} · {arch}")
-            continue
         table = cell.pivot_table(index="score", columns="position", values=metric, aggfunc="mean")
-        table = table[_levels(cell, "position", POSITION_ORDER)]
+        table = table.loc[ordered(table.index, SCORE_NAMES), ordered(table.columns, POSITION_NAMES)]
         sns.heatmap(table, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", cbar=False)
         ax.set(title=f"{task} · {arch}", xlabel="positional encoding", ylabel="score function")
-    mesh = next(ax.collections[0] for ax in axes.ravel() if ax.collections)
-    fig.colorbar(mesh, ax=axes.ravel().tolist(), label=LABELS[metric])
+        ax.tick_params(axis="x", labelrotation=90)
+    fig.colorbar(axes[0].collections[0], ax=list(axes), label=LABELS[metric])
     return fig
 
 
 def heads_effect(runs: pd.DataFrame) -> Figure | None:
-    """Exact match against the number of heads, one row per task and width (d_model) run
-    with two or more head counts; mean and 95% bootstrap CI over runs per encoding."""
-    ok = _transformers(ok_runs(runs))
-    rows = [k for k, g in ok.groupby(["task", "d_model"]) if g["heads"].nunique() > 1]
+    """Exact match against the number of heads, one row per task, architecture and width
+    (d_model) run with two or more head counts; mean and 95% CI over seeds per encoding."""
+    ok = transformers(ok_runs(runs))
+    groups = ["task", "arch", "d_model"]
+    rows = [k for k, g in ok.groupby(groups) if g["heads"].nunique() > 1]
     if not rows:
         return None
     metrics = ("id_seq_acc", "ood_seq_acc")
-    fig, axes = _facets(len(rows), len(metrics))
-    for ((task, width), metric), ax in _cells(rows, metrics, axes):
-        cell = ok[(ok["task"] == task) & (ok["d_model"] == width)]
-        _dodged(ax, cell, "heads", sorted(cell["heads"].unique()), metric)
-        ax.set(title=f"{task} · d_model {width} · {TITLES[metric]}")
+    fig, axes = layout.facets(len(rows), len(metrics))
+    single = set()
+    for ((task, arch, width), metric), ax in layout.cells(rows, metrics, axes):
+        cell = ok[(ok["task"] == task) & (ok["arch"] == arch) & (ok["d_model"] == width)]
+        single |= _dodged(ax, cell, "heads", sorted(cell["heads"].unique()), metric)
+        layout.panel_title(ax, f"{task} · {arch} · d_model {width}", TITLES[metric])
         ax.set_xlabel("attention heads (count, width fixed)")
-    _legend(fig, axes)
+    layout.legend(fig, axes, single)
     return fig
 
 
 def architecture_effect(runs: pd.DataFrame) -> Figure | None:
-    """Exact match per architecture and encoding (mean and 95% CI over runs); drawn only
-    when the study has two or more architectures."""
+    """Exact match per architecture and encoding (mean and 95% CI over seeds), one row per
+    task; drawn only when the study has two or more architectures."""
     ok = ok_runs(runs)
-    archs = _levels(ok, "arch", ARCH_ORDER)
-    if len(archs) < 2:
+    if ok["arch"].nunique() < 2:
         return None
-    metrics = ("id_seq_acc", "ood_seq_acc")
-    fig, axes = _facets(1, len(metrics), panel=(5.0, 3.0))
-    for metric, ax in zip(metrics, axes[0], strict=True):
-        _dodged(ax, ok, "arch", archs, metric)
-        ax.set(title=TITLES[metric], xlabel="architecture")
-    _legend(fig, axes)
+    tasks, metrics = layout.levels(ok, "task"), ("id_seq_acc", "ood_seq_acc")
+    fig, axes = layout.facets(len(tasks), len(metrics))
+    single = set()
+    for (task, metric), ax in layout.cells(tasks, metrics, axes):
+        cell = ok[ok["task"] == task]
+        single |= _dodged(ax, cell, "arch", layout.levels(cell, "arch"), metric)
+        layout.panel_title(ax, task, TITLES[metric])
+        ax.set_xlabel("architecture")
+    layout.legend(fig, axes, single)
     return fig
 
 
 def training_curves(curves: pd.DataFrame) -> Figure | None:
     """Training loss and in-distribution validation exact match against the step, mean over
-    runs per encoding, one row per task."""
+    runs per encoding, one row per task and architecture."""
     metrics = [m for m in ("train_loss", "val_seq_acc") if (curves["metric"] == m).any()]
     if curves.empty or not metrics:
         return None
     data = curves.assign(variant=variant_labels(curves))
-    tasks = _levels(data, "task")
-    fig, axes = _facets(len(tasks), len(metrics), panel=(4.6, 2.8))
-    for (task, metric), ax in _cells(tasks, metrics, axes):
-        cell = data[(data["task"] == task) & (data["metric"] == metric)]
+    panels = layout.pairs(data)
+    fig, axes = layout.facets(len(panels), len(metrics))
+    for ((task, arch), metric), ax in layout.cells(panels, metrics, axes):
+        cell = data[(data["task"] == task) & (data["arch"] == arch) & (data["metric"] == metric)]
         means = cell.groupby(["variant", "step"])["value"].mean()
         for label in variant_order(cell["variant"]):
             line = means.loc[label]
-            ax.plot(line.index, line.to_numpy(), label=label, **_no_marker(style(label)))
-        ax.set(title=f"{task} · {CURVE_TITLES[metric]}", xlabel=LABELS["step"])
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.plot(line.index, line.to_numpy(), label=label, **no_marker(style(label)))
+        layout.panel_title(ax, f"{task} · {arch}", CURVE_TITLES[metric])
+        ax.set_xlabel(LABELS["step"])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         ax.set_ylabel(LABELS[metric])
         if metric == "train_loss":
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(PLAIN)
-            ax.yaxis.set_minor_formatter(PLAIN)
+            _log_axis(ax)
         else:
             ax.set_ylim(-0.03, 1.03)
-    _legend(fig, axes)
+    layout.legend(fig, axes)
     return fig
+
+
+def _log_axis(ax) -> None:
+    """A log y axis labelled at 1, 2 and 5 times powers of ten, without minor labels."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(PLAIN)
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def cost_figure(runs: pd.DataFrame) -> Figure | None:
     """Parameters, step time and activation memory per score function and encoding (mean
-    and 95% CI over runs), from the runs that finished."""
+    and 95% CI over seeds), from the runs that finished; one row per task and architecture."""
     ok = ok_runs(runs)
     metrics = [m for m in ("n_params", "step_time_ms", "peak_mem_mb") if ok[m].notna().any()]
     if ok.empty or not metrics:
         return None
-    scores = _levels(ok, "score")
-    fig, axes = _facets(1, len(metrics), panel=(4.4, 3.2))
-    for metric, ax in zip(metrics, axes[0], strict=True):
-        _dodged(ax, ok, "score", scores, metric)
-        ax.set(title=LABELS[metric].split(" (")[0], xlabel="score function")
-        ax.tick_params(axis="x", labelrotation=30)
+    panels = layout.pairs(ok)
+    fig, axes = layout.facets(len(panels), len(metrics), panel=(3.0, 2.8))
+    single = set()
+    for ((task, arch), metric), ax in layout.cells(panels, metrics, axes):
+        cell = ok[(ok["task"] == task) & (ok["arch"] == arch)]
+        single |= _dodged(ax, cell, "score", layout.levels(cell, "score"), metric)
+        layout.panel_title(ax, f"{task} · {arch}", LABELS[metric].split(" (")[0])
+        ax.set_xlabel("score function")
         ax.set_ylim(bottom=0)
-    _legend(fig, axes)
+    layout.legend(fig, axes, single)
     return fig
-
-
-def attention_heads(examples: dict[str, dict[str, np.ndarray]]) -> Figure | None:
-    """Attention weights per head in the last layer of each example (title -> the
-    ``attention.npz`` arrays ``layer{i}_{kind}``: (H, Tq, Tk)); one block per title with a
-    row per kind (self, cross) and a column per head."""
-    blocks = {title: _last(maps) for title, maps in examples.items() if _last(maps)}
-    if not blocks:
-        return None
-    cols = max(examples[t][k].shape[0] for t, keys in blocks.items() for k in keys)
-    heights = [len(keys) for keys in blocks.values()]
-    fig = Figure(
-        figsize=(max(2.4 * cols + 1.5, 7.0), 2.7 * sum(heights) + 0.7 * len(blocks)),
-        layout="constrained",
-    )
-    subfigs = np.atleast_1d(fig.subfigures(len(blocks), 1, height_ratios=heights))
-    for sub, (title, keys) in zip(subfigs, blocks.items(), strict=True):
-        _attention_block(sub, title, {k: examples[title][k] for k in keys}, cols)
-    return fig
-
-
-def _attention_block(sub, title: str, maps: dict[str, np.ndarray], cols: int) -> None:
-    axes = sub.subplots(len(maps), cols, squeeze=False)
-    for (key, weights), row in zip(maps.items(), axes, strict=True):
-        for head, ax in enumerate(row):
-            if head >= weights.shape[0]:
-                ax.set_axis_off()
-                continue
-            image = ax.imshow(weights[head], vmin=0, vmax=1, cmap="viridis")
-            ax.set_title(f"{key} · head {head + 1}", fontsize=9)
-            ax.set_xlabel("key position (token)", fontsize=8)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        row[0].set_ylabel("query position (token)", fontsize=8)
-    lines = [line for part in title.split("\n") for line in textwrap.wrap(part, 80)]
-    sub.suptitle("\n".join(lines), fontsize=10)
-    sub.colorbar(image, ax=axes.ravel().tolist(), label="attention weight (fraction)")
 
 
 def per_position_accuracy(positions: pd.DataFrame) -> Figure | None:
     """Token accuracy by target position, mean over runs per encoding, the RNN baselines
-    beside the transformers; one row per task. Training lengths (left): by relative position
-    (i + ½)/T (T target tokens), within each length and then averaged over lengths, so long lengths
-    do not stand for late positions alone. Longer lengths (right): by absolute position."""
+    beside the transformers; one row per task and architecture. Training lengths (left): by
+    relative position (i + ½)/T (T target tokens), within each length and then averaged over
+    lengths, so long lengths do not stand for late positions alone. Longer lengths (right):
+    by absolute position."""
     if positions.empty:
         return None
     data = positions.assign(variant=variant_labels(positions))
-    tasks, splits = _levels(data, "task"), [s for s in ("id", "ood") if (data["split"] == s).any()]
-    fig, axes = _facets(len(tasks), len(splits), panel=(4.6, 2.8))
-    for (task, split), ax in _cells(tasks, splits, axes):
-        cell = data[(data["task"] == task) & (data["split"] == split)]
+    panels, splits = layout.pairs(data), [s for s in ("id", "ood") if (data["split"] == s).any()]
+    fig, axes = layout.facets(len(panels), len(splits))
+    for ((task, arch), split), ax in layout.cells(panels, splits, axes):
+        cell = data[(data["task"] == task) & (data["arch"] == arch) & (data["split"] == split)]
         means = _relative_positions(cell) if split == "id" else _absolute_positions(cell)
         for label in variant_order(cell["variant"]):
             line = means.loc[label]
             ax.plot(line.index, line.to_numpy(), label=label, markersize=3, **style(label))
-        ax.set(title=f"{task} · {POSITION_SPLITS[split]}", xlabel=LABELS[f"{split}_position"])
+        layout.panel_title(ax, f"{task} · {arch}", POSITION_SPLITS[split])
+        ax.set_xlabel(LABELS[f"{split}_position"])
         if split == "ood":
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(ylabel=LABELS["token_acc"], ylim=(-0.03, 1.03))
-    _legend(fig, axes)
+    layout.legend(fig, axes)
     return fig
 
 
@@ -321,119 +325,71 @@ def mrr_ranking(runs: pd.DataFrame, metric: str = "ood_seq_acc") -> Figure | Non
     score functions of the transformer runs, ranked within each task and architecture;
     plain and randomized positions ranked apart (one row each). None unless there are two
     or more tasks or architectures to rank across."""
-    ok = _transformers(ok_runs(runs, metric))
+    ok = transformers(ok_runs(runs, metric))
     if ok.empty or max(ok["task"].nunique(), ok["arch"].nunique()) < 2:
         return None
     axes_names = [a for a in ("position", "score") if ok[a].nunique() > 1] or ["position"]
     kinds = {False: "plain positions", True: "randomized positions"}
     rows = [r for r in kinds if (ok["randomized"].astype(bool) == r).any()]
-    fig, axes = _facets(len(rows), len(axes_names), panel=(4.4, 3.0))
-    for (randomized, axis), ax in _cells(rows, axes_names, axes):
+    fig, axes = layout.facets(len(rows), len(axes_names), panel=(4.4, 3.0))
+    for (randomized, axis), ax in layout.cells(rows, axes_names, axes):
         group = ok[ok["randomized"].astype(bool) == randomized]
         table = mean_reciprocal_rank(group, axis=axis, metric=metric, fixed=("arch",))
         colors = [PALETTE.get(v, "0.5") if axis == "position" else "0.5" for v in table[axis]]
         ax.barh(table[axis].astype(str), table["mrr"], color=colors)
         ax.invert_yaxis()
         ax.bar_label(ax.containers[0], fmt="%.2f", padding=2)
-        ax.set(xlim=(0, 1.15), xlabel="mean reciprocal rank (1 = best in every task)")
+        ax.set(xlim=(0, 1.15), xlabel="mean reciprocal rank (1 = best in every cell)")
         ax.set(ylabel="positional encoding" if axis == "position" else "score function")
-        strata = table["n_strata"].max()
-        ax.set_title(f"{kinds[randomized]}: {metric} over {strata} task × architecture cells")
+        cells = f"{metric} over {table['n_strata'].max()} task × architecture cells"
+        layout.panel_title(ax, kinds[randomized], cells)
     return fig
 
 
-def _length_lines(ax, table: pd.DataFrame, metric: str) -> None:
-    for label in variant_order(table["variant"]):
-        g = table[table["variant"] == label].sort_values("length")
-        look = style(label)
-        ax.plot(g["length"], g[f"{metric}_mean"], label=label, markersize=3, **look)
-        low, high = g[f"{metric}_ci_low"], g[f"{metric}_ci_high"]
-        ax.fill_between(g["length"], low, high, color=look["color"], alpha=CI_ALPHA, linewidth=0)
+def _length_lines(ax, table: pd.DataFrame, metric: str, hue: str) -> set[str]:
+    """A line per ``hue`` label with its band over seeds; returns the labels with one seed,
+    drawn without a band."""
+    single = set()
+    for label in HUES[hue][1](table[hue]):
+        g = table[table[hue] == label].sort_values("length")
+        drawn = look(label)
+        ax.plot(g["length"], g[f"{metric}_mean"], label=label, markersize=3, **drawn)
+        if g[f"{metric}_n"].max() < 2:
+            single.add(label)
+            continue
+        low, high = g[f"{metric}_low"], g[f"{metric}_high"]
+        ax.fill_between(g["length"], low, high, color=drawn["color"], alpha=CI_ALPHA, linewidth=0)
+    return single
 
 
-def _mark_trained(ax, lengths: pd.DataFrame) -> None:
-    """A vertical line at the longest training length of the runs drawn in ``ax``."""
-    trained = lengths["train_max_len"].max()
-    ax.axvline(trained, color="0.2", linewidth=1, linestyle=":", label=TRAINED)
+def _mark_training(ax, lengths: pd.DataFrame) -> None:
+    """Shade the training lengths of the runs drawn in ``ax``."""
+    seen = lengths.loc[lengths["in_distribution"].astype(bool), "length"]
+    if not seen.empty:
+        span = (seen.min() - 0.5, seen.max() + 0.5)
+        ax.axvspan(*span, color="0.88", linewidth=0, zorder=0, label=TRAINED)
 
 
-def _dodged(ax, frame: pd.DataFrame, x: str, levels: Sequence, metric: str) -> None:
-    """Mean and 95% bootstrap CI of ``metric`` per level of ``x`` and variant, side by side."""
-    data = frame.assign(variant=variant_labels(frame))
-    labels = variant_order(data["variant"])
-    width = 0.8 / max(len(labels), 1)
+def _dodged(ax, frame: pd.DataFrame, x: str, levels: Sequence, metric: str) -> set[str]:
+    """Mean and 95% CI over seeds of ``metric`` per level of ``x`` and variant, side by
+    side; returns the variants with one seed somewhere, drawn without an interval there."""
+    table = seed_summary(frame.assign(variant=variant_labels(frame)), [x, "variant"], [metric])
+    labels = variant_order(table["variant"])
+    width, single = 0.8 / max(len(labels), 1), set()
     for i, label in enumerate(labels):
-        rows = data[data["variant"] == label]
-        points = [_mean_ci(rows.loc[rows[x] == level, metric]) for level in levels]
-        offset = (i - (len(labels) - 1) / 2) * width
-        mean, low, high = (np.array(v, dtype=float) for v in zip(*points, strict=True))
-        xs = np.arange(len(levels)) + offset
-        look = _no_line(style(label))
-        ax.errorbar(xs, mean, yerr=[mean - low, high - mean], label=label, capsize=2, **look)
+        rows = table[table["variant"] == label].set_index(x).reindex(levels)
+        mean, low, high = (rows[f"{metric}_{s}"].to_numpy(float) for s in ("mean", "low", "high"))
+        n = rows[f"{metric}_n"].fillna(0).to_numpy()
+        xs = np.arange(len(levels)) + (i - (len(labels) - 1) / 2) * width
+        drawn = no_line(style(label))
+        ax.plot(xs, mean, label=label, **drawn)
+        wide = n >= 2
+        yerr = [mean[wide] - low[wide], high[wide] - mean[wide]]
+        ax.errorbar(xs[wide], mean[wide], yerr=yerr, fmt="none", ecolor=drawn["color"], capsize=2)
+        if (n == 1).any():
+            single.add(label)
     ax.set_xticks(range(len(levels)), [str(v) for v in levels])
     ax.set_ylabel(LABELS.get(metric, metric))
     if metric.endswith("_acc"):
         ax.set_ylim(-0.03, 1.03)
-
-
-def _mean_ci(values: pd.Series) -> tuple[float, float, float]:
-    if values.dropna().empty:
-        return np.nan, np.nan, np.nan
-    low, high = bootstrap_ci(values)
-    return float(values.mean()), low, high
-
-
-def _transformers(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[~runs["arch"].isin(RNN_ARCHS)]
-
-
-def _levels(frame: pd.DataFrame, column: str, order: Sequence = ()) -> list:
-    present = set(frame[column].dropna())
-    return [v for v in order if v in present] + sorted(present - set(order))
-
-
-def _facets(rows: int, cols: int, panel: tuple[float, float] = PANEL):
-    fig = Figure(figsize=(panel[0] * cols + 2.0, panel[1] * rows + 0.4), layout="constrained")
-    return fig, np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
-
-
-def _cells(row_levels: Sequence, col_levels: Sequence, axes: np.ndarray):
-    for i, row in enumerate(row_levels):
-        for j, col in enumerate(col_levels):
-            yield (row, col), axes[i][j]
-
-
-def _empty(ax, title: str) -> None:
-    ax.set_title(title)
-    ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-    ax.set_axis_off()
-
-
-def _legend(fig: Figure, axes: np.ndarray) -> None:
-    """One legend for the figure, outside the panels: each label once, variants in
-    ``variant_order``, then marks such as the training length."""
-    handles: dict[str, object] = {}
-    for ax in axes.ravel():
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
-    marks = [label for label in handles if label in MARKS]
-    order = variant_order([label for label in handles if label not in MARKS]) + marks
-    if order:
-        fig.legend([handles[k] for k in order], order, loc="outside right upper", fontsize=8)
-
-
-def _last(maps: dict[str, np.ndarray]) -> list[str]:
-    """Keys of the last layer's maps (self before cross)."""
-    keys = [k for k in maps if k.startswith("layer") and maps[k].ndim == 3]
-    if not keys:
-        return []
-    last = max(int(k.removeprefix("layer").split("_")[0]) for k in keys)
-    return sorted(k for k in keys if k.startswith(f"layer{last}_"))[::-1]
-
-
-def _no_marker(look: dict) -> dict:
-    return {k: v for k, v in look.items() if k != "marker"}
-
-
-def _no_line(look: dict) -> dict:
-    return {**look, "linestyle": "none"}
+    return single

@@ -1,34 +1,54 @@
 """The report writer: one study's MLflow runs -> ``reports/<study>/report.html`` (self-contained:
-figures embedded as base64 PNG, no scripts, no external resources) and ``report.pdf``, both
-logged as artifacts of the study's parent run, with the tidy frames saved beside them as CSV.
+figures embedded as base64 PNG, no scripts, no external resources), ``report.pdf`` (the same
+HTML typeset by WeasyPrint through its print stylesheet) and every table as CSV under
+``tables/`` beside them, with the tidy frames; both reports are logged as artifacts of the
+study's parent run.
+
+The report answers first: the question, the headline figure, one table per axis and the
+claims' verdicts; the figures, the claims' evidence, the comparisons and the methods follow;
+the long tables close it, in an appendix.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import textwrap
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
+import pandas as pd
+import weasyprint
 from mlflow.tracking import MlflowClient
 
-from analysis import anchors, plots, tables
-from analysis.aggregate import METHODS_TEXT, ok_runs
+from analysis import anchors, tables
+from analysis.aggregate import METHODS_TEXT
 from analysis.claims import DECISION_RULE, Verdict, evaluate_claims, holm_family
-from analysis.load import Study, load_attention, load_study, save_frames
+from analysis.effects import ALPHA, COMPETENT_ID_ACC, MIN_SEEDS
+from analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
+from analysis.load import Study, load_study, save_frames
+from analysis.seeds import SEED_CI_TEXT
+from analysis.tables import Table
 
 TEMPLATES = Path(__file__).with_name("templates")
 MLFLOW_UI = "http://127.0.0.1:5000"
-PNG_DPI = 110
-ROWS_PER_PAGE = 24
-CLAIMS_PER_PAGE = 3
-PDF_SUMMARY_COLUMNS = ("seeds", "diverged", "ID exact match", "OOD exact match", "OOD token acc.")
+SECTIONS = {  # anchor: (number, title), in the order of the report
+    "question": ("1.", "The question"),
+    "headline": ("2.", "Exact match against length"),
+    "by-axis": ("3.", "Results by axis"),
+    "claims": ("4.", "Claims: verdicts"),
+    "completeness": ("5.", "Completeness"),
+    "figures": ("6.", "Figures"),
+    "evidence": ("7.", "Claims: rules and evidence"),
+    "compare": ("8.", "How this compares"),
+    "methods": ("9.", "Methods"),
+    "appendix": ("Appendix.", "Long tables"),
+    "appendix-configurations": ("A.", "Summary per configuration"),
+    "appendix-cost": ("B.", "Cost"),
+    "appendix-statistics": ("C.", "Pairwise statistics"),
+    "appendix-runs": ("D.", "Runs"),
+}
 SELECTION_RULE = (
     "Model selection uses in-distribution data only: every val_every steps the model is "
     "validated on fresh examples of the training lengths (train_min_len..train_max_len, a "
@@ -38,205 +58,118 @@ SELECTION_RULE = (
     "examples of every length 1..eval_max_len drawn from one fixed test seed, the same "
     "examples for every variant (so comparisons can be paired)."
 )
+NUMERIC = re.compile(r"^[-+−–]?[\d.,]+( \[|$| \(n = 1\)$)|^–$")  # cells aligned right
 VERDICT_CLASS = {"supported": "ok", "refuted": "bad", "mixed": "mid", "inconclusive": "none"}
-
-
-@dataclass(frozen=True)
-class FigureSpec:
-    key: str  # anchor id; the claims refer to figures by it
-    title: str
-    caption: str
-    make: Callable[[Study], Figure | None]
-
-
-@dataclass(frozen=True)
-class ReportFigure:
-    key: str
-    number: int
-    title: str
-    caption: str
-    figure: Figure
-    src: str  # data: URI of the PNG
+AXIS_PHRASES = {
+    "position": "the positional encoding",
+    "score": "the score function",
+    "heads": "the number of heads",
+    "arch": "the architecture",
+}
+CLAIMS_IN_SHORT = (
+    "One primary effect E = A − B per claim, with its 95% interval over seeds: supported or "
+    f"refuted when p (Holm) < {ALPHA} with the claimed or the other sign, mixed otherwise, "
+    f"inconclusive without a configuration of {MIN_SEEDS} seeds on both sides; "
+    "out-of-distribution comparisons keep only runs with in-distribution exact match "
+    f"≥ {COMPETENT_ID_ACC} on both sides."
+)
+CLAIM_COLUMNS = {  # claims.csv: column -> key of the claim row, in the claim table's order
+    "claim": "claim",
+    "statement": "text",
+    "verdict": "verdict",
+    "reason": "note",
+    "primary metric": "metric",
+    "effect A − B [95% CI]": "effect",
+    "p": "p",
+    "p (Holm)": "p_holm",
+    "seeds per side": "seeds",
+    "runs kept": "kept",
+    "runs excluded": "excluded",
+    "exclusions": "exclusions",
+    "rule": "rule",
+    "secondary evidence": "evidence",
+    "figure": "figure_label",
+}
 
 
 def build_report(
     study: str, out_dir: Path | str | None = None, tracking_uri: str | None = None
 ) -> tuple[Path, Path]:
-    """Write report.html, report.pdf and the tidy CSVs into ``out_dir`` (default
-    reports/<study>), log both reports to the study's parent run; return their paths.
-    Raises ``analysis.load.StudyError`` when the study has no trial runs."""
+    """Write report.html, report.pdf, tables/*.csv and the tidy CSVs into ``out_dir``
+    (default reports/<study>), log the reports and tables to the study's parent run; return
+    the reports' paths. Raises ``analysis.load.StudyError`` when the study has no trial runs."""
     data = load_study(study, tracking_uri)
     out = Path(out_dir) if out_dir is not None else Path("reports") / study
     save_frames(data, out)
     figures = make_figures(data)
     verdicts = evaluate_claims(data.runs, data.lengths, data.positions)
     context = report_context(data, figures, verdicts)
+    write_tables(out, report_tables(context))
     html_path, pdf_path = out / "report.html", out / "report.pdf"
     html_path.write_text(render_html(context), encoding="utf-8")
-    write_pdf(pdf_path, context, figures)
-    log_report(data, [html_path, pdf_path])
+    write_pdf(html_path, pdf_path)
+    log_report(data, [html_path, pdf_path], out / "tables")
     return html_path, pdf_path
 
 
-CI = "Bands and bars: 95% percentile-bootstrap CI of the mean over runs (seeds)."
-FIGURES = (  # every figure the report can hold, in order; each is left out without data
-    FigureSpec(
-        "acc_vs_length",
-        "Exact match by input length",
-        "Mean exact match over runs at every evaluated length, one line per "
-        "positional encoding (averaged over score functions and head counts), per "
-        "task (rows) and architecture (columns); dotted line: the longest training "
-        f"length. {CI}",
-        lambda s: plots.accuracy_vs_length(s.lengths),
-    ),
-    FigureSpec(
-        "token_acc_vs_length",
-        "Token accuracy by input length",
-        f"As the figure above, for per-token accuracy. {CI}",
-        lambda s: plots.accuracy_vs_length(s.lengths, "token_acc"),
-    ),
-    FigureSpec(
-        "heatmap_score_position",
-        "Score function × positional encoding",
-        "Mean out-of-distribution exact match (lengths beyond training) over runs "
-        "for each score function and positional encoding; one panel per task and "
-        "transformer architecture.",
-        lambda s: plots.score_position_heatmap(s.runs),
-    ),
-    FigureSpec(
-        "heads",
-        "Number of heads at fixed width",
-        f"In- and out-of-distribution exact match against the number of heads, one row per "
-        f"task and model width (d_model fixed within a row), per positional encoding. {CI}",
-        lambda s: plots.heads_effect(s.runs),
-    ),
-    FigureSpec(
-        "arch",
-        "Architecture",
-        f"Exact match per architecture and encoding. {CI}",
-        lambda s: plots.architecture_effect(s.runs),
-    ),
-    FigureSpec(
-        "rnn",
-        "RNN baselines beside the transformers",
-        f"Exact match by length per architecture (transformer variants averaged). {CI}",
-        lambda s: plots.architectures_vs_length(s.lengths),
-    ),
-    FigureSpec(
-        "per_position",
-        "Accuracy by target position (claim C1)",
-        "Token accuracy by output position, mean over runs; RNN baselines in black and grey. "
-        "Left, training lengths: by relative position (i + ½)/T in eighths (T target "
-        "tokens), averaged within "
-        "each length first and then over lengths (the comparison claim C1 makes). Right, "
-        "longer lengths: by absolute position, averaged over the lengths that reach it.",
-        lambda s: plots.per_position_accuracy(s.positions),
-    ),
-    FigureSpec(
-        "training_curves",
-        "Training curves",
-        "Training loss (log scale) and in-distribution validation exact match "
-        "against the training step, mean over runs per encoding.",
-        lambda s: plots.training_curves(s.curves),
-    ),
-    FigureSpec(
-        "cost",
-        "Cost",
-        f"Parameters, time per training step and activation memory "
-        f"of one training step (tensors saved for backward) per score function and "
-        f"encoding. {CI}",
-        lambda s: plots.cost_figure(s.runs),
-    ),
-    FigureSpec(
-        "attention_maps",
-        "Attention maps of the best and worst variants",
-        "Attention weights of every head in the last layer on one example of the "
-        "longest training length (as the study recorded it), for the variant with "
-        "the highest and the lowest mean out-of-distribution exact match.",
-        lambda s: plots.attention_heads(attention_examples(s)),
-    ),
-    FigureSpec(
-        "mrr",
-        "Ranking across tasks",
-        "Mean reciprocal rank of each positional encoding (and score function) by "
-        "mean out-of-distribution exact match within each task and architecture, "
-        "as Kazemnejad et al. 2023; plain and randomized positions ranked apart. Drawn "
-        "only with two or more tasks or architectures to rank across.",
-        lambda s: plots.mrr_ranking(s.runs),
-    ),
-)
-
-
-def make_figures(data: Study) -> list[ReportFigure]:
-    """The figures that have data, numbered, each encoded as a PNG data URI."""
-    out = []
-    for spec in FIGURES:
-        figure = spec.make(data)
-        if figure is not None:
-            number = len(out) + 1
-            out.append(
-                ReportFigure(
-                    spec.key, number, spec.title, spec.caption, figure, png_data_uri(figure)
-                )
-            )
-    return out
-
-
-def png_data_uri(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=PNG_DPI)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def attention_examples(data: Study) -> dict[str, dict]:
-    """Recorded attention of one run (lowest seed) of the best and of the worst variant among
-    runs with attention, ranked by mean OOD then ID exact match over seeds; titled."""
-    ok = ok_runs(data.runs, "ood_seq_acc")
-    ok = ok[ok["attn_sharpness"].notna()]
-    if ok.empty:
-        return {}
-    by = tables.config_columns(ok)
-    variants = [
-        (g["ood_seq_acc"].mean(), g["id_seq_acc"].mean(), k, g)
-        for k, g in ok.groupby(by, dropna=False)
-    ]
-    variants.sort(key=lambda v: v[:2])
-    picks = {"best": variants[-1]} | ({"worst": variants[0]} if len(variants) > 1 else {})
-    examples = {}
-    for label, (ood, _, key, group) in picks.items():
-        run = group.sort_values("seed").iloc[0]
-        name = " · ".join(f"{c} {v}" for c, v in zip(by, key, strict=True))
-        title = f"{label}: {name}\n(mean OOD exact match {ood:.2f}, seed {run['seed']})"
-        maps = load_attention(data.tracking_uri, run["run_id"])
-        if maps:
-            examples[title] = maps
-    return examples
-
-
 def report_context(data: Study, figures: list[ReportFigure], verdicts: list[Verdict]) -> dict:
-    """Everything the template shows, as plain values."""
-    summary_columns, summary = tables.summary_rows(data.runs)
-    cost_columns, cost = tables.cost_rows(data.runs)
+    """Everything the template shows, as plain values and Tables."""
+    run_url = _study_meta(data)["run_url"]
     fixed, varied = tables.settings(data.runs, list(data.param_names))
+    done = tables.completeness(data.runs, data.attempts, data.grid_size, data.grid)
+    done |= {k: _linked(done[k], run_url) for k in ("unfinished", "bad")}
     return {
         "study": _study_meta(data),
-        "completeness": tables.completeness(data.runs, data.attempts, data.grid_size, data.grid),
-        "summary_columns": summary_columns,
-        "summary": summary,
-        "figures": figures,
-        "cost_columns": cost_columns,
-        "cost": cost,
-        "statistics": tables.statistics_tables(data.runs),
-        "statistics_methods": METHODS_TEXT,
-        "claims": [_claim_row(v, figures) for v in verdicts],
+        "sections": SECTIONS,
+        "question": question(data),
+        "seed_ci": SEED_CI_TEXT,
+        "headline": next((f for f in figures if f.key == HEADLINE), None),
+        "axes": [tables.axis_table(data.runs, axis) for axis in tables.AXES],
+        "claims": [claim_row(v, figures) for v in verdicts],
+        "claims_in_short": CLAIMS_IN_SHORT,
         "claims_rule": DECISION_RULE,
         "holm_family": holm_family(verdicts),
-        "comparisons": anchors.comparisons(data.runs),
+        "completeness": done,
+        "figures": [f for f in figures if f.key != HEADLINE],
+        "comparisons": [_comparison(block) for block in anchors.comparisons(data.runs)],
         "methods": _methods(data, fixed, varied),
+        "appendix": {
+            "configurations": tables.configuration_table(data.runs),
+            "cost": tables.cost_table(data.runs),
+            "statistics": tables.statistics_tables(data.runs),
+            "runs": _linked(tables.attempts_table(data.attempts, data.runs), run_url),
+        },
     }
 
 
+def question(data: Study) -> str:
+    """The study's question in one paragraph, with its tasks, lengths and axes."""
+    runs = data.runs
+    first = int(runs["train_min_len"].min()) if "train_min_len" in runs else 1
+    varied = [phrase for axis, phrase in AXIS_PHRASES.items() if runs[axis].nunique() > 1]
+    design = (
+        f"varies {_and(varied)} and trains every combination" if varied else "trains one variant"
+    )
+    return (
+        "Which attention mechanisms let a model trained on inputs of length "
+        f"{first}–{int(runs['train_max_len'].max())} solve the same task on longer ones, "
+        f"up to length {int(runs['eval_max_len'].max())}? This study {design} on "
+        f"{_and(sorted(runs['task'].unique()))} with {runs['seed'].nunique()} seed(s) each, "
+        "and measures exact match, the fraction of sequences fully correct, at every length; "
+        "lengths beyond training are out of distribution (OOD)."
+    )
+
+
+def _and(items: list[str]) -> str:
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
+
+
 def render_html(context: dict) -> str:
+    return templates().get_template("report.html.j2").render(**context)
+
+
+def templates() -> jinja2.Environment:
+    """The report's Jinja templates (``templates/``), autoescaped, undefined names an error."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -244,30 +177,55 @@ def render_html(context: dict) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return env.get_template("report.html.j2").render(**context)
+    env.tests["numeric"] = lambda value: bool(NUMERIC.match(str(value)))
+    return env
 
 
-def write_pdf(path: Path, context: dict, figures: list[ReportFigure]) -> None:
-    """Title page, summary table pages, one page per figure, claims pages."""
-    with PdfPages(path, metadata={"Title": f"attnstudy report: {context['study']['name']}"}) as pdf:
-        pdf.savefig(_title_page(context))
-        for page in _chunks(context["summary"], ROWS_PER_PAGE) or [[]]:
-            pdf.savefig(_table_page(context["summary_columns"], page))
-        for f in figures:
-            f.figure.suptitle(f"Figure {f.number}. {f.title}", fontsize=11)
-            pdf.savefig(f.figure)
-        for page in _chunks(context["claims"], CLAIMS_PER_PAGE):
-            pdf.savefig(_claims_page(page))
+def report_tables(context: dict) -> list[Table]:
+    """Every table the report shows, the claims included."""
+    claims = [{c: row[k] for c, k in CLAIM_COLUMNS.items()} for row in context["claims"]]
+    done, methods, appendix = context["completeness"], context["methods"], context["appendix"]
+    return [
+        *context["axes"],
+        Table("claims", "Claims", list(CLAIM_COLUMNS), claims),
+        done["unfinished"],
+        done["bad"],
+        *(block["table"] for block in context["comparisons"]),
+        methods["varied"],
+        methods["fixed"],
+        appendix["configurations"],
+        appendix["cost"],
+        *appendix["statistics"],
+        appendix["runs"],
+    ]
 
 
-def log_report(data: Study, paths: list[Path]) -> None:
-    """Attach the reports to the study's parent run (nothing to do without one)."""
+def write_tables(out: Path, shown: list[Table]) -> None:
+    """Each table as ``out/tables/<key>.csv``, its displayed values."""
+    folder = out / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    for table in shown:
+        pd.DataFrame(table.rows, columns=table.columns).to_csv(out / table.csv, index=False)
+
+
+def write_pdf(html: Path, pdf: Path) -> None:
+    """The HTML typeset for print (its ``@page`` and ``@media print`` rules) by WeasyPrint:
+    the same sections, figures, tables and links; page numbers and a table of contents."""
+    for name in ("weasyprint", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    weasyprint.HTML(filename=html).write_pdf(pdf)
+
+
+def log_report(data: Study, paths: list[Path], folder: Path) -> None:
+    """Attach the reports and their tables to the study's parent run (nothing to do
+    without one)."""
     run_id = data.parent.get("run_id")
     if run_id is None:
         return
     client = MlflowClient(tracking_uri=data.tracking_uri)
     for path in paths:
         client.log_artifact(run_id, str(path))
+    client.log_artifacts(run_id, str(folder), folder.name)
 
 
 def _study_meta(data: Study) -> dict:
@@ -284,32 +242,51 @@ def _study_meta(data: Study) -> dict:
     }
 
 
-def _claim_row(verdict: Verdict, figures: list[ReportFigure]) -> dict:
+def _linked(table: Table, run_url: str) -> Table:
+    return replace(table, links={"run id": run_url})
+
+
+def _comparison(block: dict) -> dict:
+    """A published comparison (``analysis.anchors``) with its rows as a Table."""
+    key = "compare_" + re.sub(r"[^a-z0-9]+", "_", block["title"].lower()).strip("_")[:40]
+    return block | {"table": Table(key, block["title"], block["columns"], block["rows"])}
+
+
+def claim_row(verdict: Verdict, figures: list[ReportFigure]) -> dict:
+    """What the claim table and the claim's evidence show: the verdict (with the reason when
+    inconclusive), the primary effect with its seed-level CI, p and Holm-adjusted p, seeds
+    per side, runs kept and excluded, the secondary evidence and the claim's figure."""
     shown = {f.key: f for f in figures}
     figure = shown.get(verdict.figure)
     e = verdict.effect
+    estimate, ci = ("", "")  # E = A − B and its interval, signed; none when untested
+    if e.tested:
+        estimate, ci = f"{e.estimate:+.3f}", f"[{e.ci_low:+.3f}, {e.ci_high:+.3f}]"
     return {
         "claim": verdict.claim,
         "text": verdict.text,
         "verdict": verdict.label,
         "verdict_class": VERDICT_CLASS.get(verdict.verdict, "none"),
+        "note": verdict.reason,
         "rule": verdict.rule,
         "metric": verdict.metric,
-        "effect": tables.fmt_ci(e.estimate, e.ci_low, e.ci_high),
+        "effect": f"{estimate} {ci}" if e.tested else "–",
+        "estimate": estimate,
+        "ci": ci,
         "effect_text": e.text(verdict.metric),
-        "p": f"{tables.fmt(e.p, 4)} (Holm {tables.fmt(verdict.p_holm, 4)})",
+        "p": tables.fmt(e.p, 4),
+        "p_holm": tables.fmt(verdict.p_holm, 4),
         "seeds": e.n_seeds,
-        "runs": f"{e.n_kept} kept, {e.n_excluded} excluded",
+        "kept": e.n_kept,
+        "excluded": e.n_excluded,
         "exclusions": e.exclusions(),
         "evidence": verdict.evidence,
-        "note": verdict.reason,
         "figure_key": figure.key if figure else None,
         "figure_label": f"Figure {figure.number}" if figure else "no figure (no runs for it)",
     }
 
 
-def _methods(data: Study, fixed: list[dict], varied: list[dict]) -> dict:
-    attempts = data.attempts.merge(data.runs[["run_id"]].assign(used=True), "left", "run_id")
+def _methods(data: Study, fixed: Table, varied: Table) -> dict:
     versions = {
         c: sorted(data.runs[c].dropna().unique()) for c in data.runs if c.startswith("version.")
     }
@@ -318,77 +295,7 @@ def _methods(data: Study, fixed: list[dict], varied: list[dict]) -> dict:
         "varied": varied,
         "seeds": ", ".join(str(s) for s in sorted(data.runs["seed"].dropna().unique())),
         "selection": SELECTION_RULE,
+        "statistics": METHODS_TEXT,
         "versions": {k.removeprefix("version."): ", ".join(v) for k, v in versions.items()},
         "commits": sorted(data.runs["git_commit"].dropna().unique()),
-        "runs": [
-            {
-                "grid_key": r["grid_key"],
-                "status": r["status"],
-                "run_id": r["run_id"],
-                "used": bool(r["used"] is True),
-            }
-            for _, r in attempts.sort_values(["grid_key", "start_time"]).iterrows()
-        ],
     }
-
-
-def _title_page(context: dict) -> Figure:
-    study, done = context["study"], context["completeness"]
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(done["counts"].items()))
-    lines = [
-        f"Study {study['name']}",
-        "",
-        f"Generated {study['generated']} from {study['tracking_uri']}",
-        f"Experiment {study['experiment_id']}, parent run {study['parent_run_id']}",
-        f"Grid points finished: {done['n_finished']} of {done['grid_size'] or '?'} ({counts}); "
-        f"missing: {done['n_missing']}",
-        "",
-        "Claims:",
-    ]
-    lines += [
-        f"  {c['claim']}: {c['verdict']}" + (f" ({c['note']})" if c["note"] else "")
-        for c in context["claims"]
-    ]
-    return _text_page("\n".join(lines), "attnstudy report")
-
-
-def _table_page(columns: list[str], rows: list[dict]) -> Figure:
-    config = [c for c in columns if c not in tables.METRIC_NAMES.values() and "max" not in c]
-    keep = [c for c in columns if c in config or c in PDF_SUMMARY_COLUMNS]
-    fig = Figure(figsize=(11.7, 8.3))
-    ax = fig.subplots()
-    ax.set_axis_off()
-    ax.set_title("Summary per configuration: mean [95% CI] over seeds", fontsize=11)
-    if rows:
-        table = ax.table([[r[c] for c in keep] for r in rows], colLabels=keep, loc="upper center")
-        table.auto_set_font_size(False)
-        table.set_fontsize(6.5)
-        table.auto_set_column_width(list(range(len(keep))))
-    return fig
-
-
-def _claims_page(claims: list[dict]) -> Figure:
-    blocks = []
-    for c in claims:
-        parts = [
-            f"{c['claim']}: {c['verdict'].upper()}  {c['note']}",
-            f"Claim: {c['text']}",
-            f"Rule: {c['rule']}",
-            f"Primary effect: {c['effect_text']}; p (Holm) {c['p']}",
-            f"Runs: {c['exclusions']}",
-            f"Evidence: {c['evidence']}",
-            f"Figure: {c['figure_label']}",
-        ]
-        blocks.append("\n".join(textwrap.fill(p, 120, subsequent_indent="    ") for p in parts))
-    return _text_page("\n\n".join(blocks), "Claims")
-
-
-def _text_page(text: str, title: str) -> Figure:
-    fig = Figure(figsize=(11.7, 8.3))
-    fig.text(0.05, 0.95, title, fontsize=14, weight="bold", va="top")
-    fig.text(0.05, 0.90, text, fontsize=8.5, va="top", family="monospace")
-    return fig
-
-
-def _chunks(items: list, size: int) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

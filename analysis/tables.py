@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from analysis.aggregate import SUMMARY_METRICS, ok_runs, pairwise_comparisons, summary_table
 from analysis.load import CONFIG_COLUMNS
+from analysis.seeds import seed_summary
+from analysis.variants import (
+    ARCH_NAMES,
+    RNN_ARCHS,
+    SCORE_NAMES,
+    ordered,
+    variant_labels,
+    variant_order,
+)
 
 SHOWN_CONFIG = ("task", "arch", "score", "position", "heads")
 METRIC_NAMES = {
@@ -26,7 +36,14 @@ COST_METRICS = {
 }
 STAT_AXES = ("position", "score", "heads", "arch", "randomized")
 STAT_METRICS = ("ood_seq_acc", "id_seq_acc")
-RNN_ARCHS = ("rnn", "rnn-attention")
+AXES = {  # the study's axes, each summarised in one table, and what its levels are called
+    "position": "positional encoding",
+    "score": "score function",
+    "heads": "heads",
+    "arch": "architecture",
+}
+AXIS_METRICS = ("id_seq_acc", "ood_seq_acc", "extrapolation_len")
+GRID_POINT = ("grid point",)
 NOT_APPLICABLE = {  # architectures an axis means nothing for
     "position": RNN_ARCHS,
     "randomized": RNN_ARCHS,
@@ -44,10 +61,33 @@ def fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def fmt_ci(mean: float, low: float, high: float, digits: int = 3) -> str:
+def fmt_ci(mean: float, low: float, high: float, digits: int = 3, n: int | None = None) -> str:
+    """'mean [low, high]'; from one value (``n`` = 1) 'mean (n = 1)': there is no interval."""
     if isinstance(mean, float) and math.isnan(mean):
         return "–"
+    if n == 1:
+        return f"{fmt(mean, digits)} (n = 1)"
     return f"{fmt(mean, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of the report; also written as ``tables/<key>.csv`` beside it."""
+
+    key: str  # the CSV's file stem and the table's anchor
+    title: str
+    columns: list[str]
+    rows: list[dict]
+    links: dict[str, str] = field(default_factory=dict)  # column -> URL prefix of its cells
+    code: tuple[str, ...] = ()  # columns shown as code (grid keys)
+
+    @property
+    def csv(self) -> str:
+        return f"tables/{self.key}.csv"
+
+
+def digits_of(metric: str) -> int:
+    return 1 if metric == "extrapolation_len" else 3
 
 
 def config_columns(runs: pd.DataFrame) -> list[str]:
@@ -57,9 +97,9 @@ def config_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in keep if c != "seed"]
 
 
-def summary_rows(runs: pd.DataFrame) -> tuple[list[str], list[dict]]:
+def configuration_table(runs: pd.DataFrame) -> Table:
     """Per configuration: seeds, diverged and failed counts, then mean [95% CI] and max over
-    seeds of every summary metric. Returns (column names, rows)."""
+    seeds of every summary metric."""
     by = config_columns(runs)
     table = summary_table(runs, by)
     rows = []
@@ -67,16 +107,46 @@ def summary_rows(runs: pd.DataFrame) -> tuple[list[str], list[dict]]:
         row = {c: fmt(r[c]) for c in by}
         row |= {"seeds": r["n_seeds"], "diverged": r["n_diverged"], "failed": r["n_failed"]}
         for m in SUMMARY_METRICS:
-            digits = 1 if m == "extrapolation_len" else 3
-            row[METRIC_NAMES[m]] = fmt_ci(
-                r[f"{m}_mean"], r[f"{m}_ci_low"], r[f"{m}_ci_high"], digits
-            )
-            row[METRIC_NAMES[m] + " max"] = fmt(r[f"{m}_max"], digits)
+            mean, low, high = r[f"{m}_mean"], r[f"{m}_ci_low"], r[f"{m}_ci_high"]
+            row[METRIC_NAMES[m]] = fmt_ci(mean, low, high, digits_of(m), r["n_seeds"])
+            row[METRIC_NAMES[m] + " max"] = fmt(r[f"{m}_max"], digits_of(m))
         rows.append(row)
-    return list(rows[0]) if rows else [], rows
+    title = "Summary per configuration"
+    return Table("configurations", title, list(rows[0]) if rows else [], rows)
 
 
-def cost_rows(runs: pd.DataFrame) -> tuple[list[str], list[dict]]:
+def axis_table(runs: pd.DataFrame, axis: str) -> Table:
+    """One axis's levels, each aggregated over every other setting: ID and OOD exact match
+    and extrapolation length, mean [95% CI over seeds], the seeds (n), the runs averaged and
+    the runs left out (diverged or failed). Architectures the axis means nothing for are
+    left out (the RNN baselines take no positional encoding)."""
+    data = runs[~runs["arch"].isin(NOT_APPLICABLE.get(axis, ()))]
+    data = data.assign(level=variant_labels(data) if axis == "position" else data[axis])
+    summary = seed_summary(ok_runs(data), ["level"], AXIS_METRICS).set_index("level")
+    summary = summary.reindex(_axis_order(axis, data["level"]))
+    rows = []
+    for level, r in summary.iterrows():
+        status = data.loc[data["level"] == level, "status"]
+        row = {AXES[axis]: fmt(level)}
+        for m in AXIS_METRICS:
+            cell = r[f"{m}_mean"], r[f"{m}_low"], r[f"{m}_high"]
+            row[METRIC_NAMES[m]] = fmt_ci(*cell, digits_of(m), r[f"{m}_n"])
+        row["n (seeds)"] = 0 if pd.isna(r["ood_seq_acc_n"]) else int(r["ood_seq_acc_n"])
+        row["runs"] = int((status == "ok").sum())
+        row["left out"] = int((status != "ok").sum())
+        rows.append(row)
+    columns = [AXES[axis], *(METRIC_NAMES[m] for m in AXIS_METRICS), "n (seeds)", "runs"]
+    return Table(f"by_{axis}", f"By {AXES[axis]}", [*columns, "left out"], rows)
+
+
+def _axis_order(axis: str, levels: pd.Series) -> list:
+    if axis == "position":
+        return variant_order(levels)
+    known = {"score": SCORE_NAMES, "arch": ARCH_NAMES}.get(axis)
+    return ordered(levels, known) if known else sorted(set(levels))
+
+
+def cost_table(runs: pd.DataFrame) -> Table:
     """Mean parameters, step time and activation memory per variant over its finished runs."""
     ok = ok_runs(runs)
     by = [c for c in config_columns(runs) if c != "task"]
@@ -87,10 +157,10 @@ def cost_rows(runs: pd.DataFrame) -> tuple[list[str], list[dict]]:
         for metric, name in COST_METRICS.items():
             row[name] = fmt(float(group[metric].mean()), 0 if metric == "n_params" else 2)
         rows.append(row)
-    return list(rows[0]) if rows else [], rows
+    return Table("cost", "Cost per variant", [*by, "runs", *COST_METRICS.values()], rows)
 
 
-def statistics_tables(runs: pd.DataFrame) -> list[dict]:
+def statistics_tables(runs: pd.DataFrame) -> list[Table]:
     """For each axis with two or more levels and each of STAT_METRICS, the pairwise
     comparisons within each task (Holm-corrected over the table) as display rows; only
     finished runs of architectures the axis applies to take part."""
@@ -102,7 +172,9 @@ def statistics_tables(runs: pd.DataFrame) -> list[dict]:
             continue
         table = pairwise_comparisons(data, axis, metric, within=["task"])
         if not table.empty:
-            tables.append({"axis": axis, "metric": metric, "rows": _stat_rows(table)})
+            rows = _stat_rows(table)
+            title = f"{AXES.get(axis, axis)} — {METRIC_NAMES[metric]}"
+            tables.append(Table(f"pairwise_{axis}_{metric}", title, list(rows[0]), rows))
     return tables
 
 
@@ -110,6 +182,8 @@ def _stat_rows(table: pd.DataFrame) -> list[dict]:
     rows = []
     for _, r in table.iterrows():
         n = f"{r['n_pairs']} pairs" if r["paired"] else f"{r['n_a']} + {r['n_b']} runs"
+        smallest = r["n_pairs"] if r["paired"] else min(r["n_a"], r["n_b"])
+        diff = r["mean_diff"], r["diff_ci_low"], r["diff_ci_high"]
         rows.append(
             {
                 "task": r["task"],
@@ -117,7 +191,7 @@ def _stat_rows(table: pd.DataFrame) -> list[dict]:
                 "B": fmt(r["level_b"]),
                 "mean A": fmt(r["mean_a"]),
                 "mean B": fmt(r["mean_b"]),
-                "A − B [95% CI]": fmt_ci(r["mean_diff"], r["diff_ci_low"], r["diff_ci_high"]),
+                "A − B [95% CI]": fmt_ci(*diff, n=smallest),
                 "Cliff's δ": fmt(r["cliffs_delta"], 2),
                 "test": r["test"],
                 "n": n,
@@ -150,15 +224,35 @@ def completeness(
         "counts": runs["status"].value_counts().to_dict(),
         "n_missing": max(expected - len(runs), 0),
         "missing": listed,
-        "unfinished": _key_rows(unfinished, "status", "run_id"),
-        "bad": _key_rows(bad, "status", "reason", "run_id"),
+        "unfinished": _key_table("unfinished", "Attempts without a finished trial", unfinished),
+        "bad": _key_table("left_out", "Diverged or failed trials", bad, "reason"),
     }
 
 
-def _key_rows(frame: pd.DataFrame, *columns: str) -> list[dict]:
-    return [
-        {"grid point": r["grid_key"], **{c: r[c] for c in columns}} for _, r in frame.iterrows()
+def _key_table(key: str, title: str, frame: pd.DataFrame, *extra: str) -> Table:
+    rows = [
+        {"grid point": r["grid_key"], "status": r["status"]}
+        | {c: r[c] for c in extra}
+        | {"run id": r["run_id"]}
+        for _, r in frame.iterrows()
     ]
+    return Table(key, title, ["grid point", "status", *extra, "run id"], rows, code=GRID_POINT)
+
+
+def attempts_table(attempts: pd.DataFrame, runs: pd.DataFrame) -> Table:
+    """Every trial run recorded under the study and whether the report uses it."""
+    used = set(runs["run_id"])
+    rows = [
+        {"grid point": r["grid_key"], "status": r["status"], "run id": r["run_id"]}
+        | {"in the report": _yes(r["run_id"] in used)}
+        for _, r in attempts.sort_values(["grid_key", "start_time"]).iterrows()
+    ]
+    columns = ["grid point", "status", "run id", "in the report"]
+    return Table("runs", "Runs", columns, rows, code=GRID_POINT)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _missing_points(done: pd.Series, seen: pd.Series, expected: int) -> list[str] | None:
@@ -182,7 +276,7 @@ def _parse_key(key: str) -> dict[str, str] | None:
     return dict(pairs) if all(len(p) == 2 for p in pairs) else None
 
 
-def settings(runs: pd.DataFrame, names: list[str]) -> tuple[list[dict], list[dict]]:
+def settings(runs: pd.DataFrame, names: list[str]) -> tuple[Table, Table]:
     """(fixed settings: name and value; varied settings: name and levels) of the params
     ``names`` over the runs."""
     fixed, varied = [], []
@@ -192,4 +286,9 @@ def settings(runs: pd.DataFrame, names: list[str]) -> tuple[list[dict], list[dic
             varied.append({"setting": name, "levels": ", ".join(fmt(v) for v in levels)})
         elif levels:
             fixed.append({"setting": name, "value": fmt(levels[0])})
-    return fixed, varied
+    return (
+        Table("settings_fixed", "Settings fixed", ["setting", "value"], fixed),
+        Table(
+            "settings_varied", "Settings varied (the grid's axes)", ["setting", "levels"], varied
+        ),
+    )

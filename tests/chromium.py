@@ -1,5 +1,6 @@
 """Open a page in headless Chromium and report what a reader's browser saw: every image's
-natural size, console errors, uncaught exceptions, failed loads and every URL requested.
+natural size, console errors, uncaught exceptions, failed loads, every URL requested and the
+values of any JavaScript expressions asked for.
 
 Speaks the Chrome DevTools Protocol over `--remote-debugging-pipe` (JSON messages separated
 by NUL bytes on file descriptors 3 and 4), so it needs no websocket library and opens no port.
@@ -43,14 +44,18 @@ class PageReport:
     images: list[tuple[str, bool, int]] = field(default_factory=list)  # alt, complete, width
     errors: list[str] = field(default_factory=list)  # console errors, exceptions, failed loads
     requests: list[str] = field(default_factory=list)  # every URL the page asked for
+    values: dict[str, object] = field(default_factory=dict)  # name -> value of an expression
 
 
-def open_page(path: Path, executable: str, timeout: float = 60.0) -> PageReport:
-    """Load ``path`` in a fresh headless Chromium profile and return what it saw."""
+def open_page(
+    path: Path, executable: str, timeout: float = 60.0, evaluate: dict[str, str] | None = None
+) -> PageReport:
+    """Load ``path`` in a fresh headless Chromium profile and return what it saw, with the
+    value of each JavaScript expression in ``evaluate`` (name -> expression) once loaded."""
     with tempfile.TemporaryDirectory() as profile:
         browser = _Pipe(executable, profile, timeout)
         try:
-            return browser.inspect(path.resolve().as_uri())
+            return browser.inspect(path.resolve().as_uri(), evaluate or {})
         finally:
             browser.close()
 
@@ -82,7 +87,7 @@ class _Pipe:
         self.events: list[dict] = []
         self.buffer, self.next_id = b"", 0
 
-    def inspect(self, url: str) -> PageReport:
+    def inspect(self, url: str, evaluate: dict[str, str]) -> PageReport:
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ("Runtime", "Log", "Network", "Page"):
@@ -93,6 +98,11 @@ class _Pipe:
             "Runtime.evaluate", session=session, expression=IMAGES, returnByValue=True
         )["result"]["value"]
         report = PageReport(images=[tuple(i) for i in images])
+        for name, expression in evaluate.items():
+            reply = self.call(
+                "Runtime.evaluate", session=session, expression=expression, returnByValue=True
+            )
+            report.values[name] = reply["result"].get("value")
         for event in self.events:
             _collect(event, report)
         return report

@@ -1,6 +1,8 @@
-"""Figures are readable: every axis labelled (numbers with their units), a legend naming what
-is drawn, and one colour per positional encoding in every figure. Built from tiny tidy frames
-in the shape analysis.load produces, so no training or MLflow is needed."""
+"""Figures are readable: every axis labelled (numbers with their units), no two labels on top
+of each other, a legend naming what is drawn, one colour per positional encoding and per score
+function in every figure, panels per task and architecture, and no zero-width interval from
+one seed. Built from tiny tidy frames in the shape analysis.load produces, so no training or
+MLflow is needed."""
 
 from __future__ import annotations
 
@@ -9,10 +11,17 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex
 from matplotlib.lines import Line2D
 
-from analysis import plots
+from analysis import figures_attention, plots, variants
+from analysis import figures_style as styling
+from attnstudy.positions import POSITIONS
+from attnstudy.scores import SCORES
 
 CONFIG = {
     "task": "copy",
@@ -53,19 +62,21 @@ def make_runs() -> pd.DataFrame:
 
 def per_run(runs: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
     """Rows of a long frame for every run, with the run's config columns."""
-    config = ["run_id", "task", "arch", "position", "randomized", "heads", "train_max_len"]
+    config = [
+        *("run_id", "task", "arch", "score", "position", "randomized", "heads", "seed"),
+        "train_max_len",
+    ]
     return pd.DataFrame(
         [r | dict(zip(config, c, strict=True)) for c in runs[config].values for r in rows]
     )
 
 
-@pytest.fixture(scope="module")
-def frames():
-    runs = make_runs()
+def make_frames(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     lengths = per_run(
         runs, [{"length": n, "seq_acc": 1 / n, "token_acc": 1 / n**0.5} for n in LENGTHS]
     )
     lengths["in_distribution"] = lengths["length"] <= lengths["train_max_len"]
+    lengths["seq_acc"] *= 1 - 0.1 * lengths["seed"] - 0.05 * lengths["heads"]
     positions = per_run(
         runs,
         [
@@ -81,12 +92,17 @@ def frames():
     curves = per_run(
         runs,
         [
-            {"metric": m, "step": k, "value": 1 / k}
+            {"metric": m, "step": k, "value": 3 * 10 ** (-k / 10) if m == "train_loss" else 1 / k}
             for m in ("train_loss", "val_seq_acc")
-            for k in (10, 20, 30)
+            for k in (10, 20, 30)  # the loss falls over three decades
         ],
     )
     return {"runs": runs, "lengths": lengths, "positions": positions, "curves": curves}
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return make_frames(make_runs())
 
 
 def all_figures(f):
@@ -98,6 +114,11 @@ def all_figures(f):
     }
     return {
         "acc_vs_length": plots.accuracy_vs_length(f["lengths"]),
+        "score_vs_length": plots.accuracy_vs_length(
+            f["lengths"].assign(score=np.where(f["lengths"]["heads"] == 1, "dot", "cosine")),
+            hue="score",
+        ),
+        "length_heatmap": plots.length_heatmap(f["lengths"]),
         "token_acc_vs_length": plots.accuracy_vs_length(f["lengths"], "token_acc"),
         "rnn": plots.architectures_vs_length(f["lengths"]),
         "heatmap": plots.score_position_heatmap(f["runs"]),
@@ -105,7 +126,7 @@ def all_figures(f):
         "arch": plots.architecture_effect(f["runs"]),
         "curves": plots.training_curves(f["curves"]),
         "cost": plots.cost_figure(f["runs"]),
-        "attention": plots.attention_heads({"best": attention, "worst": attention}),
+        "attention": figures_attention.attention_heads({"best": attention, "worst": attention}),
         "per_position": plots.per_position_accuracy(f["positions"]),
         "mrr": plots.mrr_ranking(f["runs"]),
     }
@@ -136,14 +157,10 @@ def test_every_panel_has_axis_labels_and_first_column_a_y_label(figures):
 @pytest.mark.parametrize(
     ("name", "xlabel", "ylabel"),
     [
-        ("acc_vs_length", "input length (tokens)", "exact match (fraction of sequences)"),
-        ("token_acc_vs_length", "input length (tokens)", "token accuracy (fraction of tokens)"),
-        ("curves", "training step", "training loss (nats per token)"),
-        (
-            "per_position",
-            "relative target position (i + ½) / target length",
-            "token accuracy (fraction of tokens)",
-        ),
+        ("acc_vs_length", "input length (tokens)", "exact match (fraction)"),
+        ("token_acc_vs_length", "input length (tokens)", "token accuracy (fraction)"),
+        ("curves", "training step", "loss (nats per token)"),
+        ("per_position", "relative position (i + ½) / target length", "token accuracy (fraction)"),
     ],
 )
 def test_numeric_axes_name_their_units(figures, name, xlabel, ylabel):
@@ -152,11 +169,11 @@ def test_numeric_axes_name_their_units(figures, name, xlabel, ylabel):
 
 
 def test_cost_panels_state_units(figures):
-    labels = [ax.get_ylabel() for ax in panels(figures["cost"])]
-    assert labels == [
+    first = [ax for ax in panels(figures["cost"]) if ax.get_subplotspec().is_first_row()]
+    assert [ax.get_ylabel() for ax in first] == [
         "parameters (count)",
-        "training step time (ms)",
-        "activation memory per step (MB)",
+        "step time (ms)",
+        "activation memory (MB)",
     ]
 
 
@@ -175,12 +192,12 @@ def test_each_encoding_keeps_one_colour_in_every_figure(figures, name):
         t.get_text(): h for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)
     }
     for label, handle in drawn.items():
-        if label == plots.TRAINED:
+        if label == styling.TRAINED:
             continue
-        assert to_hex(_colour(handle)) == to_hex(plots.style(label)["color"]), (name, label)
-        base = label.removesuffix(plots.RANDOMIZED)
-        if base in plots.PALETTE:
-            assert to_hex(_colour(handle)) == to_hex(plots.PALETTE[base])
+        assert to_hex(_colour(handle)) == to_hex(styling.style(label)["color"]), (name, label)
+        base = label.removesuffix(variants.RANDOMIZED)
+        if base in styling.PALETTE:
+            assert to_hex(_colour(handle)) == to_hex(styling.PALETTE[base])
 
 
 def _colour(handle):
@@ -190,22 +207,24 @@ def _colour(handle):
 
 
 def test_encodings_have_distinct_colours_and_randomized_ones_are_dashed():
-    colours = [to_hex(c) for c in plots.PALETTE.values()]
-    assert len(set(colours)) == len(plots.POSITION_ORDER)
-    assert plots.style("learned (randomized)")["linestyle"] == "--"
-    assert to_hex(plots.style("learned (randomized)")["color"]) == to_hex(plots.PALETTE["learned"])
+    colours = [to_hex(c) for c in [*styling.PALETTE.values(), styling.FALLBACK_COLOUR]]
+    assert len(set(colours)) == len(POSITIONS) + 1
+    dashed = styling.style("learned (randomized)")
+    assert dashed["linestyle"] == "--"
+    assert to_hex(dashed["color"]) == to_hex(styling.PALETTE["learned"])
 
 
 def test_legend_lists_every_variant_once_in_a_fixed_order(figures):
     texts = [t.get_text() for t in figures["acc_vs_length"].legends[0].get_texts()]
     variants = ["none", "sinusoidal", "learned", "learned (randomized)", "rope", "rnn"]
-    assert texts == [*variants, plots.TRAINED]
+    assert texts == [*variants, styling.TRAINED]
 
 
-def test_longest_training_length_is_marked_in_every_length_panel(figures):
-    for ax in panels(figures["acc_vs_length"]):
-        vertical = [ln for ln in ax.get_lines() if ln.get_label() == plots.TRAINED]
-        assert [tuple(ln.get_xdata()) for ln in vertical] == [(4, 4)]
+def test_training_lengths_are_shaded_in_every_length_panel(figures):
+    for name in ("acc_vs_length", "score_vs_length", "rnn"):
+        for ax in panels(figures[name]):
+            spans = [p for p in ax.patches if p.get_label() == styling.TRAINED]
+            assert [(p.get_x(), p.get_x() + p.get_width()) for p in spans] == [(0.5, 4.5)], name
 
 
 def test_heatmap_cells_are_mean_ood_exact_match(frames, figures):
@@ -224,19 +243,195 @@ def test_attention_has_one_panel_per_head_of_the_last_layer(figures):
 
 
 def test_variant_labels_name_rnn_by_architecture_and_mark_randomized(frames):
-    labels = set(plots.variant_labels(frames["runs"]))
+    labels = set(variants.variant_labels(frames["runs"]))
     assert labels == {"sinusoidal", "learned", "learned (randomized)", "none", "rope", "rnn"}
 
 
 def test_figures_without_their_data_are_left_out(frames):
     runs, lengths = frames["runs"], frames["lengths"]
+    assert plots.accuracy_vs_length(lengths.assign(score="dot"), hue="score") is None
     one_head = runs[runs["heads"] == 2]
     one_arch = runs[runs["arch"] == "decoder"]
     assert plots.heads_effect(one_head) is None
     assert plots.architecture_effect(one_arch) is None
     assert plots.architectures_vs_length(lengths[lengths["arch"] != "rnn"]) is None
     assert plots.accuracy_vs_length(lengths.iloc[:0]) is None
-    assert plots.attention_heads({"rnn": {"inputs": np.arange(3)}}) is None
+    assert figures_attention.attention_heads({"rnn": {"inputs": np.arange(3)}}) is None
+
+
+def test_colours_and_order_come_from_the_registries():
+    assert tuple(POSITIONS) == variants.POSITION_NAMES
+    assert tuple(styling.PALETTE) == tuple(POSITIONS)
+    assert tuple(styling.SCORE_PALETTE) == tuple(SCORES)
+    scores = [to_hex(c) for c in [*styling.SCORE_PALETTE.values(), styling.SCORE_FALLBACK_COLOUR]]
+    assert len(set(scores)) == len(SCORES) + 1
+
+
+@given(st.lists(st.sampled_from([*POSITIONS, "wavelet", "fourier", "zeta"]), max_size=12))
+def test_order_keeps_every_name_known_ones_first_in_registry_order(names):
+    order = variants.ordered(names, tuple(POSITIONS))
+    assert sorted(order) == sorted(set(names))
+    known = [n for n in order if n in POSITIONS]
+    assert order[: len(known)] == known
+    assert known == [p for p in POSITIONS if p in names]
+    assert order[len(known) :] == sorted(set(names) - set(POSITIONS))
+
+
+def test_unknown_encoding_is_drawn_last_in_the_fallback_colour(frames):
+    runs = make_runs()
+    runs.loc[runs["position"] == "learned", "position"] = "wavelet"
+    f = make_frames(runs)
+    legend = plots.accuracy_vs_length(f["lengths"]).legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts[-3:] == ["wavelet", "wavelet (randomized)", styling.TRAINED]
+    handle = legend.legend_handles[texts.index("wavelet")]
+    assert to_hex(_colour(handle)) == to_hex(styling.FALLBACK_COLOUR)
+    heatmap = plots.score_position_heatmap(f["runs"])
+    columns = [t.get_text() for t in panels(heatmap)[0].get_xticklabels()]
+    assert columns[-1] == "wavelet"
+
+
+def test_score_lines_keep_one_colour_per_score_function(frames):
+    lengths = frames["lengths"].assign(
+        score=np.where(frames["lengths"]["heads"] == 1, "dot", "cosine")
+    )
+    legend = plots.accuracy_vs_length(lengths, hue="score").legends[0]
+    drawn = dict(
+        zip((t.get_text() for t in legend.get_texts()), legend.legend_handles, strict=True)
+    )
+    assert list(drawn) == ["dot", "cosine", styling.TRAINED]
+    for score in ("dot", "cosine"):
+        assert to_hex(_colour(drawn[score])) == to_hex(styling.SCORE_PALETTE[score])
+
+
+def overlapping_labels(fig) -> list[tuple[str, str]]:
+    """Pairs of texts whose boxes intersect once drawn: visible tick labels of one axis, the
+    numbers written in one panel, and any two of the panel titles, axis labels and legend."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    groups = [
+        [t for t in axis.get_ticklabels(which="both") if t.get_visible() and t.get_text()]
+        for ax in fig.axes
+        for axis in (ax.xaxis, ax.yaxis)
+    ]
+    labels = [a.label for ax in fig.axes for a in (ax.xaxis, ax.yaxis) if a.label.get_text()]
+    groups.append([ax.title for ax in fig.axes if ax.get_title()] + labels + fig.legends)
+    groups += [[t for t in ax.texts if t.get_text()] for ax in fig.axes]  # cell annotations
+    pairs = []
+    for texts in groups:
+        boxes = [t.get_window_extent(renderer).shrunk(0.97, 0.9) for t in texts]
+        for (a, box_a), (b, box_b) in itertools.combinations(zip(texts, boxes, strict=True), 2):
+            if box_a.overlaps(box_b):
+                pairs.append((_text(a), _text(b)))
+    return pairs
+
+
+def labels_beyond_panels(fig) -> list[str]:
+    """Axis labels longer than the side of the panel they name."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    beyond = []
+    for ax in fig.axes:
+        panel = ax.get_window_extent(renderer)
+        x, y = (a.label.get_window_extent(renderer) for a in (ax.xaxis, ax.yaxis))
+        if x.width > panel.width + 1 or y.height > panel.height + 1:
+            beyond += [a.label.get_text() for a in (ax.xaxis, ax.yaxis) if a.label.get_text()]
+    return beyond
+
+
+def _text(artist) -> str:
+    return artist.get_text() if hasattr(artist, "get_text") else type(artist).__name__
+
+
+def test_no_two_labels_overlap_in_any_figure(figures):
+    for name, fig in figures.items():
+        assert overlapping_labels(fig) == [], name
+        assert labels_beyond_panels(fig) == [], name
+
+
+def test_many_lengths_and_variants_keep_heatmap_labels_apart(frames):
+    rows = [{"length": n, "seq_acc": 1 / n, "token_acc": 1.0} for n in range(1, 201)]
+    runs = pd.concat([make_runs().assign(score=s) for s in SCORES], ignore_index=True)
+    lengths = per_run(runs, rows).assign(in_distribution=lambda f: f["length"] <= 40)
+    fig = plots.length_heatmap(lengths)
+    assert overlapping_labels(fig) == []
+    ax = next(a for a in panels(fig) if a.get_title() == "copy · decoder")
+    assert len(ax.get_yticklabels()) == 4 * len(SCORES)  # none, sinusoidal, learned (x2)
+
+
+def test_score_position_heatmap_numbers_stay_apart_with_every_encoding_and_score():
+    runs = pd.concat(
+        [make_runs().assign(position=p, score=s) for p in POSITIONS for s in SCORES],
+        ignore_index=True,
+    )
+    fig = plots.score_position_heatmap(runs)
+    assert overlapping_labels(fig) == []
+    assert len(panels(fig)[0].texts) == len(POSITIONS) * len(SCORES)
+
+
+def test_one_seed_draws_no_interval_and_says_so():
+    f = make_frames(make_runs().query("seed == 0"))
+    drawn = {
+        "length": plots.accuracy_vs_length(f["lengths"]),
+        "heads": plots.heads_effect(f["runs"]),
+        "cost": plots.cost_figure(f["runs"]),
+    }
+    for name, fig in drawn.items():
+        assert fig.legends[0].get_title().get_text() == styling.NO_INTERVAL, name
+        for ax in panels(fig):
+            bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+            bars = [c for c in ax.collections if c.get_segments() if hasattr(c, "get_segments")]
+            assert bands == [] and bars == [], name
+
+
+def test_two_seeds_draw_intervals_without_a_note(figures):
+    assert figures["acc_vs_length"].legends[0].get_title().get_text() == ""
+    ax = panels(figures["acc_vs_length"])[0]
+    assert any(isinstance(c, PolyCollection) for c in ax.collections)
+
+
+def test_length_heatmap_cells_are_mean_exact_match_by_length(frames, figures):
+    ax = next(a for a in panels(figures["length_heatmap"]) if a.get_title() == "copy · decoder")
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows == ["none", "sinusoidal", "learned", "learned (randomized)"]
+    decoder = frames["lengths"][frames["lengths"]["arch"] == "decoder"]
+    sinusoidal = decoder[decoder["position"] == "sinusoidal"]
+    expected = sinusoidal.groupby("length")["seq_acc"].mean().to_numpy()
+    shown = ax.collections[0].get_array().reshape(len(rows), -1)[rows.index("sinusoidal")]
+    assert np.allclose(shown, expected)
+
+
+def test_every_figure_has_a_panel_per_task_and_architecture():
+    runs = pd.concat(
+        [
+            make_runs().assign(task=t, run_id=lambda f, t=t: t + f["run_id"])
+            for t in ("copy", "sort")
+        ],
+        ignore_index=True,
+    )
+    f = make_frames(runs)
+    pairs = {(t, a) for t in ("copy", "sort") for a in ("decoder", "encoder", "rnn")}
+    transformer_pairs = {p for p in pairs if p[1] != "rnn"}
+    expected = {
+        "acc_vs_length": pairs,
+        "length_heatmap": pairs,
+        "heatmap": transformer_pairs,
+        "curves": pairs,
+        "per_position": pairs,
+        "cost": pairs,
+        "heads": {("copy", "decoder"), ("sort", "decoder")},
+    }
+    figures = all_figures(f)
+    for name, want in expected.items():
+        titles = {ax.get_title() for ax in panels(figures[name])}
+        shown = {(t, a) for t, a in pairs if any(x.startswith(f"{t} · {a}") for x in titles)}
+        assert shown == want, name
+    for name, fig in figures.items():
+        assert overlapping_labels(fig) == [], name
+        assert labels_beyond_panels(fig) == [], name
+    for name in ("arch", "rnn"):
+        titles = [ax.get_title() for ax in panels(figures[name])]
+        assert {t.split("\n")[0].split(" · ")[0] for t in titles} == {"copy", "sort"}, name
 
 
 def test_per_position_compares_positions_within_each_training_length(frames):
@@ -282,10 +477,4 @@ def test_an_encoding_the_registry_lacks_is_drawn_last_not_dropped(frames):
     fig = plots.score_position_heatmap(pd.concat([runs, unknown], ignore_index=True))
     ax = next(a for a in panels(fig) if "encoder" in a.get_title())
     assert [t.get_text() for t in ax.get_xticklabels()] == ["rope", "zzz-new"]
-    assert plots.variant_order(["zzz-new", "rope", "none"]) == ["none", "rope", "zzz-new"]
-
-
-def test_position_order_and_colours_come_from_the_registry():
-    from attnstudy.positions import POSITIONS
-
-    assert tuple(POSITIONS) == plots.POSITION_ORDER
+    assert variants.variant_order(["zzz-new", "rope", "none"]) == ["none", "rope", "zzz-new"]

@@ -1,25 +1,36 @@
 """The report, built from a small real study (real training, real SQLite MLflow store) and
-checked as a reader would: opened in headless Chromium, the PDF rendered page by page."""
+checked as a reader would: opened in headless Chromium, the PDF read back as text and
+rendered page by page."""
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 import shutil
 import subprocess
+import unicodedata
 
+import numpy as np
 import pandas as pd
 import pytest
+import weasyprint
 from chromium import open_page
+from frames import BASE_RUN
 from mlflow.tracking import MlflowClient
+from PIL import Image
 from tiny_study import grid_key, make_study
 
+from analysis.aggregate import METHODS_TEXT
 from analysis.anchors import KAZEMNEJAD_OOD, deletang, kazemnejad
 from analysis.claims import CLAIMS as CLAIMS_SPEC
-from analysis.claims import VERDICTS
+from analysis.claims import DECISION_RULE, VERDICTS, Verdict
+from analysis.effects import Effect
+from analysis.figures_catalog import FIGURES
 from analysis.load import StudyError, load_study
-from analysis.report import FIGURES
-from analysis.tables import completeness
+from analysis.report import CLAIM_COLUMNS, SECTIONS, SELECTION_RULE, claim_row, templates
+from analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from attnstudy.cli import main
+from attnstudy.positions import POSITIONS
 
 STUDY = "tiny-report"
 DECODER = [  # two encodings x two seeds at 2 heads, and 1 head for one encoding
@@ -28,9 +39,18 @@ DECODER = [  # two encodings x two seeds at 2 heads, and 1 head for one encoding
     for s in (0, 1)
 ]
 RNN = [{"arch": "rnn", "position": "none", "heads": 1, "seed": s} for s in (0, 1)]
-DIVERGED = ({"arch": "decoder", "position": "none", "heads": 1, "seed": 0},)
+DIVERGED = (  # logged without training; they make the per-configuration table long
+    {"arch": "decoder", "position": "none", "heads": 1, "seed": 0},
+    *(
+        {"arch": "decoder", "position": p, "score": s, "heads": 4, "seed": 0}
+        for p in POSITIONS
+        for s in ("dot", "cosine", "additive")
+    ),
+)
 NEVER_RUN = [{"arch": "decoder", "position": "none", "heads": s + 1, "seed": 1} for s in (0, 1)]
 CLAIMS = list(CLAIMS_SPEC)
+LONG = 20  # rows: a table longer than this comes after the claim verdicts
+MARGIN_PT = 14 / 25.4 * 72  # the stylesheet's left and right page margins
 PATIENCE = 600  # s; bounds a hang only: Chromium 2.2 s, pdftoppm 0.3 s measured at load 6
 
 
@@ -53,7 +73,7 @@ def ensure(binary: str, package: str) -> str:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """A half-finished study: 8 trained trials, one diverged, one killed attempt (later
+    """A half-finished study: 8 trained trials, 22 diverged, one killed attempt (later
     rerun), two grid points never run; the report built through the CLI."""
     root = tmp_path_factory.mktemp("study")
     grid = [*DECODER, *RNN]
@@ -66,6 +86,69 @@ def study(tmp_path_factory):
     assert main(["report", "--study", STUDY, "--tracking-uri", uri, "--out", str(out)]) == 0
     html = (out / "report.html").read_text()
     return {"uri": uri, "out": out, "html": html, "parent": parent, "client": client}
+
+
+@pytest.fixture(scope="module")
+def pdf_text(study):
+    """The PDF's text without the page footers, so a paragraph reads on across pages."""
+    footer = rf" ?attnstudy report: {STUDY} page \d+ of \d+"
+    return re.sub(footer, "", read_pdf(study["out"] / "report.pdf"))
+
+
+def read_pdf(path) -> str:
+    """The PDF's text as pdftotext extracts it, whitespace collapsed (ligatures unfolded)."""
+    pdftotext = ensure("pdftotext", "poppler-utils")
+    out = subprocess.run(
+        [pdftotext, str(path), "-"], capture_output=True, check=True, timeout=PATIENCE
+    )
+    return " ".join(unicodedata.normalize("NFKC", out.stdout.decode()).split())
+
+
+def holds(text: str, fragment: str) -> bool:
+    """Whether ``text`` holds ``fragment``, ignoring whitespace and hyphens (a PDF breaks lines
+    at spaces, hyphens and slashes, and pdftotext drops a hyphen that ends a line), both
+    NFKC-normalised as ``read_pdf`` leaves the PDF's text (½ reads 1⁄2)."""
+    fragment = unicodedata.normalize("NFKC", fragment)
+    return re.sub(r"[\s-]+", "", fragment) in re.sub(r"[\s-]+", "", text)
+
+
+def plain(fragment: str) -> str:
+    """An HTML fragment as the text a reader sees, whitespace collapsed."""
+    return " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def words_outside_margins(path) -> list[tuple[int, str]]:
+    """(page, word) of every word that reaches into the left or right page margin."""
+    pdftotext = ensure("pdftotext", "poppler-utils")
+    out = subprocess.run(
+        [pdftotext, "-bbox", str(path), "-"], capture_output=True, check=True, timeout=PATIENCE
+    ).stdout.decode()
+    outside, page, width = [], 0, 0.0
+    for line in out.splitlines():
+        if found := re.search(r'<page width="([\d.]+)"', line):
+            page, width = page + 1, float(found[1])
+        elif found := re.search(
+            r'xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)".*>(.*)</word>', line
+        ):
+            left, right = float(found[1]), float(found[2])
+            if left < MARGIN_PT - 1 or right > width - MARGIN_PT + 1:
+                outside.append((page, found[3]))
+    return outside
+
+
+JS_TABLES = """Array.from(document.querySelectorAll('table'), t => ({
+  id: t.id,
+  rows: t.tBodies.length ? t.tBodies[0].rows.length : t.rows.length,
+  beforeClaims: !!(t.compareDocumentPosition(document.querySelector('#table-claims'))
+                   & Node.DOCUMENT_POSITION_FOLLOWING),
+  shown: t.checkVisibility(),
+}))"""
+JS_VERDICTS = "Array.from(document.querySelectorAll('#table-claims .verdict'), v => v.textContent)"
+JS_WIDTH = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+
+
+def long_tables_before_claims(tables: list[dict]) -> list[str]:
+    return [t["id"] for t in tables if t["rows"] > LONG and t["beforeClaims"]]
 
 
 def test_report_opens_offline_with_every_image_loaded_and_no_console_error(study):
@@ -88,17 +171,142 @@ def test_browser_check_catches_a_broken_image_and_a_console_error(tmp_path):
     assert any("boom" in e for e in page.errors)
 
 
-def test_pdf_has_title_summary_figure_and_claims_pages(study, tmp_path):
-    pdftoppm = ensure("pdftoppm", "poppler-utils")
-    subprocess.run(
-        [pdftoppm, "-r", "12", "-png", str(study["out"] / "report.pdf"), str(tmp_path / "p")],
-        check=True,
-        timeout=PATIENCE,
+def test_claim_verdicts_come_before_every_long_table_and_nothing_overflows(study):
+    browser = ensure("chromium", "chromium")
+    evaluate = {"tables": JS_TABLES, "verdicts": JS_VERDICTS, "width": JS_WIDTH}
+    page = open_page(study["out"] / "report.html", browser, timeout=PATIENCE, evaluate=evaluate)
+    tables, verdicts = page.values["tables"], page.values["verdicts"]
+    assert len(verdicts) == len(CLAIMS)
+    assert {v.split(" (n = ")[0] for v in verdicts} <= set(VERDICTS)
+    long = [t for t in tables if t["rows"] > LONG]
+    assert {t["id"] for t in long} >= {"table-configurations", "table-runs"}
+    assert long_tables_before_claims(tables) == []
+    assert not any(t["shown"] for t in long if t["id"] in ("table-configurations", "table-runs"))
+    scroll_width, width = page.values["width"]
+    assert scroll_width <= width  # wide tables scroll inside their box, not the page
+
+
+def test_order_check_catches_a_long_table_before_the_claims(tmp_path):
+    browser = ensure("chromium", "chromium")
+    rows = "".join(f"<tr><td>{i}</td></tr>" for i in range(LONG + 1))
+    page_path = tmp_path / "bad.html"
+    page_path.write_text(
+        f'<table id="long"><tbody>{rows}</tbody></table>'
+        '<table id="table-claims"><tbody><tr><td>C1</td></tr></tbody></table>'
     )
+    page = open_page(page_path, browser, timeout=PATIENCE, evaluate={"tables": JS_TABLES})
+    assert long_tables_before_claims(page.values["tables"]) == ["long"]
+
+
+def test_report_opens_on_the_question_headline_figure_axis_tables_and_claims(study):
+    html = study["html"]
+    order = ["question", "headline", "by-axis", "claims", "completeness", "figures"]
+    order += ["evidence", "compare", "methods", "appendix"]
+    positions = [html.index(f'<h2 id="{key}">') for key in order]
+    assert positions == sorted(positions)
+    headline = html[positions[1] : positions[2]]
+    assert 'id="fig-acc_vs_length"' in headline
+    axes = html[positions[2] : positions[3]]
+    for key in ("by_position", "by_score", "by_heads", "by_arch"):
+        assert f'id="table-{key}"' in axes
+    appendix = html[positions[-1] :]
+    for key in ("configurations", "cost", "runs"):
+        assert f'<details class="long-table" id="{key}">' in appendix
+
+
+def test_every_table_is_a_csv_beside_the_report_with_its_rows(study):
+    html, out = study["html"], study["out"]
+    tables = re.findall(r'<table id="table-([\w-]+)".*?<tbody>(.*?)</tbody>', html, re.S)
+    assert len(tables) >= 10
+    for key, body in tables:
+        assert f'href="tables/{key}.csv"' in html, key
+        csv = pd.read_csv(out / "tables" / f"{key}.csv")
+        assert len(csv) == body.count("<tr>"), key
+
+
+def test_pdf_holds_the_sections_claim_table_rules_methods_and_every_caption(study, pdf_text):
+    html = study["html"]
+    for number, title in SECTIONS.values():
+        assert holds(pdf_text, f"{number} {title}")
+    verdicts = pdf_text.split("4. Claims: verdicts")[2].split("5. Completeness")[0]
+    for claim in CLAIMS:
+        row = html.split(f'<td><a href="#{claim}">{claim}</a></td>')[1].split("</tr>")[0]
+        cells = [plain(part) for part in row.split("</td>")[:-1]]
+        assert len(cells) == 7 and cells[1].split()[0] in VERDICTS  # statement, verdict, ...
+        for cell in cells:  # pdftotext reads a wrapped table's columns in no fixed order
+            assert holds(verdicts, cell), (claim, cell)
+        block = html.split(f'<div class="claim" id="{claim}">')[1].split("</div>")[0]
+        assert holds(pdf_text, plain(block.split("<strong>Rule.</strong>")[1].split("</p>")[0]))
+    methods = pdf_text.split("9. Methods")[2]
+    assert holds(methods, SELECTION_RULE) and holds(methods, METHODS_TEXT)
+    assert holds(methods, DECISION_RULE)
+    holm = re.search(r"Multiple testing.</strong> (.*?)</p>", html, re.S).group(1)
+    assert "family" in holm and holds(methods, plain(holm))
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S)
+    assert len(captions) == html.count("<figure")
+    for caption in captions:
+        assert holds(pdf_text, plain(caption))
+
+
+def test_pdf_pages_are_numbered_listed_in_the_contents_and_none_is_blank(study, tmp_path):
+    pdf = study["out"] / "report.pdf"
+    pdftoppm = ensure("pdftoppm", "poppler-utils")
+    command = [pdftoppm, "-r", "30", "-png", str(pdf), str(tmp_path / "p")]
+    subprocess.run(command, check=True, timeout=PATIENCE)
     pages = sorted(tmp_path.glob("p-*.png"))
-    title, summary, claims = 1, 1, 4  # 5 configurations fit one page; 12 claims, 3 a page
-    assert len(pages) == title + summary + study["html"].count("<figure") + claims
-    assert all(p.stat().st_size > 0 for p in pages)
+    text = read_pdf(pdf)
+    assert f"page {len(pages)} of {len(pages)}" in text
+    assert re.search(r"1\. The question \.{5,}[ .]*1 ", text)  # contents with page numbers
+    for path in pages:
+        grey = np.asarray(Image.open(path).convert("L"))
+        body = grey[: int(grey.shape[0] * 0.9)]  # above the footer's page number
+        assert (body < 200).mean() > 0.002, path.name
+
+
+def test_pdf_embeds_every_figure_and_keeps_text_inside_the_margins(study):
+    pdf = study["out"] / "report.pdf"
+    pdfimages = ensure("pdfimages", "poppler-utils")
+    listing = subprocess.run(
+        [pdfimages, "-list", str(pdf)], capture_output=True, check=True, timeout=PATIENCE
+    )
+    images = listing.stdout.decode().splitlines()[2:]
+    assert len(images) >= study["html"].count("<figure")
+    assert words_outside_margins(pdf) == []
+
+
+def test_margin_check_catches_a_table_wider_than_the_page(tmp_path):
+    cells = "".join(f"<td style='white-space: nowrap'>column-{i}-wide</td>" for i in range(12))
+    path = tmp_path / "wide.pdf"
+    weasyprint.HTML(string=f"<table><tr>{cells}</tr></table>").write_pdf(path)
+    assert words_outside_margins(path)
+
+
+def test_one_seed_prints_no_interval():
+    runs = pd.DataFrame([BASE_RUN | {"run_id": "a", "ood_seq_acc": 0.158}])
+    table = axis_table(runs, "position")
+    assert table.rows[0]["OOD exact match"] == "0.158 (n = 1)"
+    assert table.rows[0]["n (seeds)"] == 1
+    rope = BASE_RUN | {"run_id": "b", "position": "alibi", "ood_seq_acc": 0.5}
+    pairwise = statistics_tables(pd.DataFrame([BASE_RUN | {"run_id": "a"}, rope]))[0]
+    assert pairwise.rows[0]["A − B [95% CI]"].endswith("(n = 1)")
+    assert fmt_ci(0.158, 0.158, 0.158, n=1) == "0.158 (n = 1)"
+    assert fmt_ci(0.5, 0.4, 0.6, n=3) == "0.500 [0.400, 0.600]"
+
+
+def test_axis_table_averages_each_seed_over_the_other_axes_first():
+    ood = {("dot", 0): 0.2, ("cosine", 0): 0.4, ("dot", 1): 0.6}  # seed means 0.3 and 0.6
+    runs = pd.DataFrame(
+        [
+            BASE_RUN | {"run_id": f"{s}{seed}", "score": s, "seed": seed, "ood_seq_acc": v}
+            for (s, seed), v in ood.items()
+        ]
+        + [BASE_RUN | {"run_id": "x", "status": "diverged", "ood_seq_acc": np.nan}]
+    )
+    (row,) = axis_table(runs, "position").rows
+    assert row["OOD exact match"].startswith("0.450 [")  # not the run mean 0.400
+    assert (row["n (seeds)"], row["runs"], row["left out"]) == (2, 3, 1)
+    scores = [r["score function"] for r in axis_table(runs, "score").rows]
+    assert scores == ["dot", "scaled_dot", "cosine"]  # registry order
 
 
 def test_html_is_self_contained(study):
@@ -114,10 +322,65 @@ def test_every_claim_gets_a_verdict_rule_and_evidence(study):
         block = html.split(f'<div class="claim" id="{claim}">')[1].split("</div>")[0]
         verdict = re.search(r'class="verdict \w+">([^<]+)<', block).group(1)
         assert verdict.split(" (n = ")[0] in VERDICTS
-        assert "Rule.</strong>" in block and "Evidence.</strong>" in block
+        assert "Rule.</strong>" in block and "Secondary evidence.</strong>" in block
         assert "Primary effect.</strong>" in block and "runs kept" in block
         if verdict.startswith("inconclusive"):
             assert "tested by" in block
+
+
+def supported_verdict(claim: str = "C4") -> Verdict:
+    effect = Effect(
+        estimate=0.2,
+        ci_low=0.1,
+        ci_high=0.3,
+        p=0.001,
+        mean_a=0.9,
+        mean_b=0.7,
+        n_seeds=3,
+        n_configs=2,
+        n_runs=14,
+        n_kept=11,
+        n_not_ok=1,
+        n_incompetent=2,
+    )
+    spec = CLAIMS_SPEC[claim]
+    return Verdict(
+        claim=claim,
+        text=spec.text,
+        rule=spec.rule,
+        metric=spec.metric,
+        verdict="supported",
+        effect=effect,
+        p_holm=0.012,
+        evidence="per-form means shown",
+        reason="",
+        needs=spec.needs,
+        figure=spec.figure,
+    )
+
+
+def test_claim_table_row_shows_verdict_metric_effect_seeds_runs_and_evidence_link():
+    row = claim_row(supported_verdict(), figures=[])
+    table = templates().get_template("_claims.html.j2").module.claim_table([row])
+    cells = [plain(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", str(table), re.S)]
+    assert cells[:4] == ["C4", CLAIMS_SPEC["C4"].text, "supported", "id_seq_acc"]
+    assert cells[4] == "+0.200 [+0.100, +0.300] p (Holm) 0.0120"
+    assert cells[5:7] == ["3", "11 / 3"]
+    assert '<a href="#C4">rule and numbers</a>' in str(table)
+    evidence = str(templates().get_template("_claims.html.j2").module.claim_evidence([row]))
+    assert "effect +0.200 [+0.100, +0.300]" in evidence and "p 0.0010 (Holm 0.0120)" in evidence
+    assert "11 of 14 runs kept" in evidence and "2 below 0.95 in-distribution" in evidence
+    assert "per-form means shown" in evidence
+
+
+def test_claims_csv_follows_the_claim_table_with_the_reason_of_each_inconclusive(study):
+    csv = pd.read_csv(study["out"] / "tables" / "claims.csv", keep_default_na=False)
+    assert list(csv.columns) == list(CLAIM_COLUMNS)
+    assert csv["claim"].tolist() == CLAIMS
+    for _, row in csv.iterrows():
+        assert row["verdict"].split(" (n = ")[0] in VERDICTS
+        assert (row["reason"] != "") == row["verdict"].startswith("inconclusive")
+        assert f"{row['runs kept']} of " in row["exclusions"]
 
 
 def test_half_finished_study_lists_missing_and_diverged_points(study):
@@ -229,8 +492,8 @@ def test_missing_grid_points_are_listed_when_the_grid_is_a_full_product():
     )
     done = completeness(runs, attempts, grid_size=4, grid=None)
     assert done["missing"] == [keys[3]]
-    assert [r["status"] for r in done["unfinished"]] == ["killed"]
-    assert [r["grid point"] for r in done["bad"]] == [keys[2]]
+    assert [r["status"] for r in done["unfinished"].rows] == ["killed"]
+    assert [r["grid point"] for r in done["bad"].rows] == [keys[2]]
     assert completeness(runs, attempts, grid_size=6, grid=None)["missing"] is None
 
 

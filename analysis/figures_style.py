@@ -1,0 +1,106 @@
+"""How the report's figures draw a variant and name an axis: colours, markers, line styles
+and axis labels, the same in every figure.
+
+Every positional encoding and every score function keeps one colour (from seaborn's
+colour-blind and dark palettes, in registry order; a name no registry holds gets a fallback
+colour) and one marker; randomized positions are dashed in their encoding's colour; the
+architectures without positional encodings (the RNN baselines) are drawn in black and grey.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import seaborn as sns
+
+from analysis.variants import POSITION_NAMES, RANDOMIZED, SCORE_NAMES, variant_order
+
+MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
+
+
+def _palette(names: Sequence[str], palette: str) -> tuple[dict, tuple]:
+    """One colour per registered name, and a further one for names no registry holds."""
+    colours = sns.color_palette(palette, len(names) + 1)
+    return dict(zip(names, colours[:-1], strict=True)), colours[-1]
+
+
+def _markers(names: Sequence[str]) -> dict[str, str]:
+    return {name: MARKER_CYCLE[i % len(MARKER_CYCLE)] for i, name in enumerate(names)}
+
+
+PALETTE, FALLBACK_COLOUR = _palette(POSITION_NAMES, "colorblind")
+SCORE_PALETTE, SCORE_FALLBACK_COLOUR = _palette(SCORE_NAMES, "dark")
+MARKERS, SCORE_MARKERS = _markers(POSITION_NAMES), _markers(SCORE_NAMES)
+ARCH_STYLES = {
+    "encoder": {"color": "0.55", "linestyle": ":", "marker": "v"},
+    "decoder": {"color": "0.55", "linestyle": "-", "marker": "^"},
+    "encoder-decoder": {"color": "0.55", "linestyle": "-.", "marker": "D"},
+    "rnn": {"color": "black", "linestyle": "-", "marker": "o"},
+    "rnn-attention": {"color": "black", "linestyle": "--", "marker": "s"},
+}
+TRAINED = "training lengths"
+MARKS = (TRAINED,)  # legend entries that are not variants; they come last
+NO_INTERVAL = "n = 1, no interval"
+LABELS = {  # short enough for a panel's side; the panel title says which split it shows
+    "seq_acc": "exact match (fraction)",
+    "token_acc": "token accuracy (fraction)",
+    "id_seq_acc": "ID exact match (fraction)",
+    "ood_seq_acc": "OOD exact match (fraction)",
+    "id_token_acc": "ID token accuracy (fraction)",
+    "ood_token_acc": "OOD token accuracy (fraction)",
+    "length": "input length (tokens)",
+    "n_params": "parameters (count)",
+    "step_time_ms": "step time (ms)",
+    "peak_mem_mb": "activation memory (MB)",
+    "train_loss": "loss (nats per token)",
+    "val_seq_acc": "exact match (fraction)",
+    "step": "training step",
+    "id_position": "relative position (i + ½) / target length",
+    "ood_position": "output position (0 = first)",
+}
+CURVE_TITLES = {"train_loss": "training loss", "val_seq_acc": "validation on training lengths"}
+TITLES = {"id_seq_acc": "training lengths", "ood_seq_acc": "longer than training"}
+POSITION_SPLITS = {"id": "training lengths", "ood": "longer than training"}
+CI_ALPHA = 0.2
+
+
+def style(label: str) -> dict:
+    """Colour, line style and marker of a variant label (``analysis.variants``): each
+    encoding its own colour and marker, dashed when randomized."""
+    if label in ARCH_STYLES:
+        return dict(ARCH_STYLES[label])
+    base = label.removesuffix(RANDOMIZED)
+    return {
+        "color": PALETTE.get(base, FALLBACK_COLOUR),
+        "linestyle": "--" if label.endswith(RANDOMIZED) else "-",
+        "marker": MARKERS.get(base, "o"),
+    }
+
+
+def score_style(name: str) -> dict:
+    """Colour, line style and marker of a score function."""
+    return {
+        "color": SCORE_PALETTE.get(name, SCORE_FALLBACK_COLOUR),
+        "linestyle": "-",
+        "marker": SCORE_MARKERS.get(name, "o"),
+    }
+
+
+def look(label: str) -> dict:
+    """The style of a line labelled by a score function or by a variant."""
+    return score_style(label) if label in SCORE_NAMES else style(label)
+
+
+def label_order(labels: Iterable[str]) -> list[str]:
+    """Score functions in registry order, then variants (``variant_order``)."""
+    labels = set(labels)
+    scores = [s for s in SCORE_NAMES if s in labels]
+    return scores + variant_order(labels - set(scores))
+
+
+def no_marker(look: dict) -> dict:
+    return {k: v for k, v in look.items() if k != "marker"}
+
+
+def no_line(look: dict) -> dict:
+    return {**look, "linestyle": "none"}

@@ -28,6 +28,7 @@ from analysis.claims import DECISION_RULE, Verdict, evaluate_claims, holm_family
 from analysis.effects import ALPHA, COMPETENT_ID_ACC, MIN_SEEDS
 from analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
 from analysis.load import Study, load_study, save_frames
+from analysis.record import RESULTS, write_record
 from analysis.seeds import SEED_CI_TEXT
 from analysis.tables import Table
 
@@ -96,7 +97,8 @@ def build_report(
     study: str, out_dir: Path | str | None = None, tracking_uri: str | None = None
 ) -> tuple[Path, Path]:
     """Write report.html, report.pdf, tables/*.csv and the tidy CSVs into ``out_dir``
-    (default reports/<study>), log the reports and tables to the study's parent run; return
+    (default reports/<study>), log the reports and tables to the study's parent run, and
+    write the dated record results/<study>.md (into ``out_dir`` when one is given); return
     the reports' paths. Raises ``analysis.load.StudyError`` when the study has no trial runs."""
     data = load_study(study, tracking_uri)
     out = Path(out_dir) if out_dir is not None else Path("reports") / study
@@ -109,6 +111,7 @@ def build_report(
     html_path.write_text(render_html(context), encoding="utf-8")
     write_pdf(html_path, pdf_path)
     log_report(data, [html_path, pdf_path], out / "tables")
+    write_record(data, verdicts, RESULTS if out_dir is None else out)
     return html_path, pdf_path
 
 

@@ -509,3 +509,9 @@ def test_deletang_setting_reports_the_randomization_gain_beside_ruoss():
     assert block["matched"]
     assert gain["ours mean [95% CI]"] == "20.0 [20.0, 20.0]"
     assert gain["theirs"].startswith("+12.0")
+
+
+def test_report_writes_the_dated_record_beside_it(study):
+    record = (study["out"] / f"{STUDY}.md").read_text()
+    assert record.startswith(f"# Results of study `{STUDY}`")
+    assert sum(line.startswith("| C") for line in record.splitlines()) == len(CLAIMS)

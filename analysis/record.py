@@ -53,7 +53,8 @@ def encoding_rows(runs: pd.DataFrame) -> list[str]:
         ext=("extrapolation_len", "mean"),
     )
     for (task, position), r in table.sort_values("ood", ascending=False).iterrows():
-        rows.append(f"| {task} | {position} | {r.n} | {r.id:.3f} | {r.ood:.3f} | {r.ext:.1f} |")
+        cells = f"{int(r.n)} | {r.id:.3f} | {r.ood:.3f} | {r.ext:.1f}"
+        rows.append(f"| {task} | {position} | {cells} |")
     return rows
 
 

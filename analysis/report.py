@@ -241,7 +241,7 @@ def _study_meta(data: Study) -> dict:
         "experiment_url": experiment,
         "parent_run_id": data.parent.get("run_id", "none"),
         "run_url": f"{experiment}/runs/",
-        "description": data.parent.get("tags", {}).get("mlflow.note.content", ""),
+        "description": data.parent.get("tags", {}).get("attnstudy.description", ""),
     }
 
 

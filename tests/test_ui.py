@@ -128,6 +128,7 @@ def test_parent_run_counts_the_points_and_names_each_encodings_best_variant(stud
         assert mine[best] == max(mine.values())
         assert re.search(rf"\| {encoding} \| {re.escape(best)} \| 2 \| ", parent.tags[NOTE])
     assert parent.tags[NOTE].startswith(STUDY["description"])
+    assert parent.tags["attnstudy.description"] == STUDY["description"]  # what the report shows
 
 
 SCORE = st.floats(0, 1, allow_nan=False)

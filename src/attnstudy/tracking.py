@@ -43,6 +43,7 @@ ROLE, STUDY, TRIAL, STATUS, REASON = (
     "attnstudy.reason",
 )
 BLOCK, SOLVABLE = "attnstudy.block", "attnstudy.solvable"  # trial tags, see GridPoint
+DESCRIPTION = "attnstudy.description"  # the study file's description, as written
 CPU, THREADS, DEVICE = "attnstudy.cpu", "attnstudy.torch_threads", "attnstudy.device"
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # not GenAI
 SELECTION = ("best_val_seq_acc", "best_val_token_acc")  # in-distribution validation only
@@ -296,7 +297,12 @@ class Tracker:
             run = self.client.create_run(
                 self.experiment_id,
                 run_name=self.study,
-                tags={ROLE: "study", STUDY: self.study, "mlflow.note.content": description},
+                tags={
+                    ROLE: "study",
+                    STUDY: self.study,
+                    DESCRIPTION: description,  # the run's note becomes the summary later
+                    "mlflow.note.content": description,
+                },
             )
             run_id = run.info.run_id
             params = [Param(k, str(v)) for k, v in fixed.items()]

@@ -146,24 +146,6 @@ def summary_table(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def accuracy_by_length(lengths: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean and percentile-bootstrap CI over runs of seq_acc and token_acc per (group, length).
-
-    ``in_distribution`` is true when every run in the cell saw that length in training.
-    """
-    rows = []
-    for key, cell in lengths.groupby([*by, "length"], dropna=False, sort=True):
-        row = dict(zip([*by, "length"], key, strict=True))
-        row["n_runs"] = int(cell["seq_acc"].notna().sum())
-        row["in_distribution"] = bool(cell["in_distribution"].all())
-        for metric in ("seq_acc", "token_acc"):
-            mean = float(cell[metric].mean())
-            low, high = bootstrap_ci(cell[metric])
-            row |= {f"{metric}_mean": mean, f"{metric}_ci_low": low, f"{metric}_ci_high": high}
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def compare(
     a: pd.DataFrame, b: pd.DataFrame, metric: str, pair_on: Sequence[str] = ()
 ) -> dict[str, object]:

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from analysis import load
 from analysis.aggregate import (
     METHODS_TEXT,
-    accuracy_by_length,
     bootstrap_ci,
     bootstrap_diff_ci,
     cliffs_delta,
@@ -111,24 +110,6 @@ def test_summary_table_has_one_row_per_group():
     runs = make_runs({"position": "rope"}, {"position": "alibi"}, {"position": "alibi", "seed": 1})
     table = summary_table(runs, ["task", "position"])
     assert table.set_index("position")["n_seeds"].to_dict() == {"alibi": 2, "rope": 1}
-
-
-def test_accuracy_by_length_averages_runs_at_each_length():
-    lengths = pd.DataFrame(
-        {
-            "run_id": ["a", "a", "b", "b"],
-            "position": "rope",
-            "length": [10, 30, 10, 30],
-            "seq_acc": [1.0, 0.2, 0.8, 0.0],
-            "token_acc": [1.0, 0.6, 0.9, 0.4],
-            "in_distribution": [True, False, True, False],
-        }
-    )
-    table = accuracy_by_length(lengths, ["position"]).set_index("length")
-    assert table.loc[10, "seq_acc_mean"] == pytest.approx(0.9)
-    assert table.loc[30, "token_acc_mean"] == pytest.approx(0.5)
-    assert table["in_distribution"].to_dict() == {10: True, 30: False}
-    assert table.loc[30, "seq_acc_ci_low"] <= 0.1 <= table.loc[30, "seq_acc_ci_high"]
 
 
 def test_compare_pairs_runs_sharing_config_and_seed():

@@ -176,6 +176,32 @@ def test_a_changed_grid_is_refused_unless_allowed(finished, tmp_path):
     queue.check_grid(allow_change=False)
 
 
+@pytest.mark.parametrize("axis, grown", [("heads", [2, 1]), ("position", ["learned", "none"])])
+def test_an_axis_that_gains_a_value_runs_only_the_new_points(tmp_path, capsys, axis, grown):
+    """Issue 11: a value added to an axis (a new Optuna categorical choice) crashed
+    `study run --allow-grid-change`. The finished point keeps its trial, the new one runs
+    once, and without the flag the change is refused in one line."""
+    one = TINY | {"name": "grows", "axes": {"score": ["dot"], "position": ["none"], "heads": [2]}}
+    spec, stores = study_file(tmp_path, one), stores_in(tmp_path)
+    assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
+    (old,) = trials(spec, stores)
+    spec = study_file(tmp_path, one | {"axes": one["axes"] | {axis: grown}})
+    args = ["study", "run", spec.path, "--runs-dir", str(stores.runs_dir), "--threads", "1"]
+    args += ["--tracking-uri", stores.tracking_uri]
+    assert main(args) == 2
+    assert "grid of study 'grows' changed" in capsys.readouterr().err
+    assert main([*args, "--allow-grid-change"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "study grows: 2 done"
+    found = trials(spec, stores)
+    assert Counter(t.user_attrs["grid_key"] for t in found) == {p.key: 1 for p in spec.points()}
+    assert all(t.state == TrialState.COMPLETE for t in found)
+    (kept,) = [t for t in found if t.number == old.number]
+    assert kept.datetime_complete == old.datetime_complete and kept.user_attrs == old.user_attrs
+    assert len(mlflow_runs(spec, stores, "trial")[1]) == 2
+    assert main([*args, "--allow-grid-change"]) == 0  # and nothing runs twice
+    assert len(trials(spec, stores)) == 2 and len(mlflow_runs(spec, stores, "trial")[1]) == 2
+
+
 def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
     study = TINY | {"name": "resume", "axes": TINY["axes"] | {"lr": [3e-3, 1e8]}}
     spec = study_file(tmp_path, study)

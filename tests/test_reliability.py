@@ -282,7 +282,7 @@ def test_four_workers_run_each_point_once_without_lock_errors(four_workers):
 def test_a_diverged_trial_is_a_recorded_result(four_workers, capsys):
     spec, stores, _, _ = four_workers
     (trial,) = [t for t in stored_trials(spec, stores) if t.state.name == "FAIL"]
-    assert trial.params["lr"] == 1e8 and trial.user_attrs["status"] == "diverged"
+    assert trial.user_attrs["params"]["lr"] == 1e8 and trial.user_attrs["status"] == "diverged"
     assert trial.user_attrs["reason"].startswith("diverged at step")
     client, _ = mlflow_runs(spec, stores, "trial")
     run_ = client.get_run(trial.user_attrs[RUN_ID])

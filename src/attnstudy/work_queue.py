@@ -28,7 +28,6 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
-from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from attnstudy.config import ConfigError
@@ -48,6 +47,7 @@ GRID_KEY, CONFIG_HASH, STATUS, REASON, RUN_ID = (
 WORKER = "worker"  # user attr: host:pid of the process that runs the trial
 BLOCK = "block"  # user attr: the blocks that declare the point, comma-separated (if named)
 SOLVABLE = "solvable"  # user attr: False if the point cannot solve its task by construction
+PARAMS = "params"  # user attr: the point's axis values ({axis: value})
 RESULTS = ("done", "diverged")  # point states that hold a result
 MAX_AUTO_RETRIES = 5  # kills of one point retried within a run; `study run` retries again
 MOST_GRACE_S = 86400  # a worker silent for a day is dead
@@ -235,7 +235,6 @@ class Queue:
             load_if_exists=True,
         )
         self.study_id = self.storage.get_study_id_from_name(spec.name)
-        self.distributions = {k: CategoricalDistribution(v) for k, v in spec.axes.items()}
 
     def trials(self) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False)
@@ -263,14 +262,11 @@ class Queue:
         self.study.set_user_attr("study_file", self.spec.path)
 
     def enqueue(self, point: GridPoint) -> None:
-        self.study.add_trial(
-            optuna.trial.create_trial(
-                state=TrialState.WAITING,
-                params=point.params,
-                distributions={k: self.distributions[k] for k in point.params},
-                user_attrs=point_attrs(point),
-            )
-        )
+        """A WAITING trial for `point`, its axis values in a user attr (PARAMS): Optuna
+        fixes a categorical param's choices with the study's first trial, so an axis that
+        gains a value (`--allow-grid-change`) could not queue its new points as params."""
+        trial = optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=point_attrs(point))
+        self.study.add_trial(trial)
 
     def fill(self) -> int:
         """Queue every point without a result or a live trial; returns how many."""
@@ -341,10 +337,11 @@ class Queue:
         return lambda n: outcome_of(trials()[n]) if n in trials() else "killed"
 
 
-def point_attrs(point: GridPoint) -> dict[str, str | bool]:
+def point_attrs(point: GridPoint) -> dict[str, object]:
     """The user attrs that tie a trial to its grid point."""
     attrs = {GRID_KEY: point.key, CONFIG_HASH: point.config_hash, SOLVABLE: point.solvable}
-    return attrs | ({BLOCK: ",".join(point.blocks)} if point.blocks else {})
+    attrs |= {PARAMS: point.params} | ({BLOCK: ",".join(point.blocks)} if point.blocks else {})
+    return attrs
 
 
 def sqlite_path(url: str) -> Path:

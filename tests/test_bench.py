@@ -14,8 +14,8 @@ from attnstudy.bench.rows import row
 from attnstudy.bench.shapes import make_plan
 from attnstudy.bench.throughput import study_file
 from attnstudy.cli import main
-from attnstudy.config import make_config
 from attnstudy.positions import POSITIONS
+from attnstudy.registries import make_config
 from attnstudy.study_config import load_study
 from attnstudy.tasks import build_task
 

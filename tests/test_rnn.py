@@ -7,8 +7,9 @@ import torch
 
 from attnstudy.archs import build_model
 from attnstudy.cli import main
-from attnstudy.config import ConfigError, make_config
+from attnstudy.config import ConfigError
 from attnstudy.model import record_attention
+from attnstudy.registries import make_config
 from attnstudy.scores import SCORES
 from attnstudy.tasks import PAD, Batch, build_task, sample_lengths
 from attnstudy.train import run

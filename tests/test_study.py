@@ -16,8 +16,9 @@ from optuna.trial import TrialState
 from attnstudy.archs import ARCHS, build_model
 from attnstudy.artifacts import attention_names
 from attnstudy.cli import main
-from attnstudy.config import ConfigError, make_config
+from attnstudy.config import ConfigError
 from attnstudy.evaluate import attention_maps
+from attnstudy.registries import make_config
 from attnstudy.study import run_study
 from attnstudy.study_config import load_study
 from attnstudy.tasks import build_task

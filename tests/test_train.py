@@ -7,9 +7,10 @@ import torch
 from attnstudy.archs import ARCHS
 from attnstudy.artifacts import attention_summary, long_example_attention
 from attnstudy.cli import main
-from attnstudy.config import ConfigError, make_config
+from attnstudy.config import ConfigError
 from attnstudy.evaluate import alignment_mass, evaluate, score_predictions, uniform_mass
 from attnstudy.positions import POSITIONS
+from attnstudy.registries import make_config
 from attnstudy.tasks import EOS, Task, build_task
 from attnstudy.train import Diverged, initial_model, lr_at, run
 

@@ -27,7 +27,7 @@ from servers import _answers, free_port, stop, wait_for
 from test_report import ensure
 
 from attnstudy.cli import main
-from attnstudy.config import make_config
+from attnstudy.registries import make_config
 from attnstudy.positions import POSITIONS
 from attnstudy.study import run_study
 from attnstudy.study_config import load_study

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from attnstudy.config import make_config
+from attnstudy.registries import make_config
 from attnstudy.tracking import Tracker, provenance_tags, silence
 from attnstudy.train import run
 

@@ -11,7 +11,7 @@ import sys
 from dataclasses import fields
 from importlib.metadata import PackageNotFoundError, version
 
-from attnstudy.config import ZERO_MEANS, Config, ConfigError, make_config
+from attnstudy.config import ZERO_MEANS, Config, ConfigError
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -51,7 +51,7 @@ class VersionAction(argparse.Action):
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One `--field` option per Config field; values are validated by make_config."""
+    """One `--field` option per Config field; values are validated by registries.make_config."""
     for f in fields(Config):
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f.default, bool):
@@ -69,6 +69,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    from attnstudy.registries import make_config
+
     values = {f.name: getattr(args, f.name) for f in fields(Config)}
     return make_config(**{k: v for k, v in values.items() if v is not None})
 

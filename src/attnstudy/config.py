@@ -1,7 +1,9 @@
-"""One typed, validated configuration for a training run.
+"""One typed configuration for a training run: its fields, their types and ranges.
 
-The config is validated once, at the edge (CLI, study YAML); the core receives a frozen
-`Config` and never re-checks names. Registries are consulted here only for their keys.
+The config is validated once, at the edge (CLI, study YAML), by `registries.make_config`:
+the variant names against the registries there, every other rule here. This module
+imports no model code, so anything may import it. The core receives a frozen `Config`
+and never re-checks it.
 """
 
 from __future__ import annotations
@@ -108,17 +110,16 @@ def _coerce(name: str, value: Any) -> Any:
     raise ConfigError(f"{name}: expected {want.__name__}, got {value!r}")
 
 
-def make_config(**values: Any) -> Config:
-    """Build and validate a Config from loosely typed values (CLI strings, YAML scalars)."""
+def coerce_config(**values: Any) -> Config:
+    """A Config from loosely typed values (CLI strings, YAML scalars), each coerced to its
+    field's type; not yet validated (see `registries.make_config`)."""
     unknown = sorted(set(values) - set(FIELD_TYPES))
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]!r}; allowed: {', '.join(FIELD_TYPES)}")
-    cfg = Config(**{k: _coerce(k, v) for k, v in values.items()})
-    validate(cfg)
-    return cfg
+    return Config(**{k: _coerce(k, v) for k, v in values.items()})
 
 
-def _choice(name: str, value: str, allowed) -> None:
+def check_choice(name: str, value: str, allowed) -> None:
     if value not in allowed:
         raise ConfigError(f"{name}: unknown value {value!r}; allowed: {', '.join(allowed)}")
 
@@ -165,35 +166,21 @@ RANGES: tuple[tuple[str, int | str, int], ...] = (
 )
 
 
-def validate(cfg: Config) -> None:
-    """Check every field once; raises ConfigError naming the first broken rule, what was
-    wrong and what is allowed. Rules come in the order a user would fix them: names and
-    the device, each number's own range (in field order), rules between fields, then the
-    architecture's and the encoding's own rules."""
-    _check_names(cfg)
-    _check_ranges(cfg)
-    _check_between_fields(cfg)
-    _check_variant(cfg)
-
-
-def _check_names(cfg: Config) -> None:
-    from attnstudy.archs import ARCHS
-    from attnstudy.positions import POSITIONS
-    from attnstudy.scores import SCORES
-    from attnstudy.tasks import TASKS
-
-    _choice("task", cfg.task, TASKS)
-    _choice("arch", cfg.arch, ARCHS)
-    _choice("score", cfg.score, SCORES)
-    _choice("position", cfg.position, POSITIONS)
-    _choice("norm", cfg.norm, ("pre", "post"))
-    _choice("device", cfg.device, ("auto", "cpu", "cuda", "mps"))
+def validate_fields(cfg: Config) -> None:
+    """Check every field but the variant names, which only their registries know (see
+    `registries.validate`, which calls this after them): the norm and the device, each
+    number's own range (in field order), then the rules between fields. Raises ConfigError
+    naming the first broken rule, what was wrong and what is allowed."""
+    check_choice("norm", cfg.norm, ("pre", "post"))
+    check_choice("device", cfg.device, ("auto", "cpu", "cuda", "mps"))
     available = available_devices()
     _check(
         cfg.device in available,
         f"device: {cfg.device!r} is not available on this machine; available: "
         + ", ".join(available),
     )
+    _check_ranges(cfg)
+    _check_between_fields(cfg)
 
 
 def _check_ranges(cfg: Config) -> None:
@@ -234,31 +221,6 @@ def _check_between_fields(cfg: Config) -> None:
         f"t5_max_distance: must be > t5_buckets/2 = {cfg.t5_buckets // 2} (shorter distances "
         f"get exact buckets), got {cfg.t5_max_distance}",
     )
-
-
-def _check_variant(cfg: Config) -> None:
-    """The architecture's and the encoding's own rules, then randomized positions."""
-    from attnstudy.archs import ARCHS
-    from attnstudy.positions import POSITIONS
-    from attnstudy.tasks import TASKS
-
-    ARCHS[cfg.arch].check_config(cfg)
-    POSITIONS[cfg.position].check_config(cfg)
-    randomizable = [name for name, p in POSITIONS.items() if p.takes_position_ids]
-    _check(
-        not cfg.randomized or cfg.position in randomizable,
-        f"randomized: needs a position encoding that takes position indices "
-        f"({', '.join(randomizable)}), got position={cfg.position!r}",
-    )
-    if cfg.randomized and cfg.max_random_position:
-        n = cfg.resolved_eval_max_len
-        longest = ARCHS[cfg.arch].seq_len(TASKS[cfg.task](n), n)
-        _check(
-            cfg.max_random_position >= longest,
-            f"max_random_position: must be 0 (= 4 x the longest sequence) or >= the longest "
-            f"sequence, {longest} (arch={cfg.arch}, task={cfg.task}, length {n}), got "
-            f"{cfg.max_random_position}",
-        )
 
 
 def _divisors(n: int) -> list[int]:

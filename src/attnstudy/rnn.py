@@ -13,7 +13,6 @@
 Order comes from recurrence, so these architectures take no positional encoding and no
 start token. Like the other autoregressive architectures they predict the target and
 then EOS.
-Importing this module registers both in ARCHS (archs.py imports it at its end).
 """
 
 from __future__ import annotations
@@ -22,10 +21,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attnstudy.archs import ARCHS, IGNORE, Arch, AttentionLayout, constant, greedy, pack
 from attnstudy.config import Config, ConfigError
 from attnstudy.model import MultiHeadAttention, mask_bias
 from attnstudy.positions import NO_POSITIONS
+from attnstudy.sequences import IGNORE, Arch, AttentionLayout, constant, greedy, pack
 from attnstudy.tasks import EOS, PAD, SEP, Batch
 
 
@@ -59,6 +58,8 @@ class RNNSeq2Seq(Arch):
     """GRU encoder-decoder whose decoder sees only the encoder's final hidden state."""
 
     name = "rnn"
+    uses_positions = False  # order comes from recurrence
+    uses_attention = False
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
@@ -133,6 +134,7 @@ class RNNAttention(RNNSeq2Seq):
     """The same, plus Luong et al. 2015 global attention over every encoder state."""
 
     name = "rnn-attention"
+    uses_attention = True
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
@@ -148,6 +150,3 @@ class RNNAttention(RNNSeq2Seq):
         """h̃_t = tanh(W_c [c_t; s_t]), c_t = attention(query s_t, keys = values = memory)."""
         c = self.attention(s, memory, memory_bias, NO_POSITIONS, cache, self_attention=False)
         return torch.tanh(self.W_c(torch.cat([c, s], dim=-1)))  # (B, T, d)
-
-
-ARCHS.update({a.name: a for a in (RNNSeq2Seq, RNNAttention)})

@@ -41,7 +41,8 @@ from typing import Any
 
 import yaml
 
-from attnstudy.config import FIELD_TYPES, Config, ConfigError, _coerce, make_config
+from attnstudy.config import FIELD_TYPES, Config, ConfigError, _coerce
+from attnstudy.registries import make_config
 from attnstudy.tasks import TASKS
 
 GRID = ("tasks", "axes", "exclude")  # a single-grid file's grid; a block's otherwise

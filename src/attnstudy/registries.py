@@ -1,0 +1,59 @@
+"""The registries of the study's axes, keyed by the Config field each fills, and the
+validation of a Config against them: the edge where variant names are checked.
+
+config.py knows the fields and their ranges but no variant (it imports no model code);
+this module adds what only the registries know: the names, each architecture's and
+encoding's own rules (`check_config`) and which encodings can be randomized
+(`PositionalEncoding.takes_position_ids`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attnstudy.archs import ARCHS
+from attnstudy.config import Config, ConfigError, check_choice, coerce_config, validate_fields
+from attnstudy.positions import POSITIONS
+from attnstudy.scores import SCORES
+from attnstudy.tasks import TASKS
+
+REGISTRIES = {"task": TASKS, "arch": ARCHS, "score": SCORES, "position": POSITIONS}
+
+
+def make_config(**values: Any) -> Config:
+    """Build and validate a Config from loosely typed values (CLI strings, YAML scalars)."""
+    cfg = coerce_config(**values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Check every field once; raises ConfigError naming the first broken rule, what was
+    wrong and what is allowed. Rules come in the order a user would fix them: names and
+    the device, each number's own range (in field order), rules between fields, then the
+    architecture's and the encoding's own rules."""
+    for name, registry in REGISTRIES.items():
+        check_choice(name, getattr(cfg, name), registry)
+    validate_fields(cfg)
+    _check_variant(cfg)
+
+
+def _check_variant(cfg: Config) -> None:
+    """The architecture's and the encoding's own rules, then randomized positions."""
+    ARCHS[cfg.arch].check_config(cfg)
+    POSITIONS[cfg.position].check_config(cfg)
+    randomizable = [name for name, p in POSITIONS.items() if p.takes_position_ids]
+    if cfg.randomized and cfg.position not in randomizable:
+        raise ConfigError(
+            f"randomized: needs a position encoding that takes position indices "
+            f"({', '.join(randomizable)}), got position={cfg.position!r}"
+        )
+    if cfg.randomized and cfg.max_random_position:
+        n = cfg.resolved_eval_max_len
+        longest = ARCHS[cfg.arch].seq_len(TASKS[cfg.task](n), n)
+        if cfg.max_random_position < longest:
+            raise ConfigError(
+                f"max_random_position: must be 0 (= 4 x the longest sequence) or >= the "
+                f"longest sequence, {longest} (arch={cfg.arch}, task={cfg.task}, length {n}), "
+                f"got {cfg.max_random_position}"
+            )

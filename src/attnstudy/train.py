@@ -118,83 +118,109 @@ def validate_in_distribution(model: Arch, task: Task, cfg: Config, device) -> di
     return {"val_seq_acc": s["id_seq_acc"], "val_token_acc": s["id_token_acc"]}
 
 
+@dataclass
+class Selection:
+    """Model selection and early stopping on in-distribution validation exact match only:
+    the first checkpoint with the best validation, validations since it improved
+    (`stale`), and the first step count that reached 0.95."""
+
+    val_seq_acc: float = -1.0
+    step: int = 0
+    state: dict | None = None
+    stale: int = 0
+    steps_to_95: float = math.nan
+
+    def update(self, model: Arch, val_seq_acc: float, steps_done: int) -> None:
+        if val_seq_acc >= 0.95 and math.isnan(self.steps_to_95):
+            self.steps_to_95 = steps_done
+        if val_seq_acc > self.val_seq_acc:
+            self.val_seq_acc, self.step = val_seq_acc, steps_done
+            self.state, self.stale = copy.deepcopy(model.state_dict()), 0
+        else:
+            self.stale += 1
+
+    def should_stop(self, val_seq_acc: float, cfg: Config) -> bool:
+        """Validation reached cfg.stop_at_val_acc, or `patience` validations passed
+        without improvement."""
+        patience_spent = cfg.patience > 0 and self.stale >= cfg.patience
+        return val_seq_acc >= cfg.stop_at_val_acc or patience_spent
+
+
+@dataclass
+class Training:
+    """What the training loop leaves for the final evaluation."""
+
+    history: list[dict]
+    selection: Selection
+    step_seconds: float  # summed over the optimizer steps, data sampling excluded
+    activation_mb: float
+
+
+def train_step(model: Arch, optimizer, batch, positions: torch.Generator, step: int, cfg: Config):
+    """One AdamW step on `batch` at lr_at(step), gradients clipped; returns the step's
+    record. Raises Diverged if the loss is not finite."""
+    lr = lr_at(step, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss = model.loss(batch, positions)
+    if not torch.isfinite(loss):
+        raise Diverged(step, loss.item())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
+    optimizer.step()
+    return {"step": step, "train_loss": loss.item(), "lr": lr, "grad_norm": grad_norm}
+
+
+def train(model: Arch, task: Task, cfg: Config, device, callback: Callback | None) -> Training:
+    """The training loop: cfg.steps batches of the training lengths, validated every
+    `val_every` steps and at the last, stopped early by the Selection's rule."""
+    optimizer = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    positions = torch.Generator().manual_seed(cfg.seed + POSITION_SEED_OFFSET)
+    done = Training([], Selection(), 0.0, math.nan)
+    for step in range(cfg.steps):
+        lengths = sample_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen)
+        batch = task.sample(lengths, gen).to(device)
+        if step == 0:  # measured with a generator of its own: training draws stay the same
+            own = torch.Generator().manual_seed(cfg.seed)
+            done.activation_mb = activation_mb(model, batch, own)
+        t0 = time.perf_counter()
+        record = train_step(model, optimizer, batch, positions, step, cfg)
+        done.step_seconds += time.perf_counter() - t0
+        validated = (step + 1) % cfg.val_every == 0 or step == cfg.steps - 1
+        if validated:
+            record |= validate_in_distribution(model, task, cfg, device)
+            done.selection.update(model, record["val_seq_acc"], step + 1)
+        done.history.append(record)
+        if callback is not None:
+            callback(step, record)
+        if validated and done.selection.should_stop(record["val_seq_acc"], cfg):
+            break
+    return done
+
+
+def final_evaluation(model: Arch, task: Task, cfg: Config, device, done: Training) -> TrainResult:
+    """The selected checkpoint evaluated at every length 1..eval_max_len."""
+    model.load_state_dict(done.selection.state)
+    lengths = range(1, cfg.resolved_eval_max_len + 1)
+    per_length = evaluate(model, task, lengths, cfg.eval_samples, TEST_SEED, device)
+    summary = summarize(per_length, cfg.train_max_len) | {
+        "best_step": done.selection.step,
+        "steps_trained": len(done.history),
+        "steps_to_95": done.selection.steps_to_95,
+        "n_params": count_parameters(model),
+        "step_time_ms": 1000 * done.step_seconds / len(done.history),
+        "activation_mb": done.activation_mb,
+    }
+    table = position_table(per_length, cfg.train_max_len)
+    return TrainResult(cfg, model, task, device, summary, per_length, table, done.history)
+
+
 def run(cfg: Config, callback: Callback | None = None) -> TrainResult:
     """Train cfg's model, select the checkpoint with the best in-distribution validation
     exact match, and evaluate it at every length 1..eval_max_len."""
     device = resolve_device(cfg.device)
     task = build_task(cfg.task, cfg.resolved_eval_max_len)
     model = initial_model(cfg, task, device)
-    optimizer = make_optimizer(model, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    positions = torch.Generator().manual_seed(cfg.seed + POSITION_SEED_OFFSET)
-    history: list[dict] = []
-    best = {"val_seq_acc": -1.0, "step": 0, "state": None}
-    stale, step_seconds, steps_to_95 = 0, 0.0, float("nan")
-    memory_mb = float("nan")
-    for step in range(cfg.steps):
-        batch = task.sample(
-            sample_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen), gen
-        ).to(device)
-        if step == 0:  # measured with a generator of its own: training draws stay the same
-            memory_mb = activation_mb(model, batch, torch.Generator().manual_seed(cfg.seed))
-        t0 = time.perf_counter()
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss = model.loss(batch, positions)
-        if not torch.isfinite(loss):
-            raise Diverged(step, loss.item())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
-        optimizer.step()
-        step_seconds += time.perf_counter() - t0
-        record = {
-            "step": step,
-            "train_loss": loss.item(),
-            "lr": lr,
-            "grad_norm": grad_norm,
-        }
-        last = step == cfg.steps - 1
-        if (step + 1) % cfg.val_every == 0 or last:
-            record |= validate_in_distribution(model, task, cfg, device)
-            if record["val_seq_acc"] >= 0.95 and math.isnan(steps_to_95):
-                steps_to_95 = step + 1
-            if record["val_seq_acc"] > best["val_seq_acc"]:
-                best = {
-                    "val_seq_acc": record["val_seq_acc"],
-                    "step": step + 1,
-                    "state": copy.deepcopy(model.state_dict()),
-                }
-                stale = 0
-            else:
-                stale += 1
-        history.append(record)
-        if callback is not None:
-            callback(step, record)
-        if "val_seq_acc" in record and (
-            record["val_seq_acc"] >= cfg.stop_at_val_acc or (cfg.patience and stale >= cfg.patience)
-        ):
-            break
-    model.load_state_dict(best["state"])
-    per_length = evaluate(
-        model, task, range(1, cfg.resolved_eval_max_len + 1), cfg.eval_samples, TEST_SEED, device
-    )
-    summary = summarize(per_length, cfg.train_max_len) | {
-        "best_step": best["step"],
-        "steps_trained": len(history),
-        "steps_to_95": steps_to_95,
-        "n_params": count_parameters(model),
-        "step_time_ms": 1000 * step_seconds / len(history),
-        "activation_mb": memory_mb,
-    }
-    return TrainResult(
-        cfg,
-        model,
-        task,
-        device,
-        summary,
-        per_length,
-        position_table(per_length, cfg.train_max_len),
-        history,
-    )
+    return final_evaluation(model, task, cfg, device, train(model, task, cfg, device, callback))

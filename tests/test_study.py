@@ -156,7 +156,7 @@ def test_status_reports_every_point(finished, capsys):
 
 def test_status_of_a_study_never_run_is_all_pending(tmp_path, capsys):
     spec, stores = study_file(tmp_path, TINY), stores_in(tmp_path)
-    from attnstudy.study import study_status
+    from attnstudy.progress import study_status
 
     assert study_status(spec, stores) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith("0 failed, 4 pending")
@@ -339,7 +339,7 @@ def test_declaring_a_block_unsolvable_later_is_a_grid_change(blocks_run, tmp_pat
 
 
 def test_status_of_a_study_of_blocks_never_run_is_all_pending(tmp_path, capsys):
-    from attnstudy.study import study_status
+    from attnstudy.progress import study_status
 
     spec, stores = study_file(tmp_path, BLOCKS), stores_in(tmp_path)
     assert study_status(spec, stores) == 0

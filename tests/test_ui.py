@@ -27,11 +27,12 @@ from servers import _answers, free_port, stop, wait_for
 from test_report import ensure
 
 from attnstudy.cli import main
-from attnstudy.registries import make_config
 from attnstudy.positions import POSITIONS
+from attnstudy.provenance import cpu_model
+from attnstudy.registries import make_config
 from attnstudy.study import run_study
 from attnstudy.study_config import load_study
-from attnstudy.tracking import best_per_encoding, cpu_model, run_name
+from attnstudy.tracking import best_per_encoding, run_name
 from attnstudy.work_queue import make_stores
 
 DIVERGES = 1e8  # a learning rate that makes loss nan at once

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 
+from attnstudy.provenance import provenance_tags
 from attnstudy.registries import make_config
-from attnstudy.tracking import Tracker, provenance_tags, silence
+from attnstudy.tracking import Tracker, silence
 from attnstudy.train import run
 
 TINY = dict(

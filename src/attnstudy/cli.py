@@ -158,7 +158,8 @@ def check_positive(args: argparse.Namespace, *options: str, most: int | None = N
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from attnstudy.study import run_study, study_status
+    from attnstudy.progress import study_status
+    from attnstudy.study import run_study
     from attnstudy.study_config import load_study
     from attnstudy.work_queue import make_stores
 

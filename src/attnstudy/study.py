@@ -2,7 +2,7 @@
 
 The grid comes from Optuna's `GridSampler` (see `study_config`); `work_queue` runs each
 point exactly once whatever the number of workers. This module holds the workers (one
-process each, interruptible), their supervisor, the progress display and `study status`.
+process each, interruptible) and their supervisor; progress.py shows their progress.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from typing import TextIO
 import optuna
 from optuna.trial import FrozenTrial
 
+from attnstudy.progress import Monitor, counts
+from attnstudy.provenance import host_tags, provenance_tags
 from attnstudy.study_config import GridPoint, StudySpec
 from attnstudy.tracking import (
     BLOCK,
@@ -32,28 +34,20 @@ from attnstudy.tracking import (
     TRIAL,
     Tracker,
     TrialRun,
-    host_tags,
-    provenance_tags,
     silence,
 )
 from attnstudy.work_queue import (
     GRID_KEY,
-    REASON,
     RESULTS,
     RUN_ID,
     WORKER,
     Heartbeat,
-    PointState,
     Queue,
     Stores,
     check_stores,
-    classify,
     describe_error,
     make_folder,
-    open_storage,
-    outcome_of,
     safe_url,
-    sqlite_path,
 )
 
 MAX_RESTARTS = 10  # worker processes replaced after dying abnormally
@@ -258,70 +252,6 @@ def _stop_children() -> None:
             p.join()
 
 
-class Monitor:
-    """One progress bar (points finished / total, ETA) and one line per finished trial,
-    read from the Optuna storage so it sees every worker."""
-
-    def __init__(self, queue: Queue, out: TextIO):
-        from tqdm import tqdm
-
-        self.queue, self.out = queue, out
-        self.seen = {t.number for t in queue.trials() if t.state.is_finished()}
-        done = sum(s.state in RESULTS for s in queue.states().values())
-        self.bar = tqdm(
-            total=len(queue.points),
-            initial=done,
-            desc=queue.spec.name,
-            unit="trial",
-            smoothing=0,
-            file=sys.stderr,
-            disable=not sys.stderr.isatty(),
-        )
-        self.done = done
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self.stop.wait(self.queue.stores.poll_s):
-            self.poll()
-
-    def poll(self) -> None:
-        from tqdm import tqdm
-
-        for t in self.queue.trials():
-            if t.state.is_finished() and t.number not in self.seen:
-                self.seen.add(t.number)
-                if t.user_attrs.get(GRID_KEY) in self.queue.points:
-                    tqdm.write(trial_line(t), file=self.out)
-        done = sum(s.state in RESULTS for s in self.queue.states().values())
-        self.bar.update(done - self.done)
-        self.done = done
-
-    def __enter__(self) -> Monitor:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.poll()
-        self.bar.close()
-
-
-def trial_line(t: FrozenTrial) -> str:
-    a = t.user_attrs
-    status = outcome_of(t) or t.state.name.lower()
-    if status == "ok":
-        nan = float("nan")
-        detail = (
-            f"id {a.get('id_seq_acc', nan):.2f}  ood {a.get('ood_seq_acc', nan):.2f}  "
-            f"ext {a.get('extrapolation_len', 0):.0f}  {a.get('train_seconds', 0):.0f}s"
-        )
-    else:
-        detail = a.get(REASON, "worker died")
-    return f"  #{t.number:<4} {status:<8} {a.get(GRID_KEY)}  {detail}"
-
-
 def run_study(
     spec: StudySpec,
     stores: Stores,
@@ -340,22 +270,7 @@ def run_study(
     queue.check_grid(allow_grid_change)
     tags = provenance_tags()
     threads = threads or default_threads(workers)
-    parent_tags = {
-        "attnstudy.grid_size": str(len(queue.points)),
-        "attnstudy.grid_fingerprint": queue.study.user_attrs["grid_fingerprint"],
-        "attnstudy.optuna_storage": safe_url(stores.storage_url),
-        **tags,
-        **host_tags(threads),
-    }
-    if spec.named_blocks:
-        parent_tags["attnstudy.blocks"] = ",".join(b.name for b in spec.blocks)
-    with queue.lock():  # one experiment and one parent run, however many launchers start
-        make_folder(stores.tracking_uri)
-        tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
-        parent_id = tracker.open_parent(spec.fixed, parent_tags, spec.description)
-        tracker.log_grid(parent_id, list(queue.points))
-        queue.fail_stale()
-        queue.fill()
+    tracker, parent_id = _open_parent(queue, tags | host_tags(threads))
     to_run = sum(s.state not in RESULTS for s in queue.states().values())
     tracker.resolve_orphans(queue.orphan_outcome())
     print(
@@ -377,6 +292,28 @@ def run_study(
             _log_summary(tracker, parent_id, queue)
             tracker.close(parent_id, status)
     return _report(queue, out) if status == "FINISHED" else 130
+
+
+def _open_parent(queue: Queue, tags: dict[str, str]) -> tuple[Tracker, str]:
+    """The study's MLflow experiment and parent run (tagged with the grid, the stores, the
+    code and the machine), and every point without a result queued."""
+    spec, stores = queue.spec, queue.stores
+    parent_tags = {
+        "attnstudy.grid_size": str(len(queue.points)),
+        "attnstudy.grid_fingerprint": queue.study.user_attrs["grid_fingerprint"],
+        "attnstudy.optuna_storage": safe_url(stores.storage_url),
+        **tags,
+    }
+    if spec.named_blocks:
+        parent_tags["attnstudy.blocks"] = ",".join(b.name for b in spec.blocks)
+    with queue.lock():  # one experiment and one parent run, however many launchers start
+        make_folder(stores.tracking_uri)
+        tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
+        parent_id = tracker.open_parent(spec.fixed, parent_tags, spec.description)
+        tracker.log_grid(parent_id, list(queue.points))
+        queue.fail_stale()
+        queue.fill()
+    return tracker, parent_id
 
 
 def _blocks_note(spec: StudySpec) -> str:
@@ -417,13 +354,6 @@ def _run_workers(spec, stores, parent_id, tags, workers: int, threads: int) -> N
     _supervise(spawn, workers)
 
 
-def counts(states: dict[str, PointState]) -> dict[str, int]:
-    found = {s: 0 for s in ("done", "diverged", "running", "failed", "pending")}
-    for s in states.values():
-        found[s.state] += 1
-    return found
-
-
 def _report(queue: Queue, out: TextIO) -> int:
     found = counts(queue.states())
     summary = ", ".join(f"{n} {s}" for s, n in found.items() if n)
@@ -432,56 +362,3 @@ def _report(queue: Queue, out: TextIO) -> int:
         print("  run the same command again to retry the failed points", file=out)
         return 1
     return 0
-
-
-def study_status(spec: StudySpec, stores: Stores, out: TextIO | None = None) -> int:
-    """Print the state of every grid point (done / diverged / running / failed / pending)."""
-    out = out or sys.stdout
-    silence()
-    points = spec.points()
-    trials = _read_trials(spec, stores)
-    states = classify(points, trials)
-    width = max(len(p.key) for p in points)
-    print(f"{'state':<9} {'grid point':<{width}}  trial  id_seq  ood_seq  ext  note", file=out)
-    for p in sorted(points, key=lambda p: p.key):
-        print(_status_row(states[p.key], width), file=out)
-    if spec.named_blocks:
-        for block in spec.blocks:
-            mine = {k: s for k, s in states.items() if block.name in s.point.blocks}
-            found = ", ".join(f"{n} {s}" for s, n in counts(mine).items())
-            print(f"block {block.name}: {len(mine)} grid points: {found}", file=out)
-    found = ", ".join(f"{n} {s}" for s, n in counts(states).items())
-    print(f"study {spec.name}: {len(points)} grid points: {found}", file=out)
-    return 0
-
-
-def _status_row(s: PointState, width: int) -> str:
-    t = s.trial
-    number = f"#{t.number}" if t else "-"
-    a = t.user_attrs if t else {}
-
-    def num(key, fmt):
-        return format(a[key], fmt) if key in a else "-"
-
-    note = a.get(REASON, "") if s.state in ("failed", "diverged") else ""
-    if s.state == "failed" and not note:
-        note = "worker died"
-    if not s.point.solvable:
-        note = f"unsolvable by construction {note}"
-    return (
-        f"{s.state:<9} {s.point.key:<{width}}  {number:>5}  {num('id_seq_acc', '.3f'):>6}"
-        f"  {num('ood_seq_acc', '.3f'):>7}  {num('extrapolation_len', '.0f'):>3}  {note}"
-    ).rstrip()
-
-
-def _read_trials(spec: StudySpec, stores: Stores) -> list[FrozenTrial]:
-    """The study's trials, or none if it was never started (without creating stores)."""
-    url = stores.storage_url
-    if url.startswith("sqlite:///") and not sqlite_path(url).exists():
-        return []
-    storage = open_storage(url)
-    try:
-        study = optuna.load_study(study_name=spec.name, storage=storage)
-    except KeyError:
-        return []
-    return study.get_trials(deepcopy=False)

@@ -3,10 +3,11 @@ trial (nested through the `mlflow.parentRunId` tag, which works across processes
 
 The experiment is tagged as model training (MLflow 3 otherwise opens it on its GenAI pages).
 A trial run is named after its variant (`copy·decoder·rope·scaled_dot·h4·s0`) and tagged with
-each axis, the encoding's family and the machine (CPU model, torch threads, device), so the
-UI can group runs by any of them; its accuracy by length is the metric history of
-`eval_seq_acc` / `eval_token_acc` with step = length. The parent run carries the study's
-summary: points per state and the best variant of each encoding by validation.
+each axis, the encoding's family and the machine (CPU model, torch threads, device: see
+provenance.py), so the UI can group runs by any of them; its accuracy by length is the
+metric history of `eval_seq_acc` / `eval_token_acc` with step = length. The parent run
+carries the study's summary: points per state and the best variant of each encoding by
+validation.
 
 Metrics are buffered and written with `log_batch` (each SQLite commit costs milliseconds).
 A trial run always ends FINISHED, FAILED or KILLED; runs left RUNNING by a killed process
@@ -19,20 +20,18 @@ import dataclasses
 import logging
 import math
 import os
-import platform
-import subprocess
 import tempfile
 import time
 import urllib.request
 import warnings
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 from statistics import fmean
 
 from attnstudy.artifacts import attention_summary, long_example_attention, write_artifacts
 from attnstudy.config import Config, ConfigError
 from attnstudy.evaluate import position_metric
+from attnstudy.provenance import DEVICE, device_name, host_tags
 from attnstudy.train import TrainResult
 
 ROLE, STUDY, TRIAL, STATUS, REASON = (
@@ -44,7 +43,6 @@ ROLE, STUDY, TRIAL, STATUS, REASON = (
 )
 BLOCK, SOLVABLE = "attnstudy.block", "attnstudy.solvable"  # trial tags, see GridPoint
 DESCRIPTION = "attnstudy.description"  # the study file's description, as written
-CPU, THREADS, DEVICE = "attnstudy.cpu", "attnstudy.torch_threads", "attnstudy.device"
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # not GenAI
 SELECTION = ("best_val_seq_acc", "best_val_token_acc")  # in-distribution validation only
 REPORTED = ("id_seq_acc", "ood_seq_acc")  # test exact match: shown, never used to choose
@@ -101,55 +99,6 @@ def check_tracking_uri(uri: str) -> None:
             raise ConfigError(
                 f"--tracking-uri {uri}: MLflow cannot use it ({why}); allowed: " + TRACKING_ALLOWED
             ) from None
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return done.stdout.strip()
-
-
-def provenance_tags() -> dict[str, str]:
-    """Git commit of the code (and whether tracked files had local edits) and versions of
-    the packages that produced a run."""
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    tags = {
-        "attnstudy.git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "attnstudy.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
-    }
-    for package in ("torch", "mlflow", "optuna", "attnstudy"):
-        tags[f"attnstudy.version.{package}"] = version(package)
-    return tags
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def host_tags(threads: int) -> dict[str, str]:
-    """CPU model and torch threads: a seed reproduces a run bit for bit only on the same
-    hardware with the same thread count."""
-    return {CPU: cpu_model(), THREADS: str(threads)}
-
-
-def device_name(cfg: Config) -> str:
-    import torch
-
-    from attnstudy.train import resolve_device
-
-    device = resolve_device(cfg.device)
-    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def run_name(cfg: Config, seed: bool = True) -> str:

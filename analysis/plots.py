@@ -35,7 +35,7 @@ from analysis.figures_style import (
 from analysis.seeds import seed_means, seed_summary
 from analysis.variants import (
     POSITION_NAMES,
-    RNN_ARCHS,
+    POSITIONLESS_ARCHS,
     SCORE_NAMES,
     ordered,
     transformers,
@@ -120,7 +120,7 @@ def _heatmap_rows(frame: pd.DataFrame) -> pd.Series:
     if transformers(frame)["score"].nunique() < 2:
         return labels
     with_score = labels + " · " + frame["score"].astype(str)
-    return with_score.where(~frame["arch"].isin(RNN_ARCHS), labels)
+    return with_score.where(~frame["arch"].isin(POSITIONLESS_ARCHS), labels)
 
 
 def _row_order(rows: Iterable[str]) -> list[str]:
@@ -150,7 +150,7 @@ def _heatmap_ticks(ax, grid: pd.DataFrame) -> None:
 def architectures_vs_length(lengths: pd.DataFrame) -> Figure | None:
     """Exact match by length per architecture (transformers averaged over their variants),
     one panel per task; drawn only when the study has an RNN baseline."""
-    if lengths.empty or not lengths["arch"].isin(RNN_ARCHS).any():
+    if lengths.empty or not lengths["arch"].isin(POSITIONLESS_ARCHS).any():
         return None
     data = lengths.assign(variant=lengths["arch"])
     table = seed_summary(data, ["task", "variant", "length"], ["seq_acc"])

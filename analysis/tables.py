@@ -14,7 +14,8 @@ from analysis.load import CONFIG_COLUMNS
 from analysis.seeds import seed_summary
 from analysis.variants import (
     ARCH_NAMES,
-    RNN_ARCHS,
+    ATTENTIONLESS_ARCHS,
+    POSITIONLESS_ARCHS,
     SCORE_NAMES,
     ordered,
     variant_labels,
@@ -44,11 +45,11 @@ AXES = {  # the study's axes, each summarised in one table, and what its levels 
 }
 AXIS_METRICS = ("id_seq_acc", "ood_seq_acc", "extrapolation_len")
 GRID_POINT = ("grid point",)
-NOT_APPLICABLE = {  # architectures an axis means nothing for
-    "position": RNN_ARCHS,
-    "randomized": RNN_ARCHS,
-    "heads": ("rnn",),
-    "score": ("rnn",),
+NOT_APPLICABLE = {  # architectures an axis means nothing for, read from their class facts
+    "position": POSITIONLESS_ARCHS,
+    "randomized": POSITIONLESS_ARCHS,
+    "heads": ATTENTIONLESS_ARCHS,
+    "score": ATTENTIONLESS_ARCHS,
 }
 
 

@@ -15,7 +15,6 @@ import pandas as pd
 
 from attnstudy.archs import ARCHS
 from attnstudy.positions import POSITIONS
-from attnstudy.rnn import RNNSeq2Seq
 from attnstudy.scores import SCORES
 from attnstudy.tasks import TASKS
 
@@ -23,7 +22,8 @@ POSITION_NAMES = tuple(POSITIONS)
 SCORE_NAMES = tuple(SCORES)
 ARCH_NAMES = tuple(ARCHS)
 TASK_NAMES = tuple(TASKS)
-RNN_ARCHS = tuple(name for name, cls in ARCHS.items() if issubclass(cls, RNNSeq2Seq))
+POSITIONLESS_ARCHS = tuple(name for name, cls in ARCHS.items() if not cls.uses_positions)
+ATTENTIONLESS_ARCHS = tuple(name for name, cls in ARCHS.items() if not cls.uses_attention)
 RANDOMIZED = " (randomized)"
 
 
@@ -38,11 +38,12 @@ def ordered(names: Iterable, known: Sequence) -> list:
 
 def variant_labels(frame: pd.DataFrame) -> pd.Series:
     """The name a run is drawn under: its positional encoding (marked when randomized), or
-    its architecture for the RNN baselines, which take no positional encoding."""
-    rnn = frame["arch"].isin(RNN_ARCHS)
+    its architecture for those that take none (`Arch.uses_positions`: the RNN baselines)."""
+    positionless = frame["arch"].isin(POSITIONLESS_ARCHS)
     randomized = frame["randomized"].fillna(False).astype(bool)
     position = frame["position"].astype(str) + np.where(randomized, RANDOMIZED, "")
-    return pd.Series(np.where(rnn, frame["arch"], position), index=frame.index, name="variant")
+    labels = np.where(positionless, frame["arch"], position)
+    return pd.Series(labels, index=frame.index, name="variant")
 
 
 def variant_order(labels: Iterable[str]) -> list[str]:
@@ -59,5 +60,5 @@ def variant_order(labels: Iterable[str]) -> list[str]:
 
 
 def transformers(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs of the architectures that take positional encodings (no RNN baselines)."""
-    return runs[~runs["arch"].isin(RNN_ARCHS)]
+    """The runs of the architectures that take positional encodings (`Arch.uses_positions`)."""
+    return runs[~runs["arch"].isin(POSITIONLESS_ARCHS)]

@@ -1,0 +1,121 @@
+"""The code's shape, as the developers' guide asks it (issue 13): no import circles, a
+config that imports no model code, short functions and small modules."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {"attnstudy": ROOT / "src" / "attnstudy", "analysis": ROOT / "analysis"}
+LONGEST_FUNCTION = 50  # lines, decorators excluded
+LARGEST_MODULE = 400  # lines, for the modules issue 13 names and those split for it
+CAPPED_MODULES = (
+    "src/attnstudy/study.py",
+    "src/attnstudy/tracking.py",
+    "analysis/claims.py",
+    "analysis/plots.py",
+)
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the two packages by dotted name."""
+    found = {}
+    for package, folder in PACKAGES.items():
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(folder).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            found[".".join((package, *parts))] = path
+    return found
+
+
+def imported(tree: ast.Module, known: set[str]) -> set[str]:
+    """The modules of `known` that a module imports anywhere (at module level or inside a
+    function): `from a.b import c` is a.b.c if that is a module, else a.b. (The packages
+    use absolute imports only.)"""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative import"
+            names = {f"{node.module}.{alias.name}" for alias in node.names}
+            found |= {name if name in known else node.module for name in names}
+    return found & known
+
+
+def import_graph() -> dict[str, set[str]]:
+    found = modules()
+    return {name: imported(ast.parse(path.read_text()), set(found)) for name, path in found.items()}
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle of the graph, or [] if it has none (depth-first search)."""
+    state: dict[str, str] = {}
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state:
+                found = visit(nxt, [*path, nxt])
+                if found:
+                    return found
+        state[node] = "done"
+        return []
+
+    for start in sorted(graph):
+        if start not in state:
+            found = visit(start, [start])
+            if found:
+                return found
+    return []
+
+
+def test_the_cycle_finder_finds_a_circle_and_accepts_a_tree():
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_the_graph_sees_imports_inside_functions():
+    tree = ast.parse("def f():\n    from attnstudy.archs import ARCHS\n")
+    assert imported(tree, set(modules())) == {"attnstudy.archs"}
+
+
+def test_no_module_imports_itself_through_others():
+    assert cycle(import_graph()) == []
+
+
+def test_config_imports_no_torch_and_no_model_code():
+    code = (
+        "import sys, attnstudy.config\n"
+        "print(*(m for m in sys.modules if m.split('.')[0] == 'torch' or '.' in m and "
+        "m.startswith('attnstudy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["attnstudy.config"]
+
+
+def functions(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_every_function_is_at_most_50_lines(name):
+    path = modules()[name]
+    long = [
+        f"{f.name} ({f.end_lineno - f.lineno + 1} lines, line {f.lineno})"
+        for f in functions(path)
+        if f.end_lineno - f.lineno + 1 > LONGEST_FUNCTION
+    ]
+    assert long == []
+
+
+@pytest.mark.parametrize("path", CAPPED_MODULES)
+def test_the_modules_issue_13_names_stay_under_400_lines(path):
+    assert len((ROOT / path).read_text().splitlines()) < LARGEST_MODULE

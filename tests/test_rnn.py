@@ -5,16 +5,16 @@ and a tiny model that learns copy."""
 import pytest
 import torch
 
-from attnstudy.archs import build_model
+from attnstudy.archs import ARCHS, build_model
 from attnstudy.cli import main
 from attnstudy.config import ConfigError
-from attnstudy.model import record_attention
+from attnstudy.model import MultiHeadAttention, record_attention
 from attnstudy.registries import make_config
 from attnstudy.scores import SCORES
 from attnstudy.tasks import PAD, Batch, build_task, sample_lengths
 from attnstudy.train import run
 
-RNNS = ("rnn", "rnn-attention")
+RNNS = tuple(name for name, cls in ARCHS.items() if not cls.uses_positions)
 TINY = dict(d_model=16, heads=2, n_layers=2, train_max_len=6, position="none")
 
 
@@ -141,3 +141,18 @@ def test_tiny_rnn_attention_learns_copy_in_distribution():
         eval_samples=32,
     )
     assert run(cfg).summary["id_seq_acc"] >= 0.95
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_an_architecture_declares_what_it_uses(arch):
+    """The facts the analysis reads: `uses_attention` iff the model has attention layers,
+    `uses_positions` iff it accepts a positional encoding."""
+    cls = ARCHS[arch]
+    model = build_model(make_config(arch=arch, **TINY), build_task("copy", 12))
+    assert cls.uses_attention == any(isinstance(m, MultiHeadAttention) for m in model.modules())
+    try:
+        make_config(arch=arch, **(TINY | dict(position="learned")))
+        accepted = True
+    except ConfigError:
+        accepted = False
+    assert cls.uses_positions == accepted

@@ -22,7 +22,7 @@ import pandas as pd
 import weasyprint
 from mlflow.tracking import MlflowClient
 
-from analysis import anchors, tables
+from analysis import anchors, modern, tables
 from analysis.aggregate import METHODS_TEXT
 from analysis.claims import DECISION_RULE, Verdict, evaluate_claims, holm_family
 from analysis.effects import ALPHA, COMPETENT_ID_ACC, MIN_SEEDS
@@ -50,6 +50,7 @@ SECTIONS = {  # anchor: (number, title), in the order of the report
     "appendix-statistics": ("C.", "Pairwise statistics"),
     "appendix-runs": ("D.", "Runs"),
 }
+MODERN_SECTION = ("modern", "Length-aware variants beside the classic ones")  # after claims
 SELECTION_RULE = (
     "Model selection uses in-distribution data only: every val_every steps the model is "
     "validated on fresh examples of the training lengths (train_min_len..train_max_len, a "
@@ -121,15 +122,18 @@ def report_context(data: Study, figures: list[ReportFigure], verdicts: list[Verd
     fixed, varied = tables.settings(data.runs, list(data.param_names))
     done = tables.completeness(data.runs, data.attempts, data.grid_size, data.grid)
     done |= {k: _linked(done[k], run_url) for k in ("unfinished", "bad")}
+    beside = modern.modern_table(data.runs)
     return {
         "study": _study_meta(data),
-        "sections": SECTIONS,
+        "sections": numbered_sections(beside is not None),
         "question": question(data),
         "seed_ci": SEED_CI_TEXT,
         "headline": next((f for f in figures if f.key == HEADLINE), None),
         "axes": [tables.axis_table(data.runs, axis) for axis in tables.AXES],
         "claims": [claim_row(v, figures) for v in verdicts],
         "claims_in_short": CLAIMS_IN_SHORT,
+        "modern": beside,
+        "modern_names": modern.modern_names(data.runs),
         "claims_rule": DECISION_RULE,
         "holm_family": holm_family(verdicts),
         "completeness": done,
@@ -143,6 +147,25 @@ def report_context(data: Study, figures: list[ReportFigure], verdicts: list[Verd
             "runs": _linked(tables.attempts_table(data.attempts, data.runs), run_url),
         },
     }
+
+
+def numbered_sections(with_modern: bool) -> dict:
+    """SECTIONS, and when the study ran a length-aware variant the section setting them
+    beside the classic ones, right after the claims (the numbered sections after it move
+    down by one)."""
+    if not with_modern:
+        return SECTIONS
+    keys = list(SECTIONS)
+    at = keys.index("claims") + 1
+    titled = [*list(SECTIONS.items())[:at], (MODERN_SECTION[0], ("", MODERN_SECTION[1]))]
+    titled += list(SECTIONS.items())[at:]
+    out, n = {}, 0
+    for key, (number, title) in titled:
+        if key == MODERN_SECTION[0] or number.removesuffix(".").isdigit():
+            n += 1
+            number = f"{n}."
+        out[key] = (number, title)
+    return out
 
 
 def question(data: Study) -> str:
@@ -191,6 +214,7 @@ def report_tables(context: dict) -> list[Table]:
     return [
         *context["axes"],
         Table("claims", "Claims", list(CLAIM_COLUMNS), claims),
+        *([context["modern"]] if context["modern"] is not None else []),
         done["unfinished"],
         done["bad"],
         *(block["table"] for block in context["comparisons"]),

@@ -10,15 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnstudy.archs import ARCHS, build_model
-from attnstudy.config import ConfigError, make_config
+from attnstudy.config import ConfigError
 from attnstudy.model import Transformer
 from attnstudy.positions import NO_POSITIONS, POSITIONS, alibi_slopes
-from attnstudy.scores import CPU_EXPLICIT_MAX_LOGITS, SCORES, AdditiveScore, softmax_attention
+from attnstudy.registries import make_config
+from attnstudy.scores import CPU_EXPLICIT_MAX_LOGITS, SCORES, AdditiveScore
 from attnstudy.tasks import BLANK, BOS, SEP, build_task, sample_lengths
 
 TINY = dict(d_model=16, heads=2, n_layers=2, train_max_len=6)
 NOT_ABSOLUTE = [name for name, p in POSITIONS.items() if p.family != "absolute"]
-RANDOMIZABLE = [name for name, p in POSITIONS.items() if p.takes_position_ids]
 
 
 def valid_configs():
@@ -82,9 +82,13 @@ def shifted_attention(score: str, position: str, shift: int) -> tuple[torch.Tens
     out = []
     for arch in ("encoder", "decoder"):
         torch.manual_seed(0)
-        model = transformer(arch, score, position, randomized=position in RANDOMIZABLE)
+        # a learned table long enough for every shifted id; relative encodings keep the
+        # ids they were trained on, so FIRE's threshold L stays within the shifts drawn
+        absolute = POSITIONS[position].family == "absolute"
+        model = transformer(arch, score, position, randomized=absolute)
         for p in model.encoding.parameters():
-            p.data.normal_()  # T5 biases start at zero: make them informative
+            if not p.any():  # T5 biases, CoPE embeddings start at zero: make them informative
+                p.data.normal_()
         layer = model.blocks[0].self_attn
         x = torch.randn(1, 8, 16)
         pos = torch.arange(8)[None, :] + shift
@@ -121,23 +125,38 @@ def test_shift_changes_logits_and_outputs_exactly_as_declared(score, position, s
 
 @pytest.mark.parametrize("score,position", list(itertools.product(SCORES, NOT_ABSOLUTE)))
 @pytest.mark.parametrize("T", [9, 30], ids=["explicit-on-cpu", "fused"])
-def test_attend_equals_softmax_of_logits(score, position, T):
-    """Both bilinear paths (explicit for tiny problems on CPU, SDPA above
-    CPU_EXPLICIT_MAX_LOGITS) and the chunked additive one compute exactly
-    softmax(logits + bias) @ v."""
+def test_attend_equals_weights_of_logits_times_values(score, position, T):
+    """Every path (explicit for tiny problems on CPU, SDPA above CPU_EXPLICIT_MAX_LOGITS
+    where the normaliser is softmax, the chunked additive one) computes exactly
+    weights(logits, bias) @ v, positional terms included."""
     assert 9 * 9 <= CPU_EXPLICIT_MAX_LOGITS < 30 * 30
     torch.manual_seed(0)
     model = transformer("decoder", score, position)
+    for p in model.encoding.parameters():
+        if not p.any():  # T5 biases and CoPE embeddings start at zero
+            p.data.normal_()
     layer = model.blocks[0].self_attn
     q, k, v = (torch.randn(2, 2, T, 8) for _ in range(3))
     pos = torch.arange(T).expand(2, T)
     ctx = model.encoding.context(pos, pos, causal=True)
     causal = torch.full((T, T), float("-inf")).triu(1)
     bias = causal if ctx.bias is None else causal + ctx.bias
-    expected = softmax_attention(layer.score.logits(q, k, ctx), bias, v)
+    expected = layer.score.weights(layer.score.logits(q, k, ctx), bias) @ v
     torch.testing.assert_close(
         layer.score.attend(q, k, v, bias, ctx), expected, atol=1e-5, rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_softmax_fact_says_whether_weights_are_softmax_of_logits_plus_bias(score):
+    """`Score.softmax` licenses the fused softmax kernels: it holds exactly for the scores
+    whose weights are softmax(logits + bias), checked on causal rows of several lengths."""
+    torch.manual_seed(0)
+    layer = SCORES[score](d_head=8, heads=2)
+    logits = torch.randn(2, 2, 6, 6)
+    bias = torch.full((6, 6), float("-inf")).triu(1) + torch.randn(6, 6)
+    same = torch.allclose(layer.weights(logits, bias), torch.softmax(logits + bias, -1))
+    assert same == SCORES[score].softmax
 
 
 @given(scale=st.floats(1e-3, 1e3))
@@ -173,7 +192,7 @@ def test_learned_table_covers_every_evaluated_position():
 
 
 @pytest.mark.parametrize("position", list(POSITIONS))
-@pytest.mark.parametrize("score", ["scaled_dot", "additive"])
+@pytest.mark.parametrize("score", list(SCORES))
 def test_cached_greedy_decoding_equals_recomputing_the_prefix(score, position):
     cfg = make_config(arch="decoder", score=score, position=position, **TINY)
     task = build_task("copy", cfg.resolved_eval_max_len)

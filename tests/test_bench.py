@@ -1,6 +1,7 @@
 """`attnstudy bench`: the quick run writes its table (JSON, Markdown) and logs it to MLflow;
 the measuring parts measure what they claim. No timing assertions."""
 
+import itertools
 import json
 
 import pytest
@@ -9,13 +10,15 @@ from mlflow import MlflowClient
 
 from attnstudy.archs import build_model
 from attnstudy.bench.decoding import predict_recomputing
-from attnstudy.bench.memory import peak_bytes
+from attnstudy.bench.memory import BASELINE, memory_rows, peak_bytes
 from attnstudy.bench.rows import row
 from attnstudy.bench.shapes import make_plan
 from attnstudy.bench.throughput import study_file
+from attnstudy.bench.training import contenders
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
 from attnstudy.registries import make_config
+from attnstudy.scores import SCORES
 from attnstudy.study_config import load_study
 from attnstudy.tasks import build_task
 
@@ -73,3 +76,20 @@ def test_throughput_study_is_a_valid_study_of_identical_trials(tmp_path):
     assert len(points) == plan.throughput_trials
     assert len({p.config.hash() for p in points}) == plan.throughput_trials  # seeds differ
     assert len({p.config.score for p in points}) == 1
+
+
+def test_memory_section_has_rows_for_every_score_and_every_encoding():
+    """Each score without positions and each encoding with scaled_dot, a new variant by
+    being registered; the baseline's own rows have ratio 1."""
+    rows = memory_rows(make_plan(quick=True))
+    assert {r.params["score"] for r in rows} == set(SCORES)
+    assert {r.params["position"] for r in rows} == set(POSITIONS)
+    base = [r for r in rows if (r.params["score"], r.params["position"]) == BASELINE]
+    assert len(base) == 2 and all(r.ratio == pytest.approx(1.0) for r in base)
+
+
+def test_step_time_section_times_every_score_with_every_encoding():
+    shape = make_plan(quick=True).study_shape
+    steps = contenders(shape, build_task("copy", 4 * shape.train_max_len).vocab_size)
+    ours = {tuple(key.split("/")[1:]) for key in steps if key.startswith("ours/")}
+    assert ours == set(itertools.product(SCORES, POSITIONS))

@@ -27,7 +27,15 @@ from analysis.claims import DECISION_RULE, VERDICTS, Verdict
 from analysis.effects import Effect
 from analysis.figures_catalog import FIGURES
 from analysis.load import StudyError, load_study
-from analysis.report import CLAIM_COLUMNS, SECTIONS, SELECTION_RULE, claim_row, templates
+from analysis.modern import modern_names, modern_table
+from analysis.report import (
+    CLAIM_COLUMNS,
+    SECTIONS,
+    SELECTION_RULE,
+    claim_row,
+    numbered_sections,
+    templates,
+)
 from analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
@@ -515,3 +523,70 @@ def test_report_writes_the_dated_record_beside_it(study):
     record = (study["out"] / f"{STUDY}.md").read_text()
     assert record.startswith(f"# Results of study `{STUDY}`")
     assert sum(line.startswith("| C") for line in record.splitlines()) == len(CLAIMS)
+
+
+def modern_runs() -> pd.DataFrame:
+    """Decoder runs on copy at 2 heads (softmax with none, rope, fire; sigmoid with rope),
+    2 seeds each; classic runs at 1 head (another setting) and an RNN baseline."""
+    variants = [("scaled_dot", "none"), ("scaled_dot", "rope"), ("scaled_dot", "fire")]
+    variants += [("sigmoid", "rope")]
+    rows = [
+        BASE_RUN
+        | {"run_id": f"{s}-{p}-{seed}", "score": s, "position": p, "heads": 2, "seed": seed}
+        | {"ood_seq_acc": 0.1 * (i + 1) + 0.1 * seed, "id_seq_acc": 1.0}
+        for i, (s, p) in enumerate(variants)
+        for seed in (0, 1)
+    ]
+    rows += [BASE_RUN | {"run_id": "h1", "heads": 1, "ood_seq_acc": 0.9}]
+    rows += [BASE_RUN | {"run_id": "rnn", "arch": "rnn", "position": "none", "heads": 2}]
+    return pd.DataFrame(rows)
+
+
+def test_modern_table_sets_each_length_aware_variant_beside_the_classic_ones():
+    """Only the setting where a length-aware variant ran (2 heads, Transformers), each
+    (task, normaliser, encoding) with its seed CI, in registry order, the length-aware part
+    named by the classes' `modern` fact."""
+    table = modern_table(modern_runs())
+    got = [(r["normaliser (score)"], r["encoding"], r["length-aware"]) for r in table.rows]
+    assert got == [
+        ("scaled_dot", "none", "–"),
+        ("scaled_dot", "rope", "–"),
+        ("scaled_dot", "fire", "encoding"),
+        ("sigmoid", "rope", "normaliser"),
+    ]
+    rope = table.rows[1]
+    assert rope["OOD exact match"].startswith("0.250 [") and rope["n (seeds)"] == 2
+    assert rope["ID exact match"].startswith("1.000 [")
+    assert "heads" not in table.columns  # one setting: nothing else varies
+
+
+def test_modern_table_keeps_unknown_names_and_is_absent_without_a_modern_variant():
+    runs = modern_runs()
+    classic = runs[~runs["position"].isin(["fire"]) & (runs["score"] != "sigmoid")]
+    assert modern_table(classic) is None
+    odd = runs.assign(score=runs["score"].replace("scaled_dot", "mystery"))
+    names = [r["normaliser (score)"] for r in modern_table(odd).rows]
+    assert names == ["sigmoid", "mystery", "mystery", "mystery"]  # unknown last, kept
+
+
+def test_modern_section_comes_after_the_claims_only_when_the_study_ran_one():
+    assert numbered_sections(False) == SECTIONS
+    sections = numbered_sections(True)
+    keys = list(sections)
+    assert keys[keys.index("claims") + 1] == "modern"
+    assert sections["modern"][0] == "5." and sections["completeness"][0] == "6."
+    assert sections["appendix-runs"] == SECTIONS["appendix-runs"]
+    runs = modern_runs()
+    html = (
+        templates()
+        .get_template("_modern.html.j2")
+        .render(
+            sections=sections,
+            modern=modern_table(runs),
+            modern_names=modern_names(runs),
+            seed_ci="CI text.",
+        )
+    )
+    text = plain(html)
+    assert '<h2 id="modern">5. Length-aware variants' in html and 'id="table-modern"' in html
+    assert "normalisers sigmoid, encodings fire, beside" in text

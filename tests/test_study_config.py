@@ -136,19 +136,37 @@ def test_every_preset_is_valid(path):
     assert spec.name == path.stem and spec.points()
 
 
+def classic(registry: dict) -> set[str]:
+    """The names whose class is not one of the length-aware variants (the modern preset's)."""
+    return {name for name, cls in registry.items() if not cls.modern}
+
+
 def test_quick_preset_covers_what_the_issue_requires():
-    """Every score and encoding, the encoder with and without positions (C6), both RNNs on
-    copy (C1, C2), copy for alignment (C3), and 3 seeds of every configuration."""
+    """Every classic score and encoding (the length-aware ones have the modern preset), the
+    encoder with and without positions (C6), both RNNs on copy (C1, C2), copy for
+    alignment (C3), and 3 seeds of every configuration."""
     spec = load_study(Path(__file__).parent.parent / "study" / "quick.yaml")
     configs = [p.config for p in spec.points()]
-    assert {c.score for c in configs} == set(SCORES)
-    assert {c.position for c in configs} == set(POSITIONS)
+    assert {c.score for c in configs} == classic(SCORES)
+    assert {c.position for c in configs} == classic(POSITIONS)
     assert {c.position for c in configs if c.arch == "encoder"} >= {"none", "sinusoidal"}
     assert {c.arch for c in configs if c.task == "copy"} >= {"decoder", "rnn", "rnn-attention"}
     seeds = {}
     for c in configs:
         seeds.setdefault(dataclasses.replace(c, seed=0), set()).add(c.seed)
     assert {len(s) for s in seeds.values()} == {3}
+
+
+def test_modern_preset_sets_every_normaliser_beside_every_encoding_it_compares():
+    """Every length-aware normaliser and encoding, with softmax and with no positions, RoPE
+    and ALiBi, in a causal decoder on copy and reverse, the full product, 3 seeds each."""
+    spec = load_study(Path(__file__).parent.parent / "study" / "modern.yaml")
+    configs = [p.config for p in spec.points()]
+    scores = {n for n, cls in SCORES.items() if cls.modern} | {"scaled_dot"}
+    positions = {n for n, cls in POSITIONS.items() if cls.modern} | {"none", "rope", "alibi"}
+    cells = {(c.task, c.score, c.position) for c in configs}
+    assert cells == set(itertools.product(["copy", "reverse"], scores, positions))
+    assert {c.arch for c in configs} == {"decoder"} and len(configs) == 3 * len(cells)
 
 
 def test_replication_presets_follow_their_papers():

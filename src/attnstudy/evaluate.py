@@ -161,7 +161,8 @@ def attention_maps(
 
 def alignment_mass(weights: Tensor, queries: list[int], keys: list[int]) -> Tensor:
     """Attention mass per head on the expected key: query queries[j] should attend to key
-    keys[j]; (B, H, Tq, Tk) → (H,), the mean over examples and target queries."""
+    keys[j]; (B, H, Tq, Tk) → (H,), the mean over examples and target queries. The weights
+    are as the score normalises them (`Score.weights`; a sigmoid row need not sum to 1)."""
     return weights[:, :, queries, keys].mean(dim=(0, 2))
 
 
@@ -179,11 +180,13 @@ def alignment_sharpness(weights: Tensor) -> float:
 
 def head_diversity(weights: Tensor) -> float:
     """Mean pairwise Jensen–Shannon divergence (nats) between the heads of one layer,
-    (H, Tq, Tk) → scalar; 0 when every head attends alike."""
+    (H, Tq, Tk) → scalar; 0 when every head attends alike. Each row is first scaled to sum
+    to 1, since a normaliser other than softmax (sigmoid) need not give distributions."""
     H = weights.shape[0]
     if H < 2:
         return 0.0
     p = weights.clamp_min(1e-12)
+    p = p / p.sum(-1, keepdim=True)
     total, pairs = 0.0, 0
     for a in range(H):
         for b in range(a + 1, H):

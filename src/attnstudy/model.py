@@ -98,8 +98,7 @@ class MultiHeadAttention(nn.Module):
         q = self._split(self.query(x))
         k, v = self._keys_values(source, cache, self_attention)
         if self.recorded is not None:
-            logits = self.score.logits(q, k, ctx)
-            self.recorded.append(torch.softmax(logits if bias is None else logits + bias, -1))
+            self.recorded.append(self.score.weights(self.score.logits(q, k, ctx), bias))
         y = self.score.attend(q, k, v, bias, ctx)  # (B, H, Tq, d)
         return self.out(y.transpose(1, 2).flatten(2))
 
@@ -196,8 +195,8 @@ class Transformer(nn.Module):
 
 @contextmanager
 def record_attention(model: nn.Module):
-    """Within the block, every attention layer appends its weights (B, H, Tq, Tk) to the
-    yielded list, in call order."""
+    """Within the block, every attention layer appends its weights (B, H, Tq, Tk), as its
+    score normalises them (`Score.weights`), to the yielded list, in call order."""
     recorded: list[Tensor] = []
     layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
     for layer in layers:

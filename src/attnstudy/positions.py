@@ -1,9 +1,10 @@
-"""Positional encodings, each one registered class behind three hooks.
+"""Positional encodings, each one registered class behind two hooks.
 
 - `embed(x, pos)`: add an absolute code to the token embeddings (sinusoidal, learned);
 - `context(pos_q, pos_k, causal)`: the positional state one attention call needs —
-  a logit bias (T5, ALiBi), rotary angles (RoPE) or relative key embeddings (Shaw) —
-  computed once per forward pass and handed to every layer.
+  a logit bias (T5, ALiBi, FIRE), rotary angles (RoPE), relative key embeddings (Shaw)
+  or a contextual term computed from each layer's own q and k (CoPE) — built once per
+  forward pass and handed to every layer.
 
 Positions are integer ids (B, T). They are 0..T-1, or, with randomized positions
 (Ruoss et al. 2023), for each sequence a sorted random subset of [0, max_random_position)
@@ -17,7 +18,9 @@ sequence, or the whole random range when randomized).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import torch
@@ -61,16 +64,30 @@ class Rotary:
         return self._apply(q, self.cos_q, self.sin_q), self._apply(k, self.cos_k, self.sin_k)
 
 
+# (q (B, H, Tq, d_head), k (B, H, Tk, d_head)) → a logit term (B, H, Tq, Tk); the queries
+# are the last Tq of the Tk keys (self-attention, incremental decoding included)
+Contextual = Callable[[Tensor, Tensor], Tensor]
+
+
 @dataclass
 class PositionalContext:
-    """What one attention call needs from the encoding; None means 'nothing to add'."""
+    """What one attention call needs from the encoding; None means 'nothing to add'.
+
+    `contextual` is the hook for encodings that need the layer's own queries and keys
+    (CoPE): every score adds its term to the logits it computes, in every path (bilinear,
+    fused, additive, chunked)."""
 
     bias: Tensor | None = None  # (B, H, Tq, Tk) added to the logits
     rotary: Rotary | None = None
     relative: RelativeKeys | None = None
+    contextual: Contextual | None = None
 
     def rotate(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
         return self.rotary.rotate(q, k) if self.rotary is not None else (q, k)
+
+    def contextual_logits(self, q: Tensor, k: Tensor) -> Tensor | None:
+        """The contextual encoding's logit term (B, H, Tq, Tk), or None."""
+        return self.contextual(q, k) if self.contextual is not None else None
 
 
 NO_POSITIONS = PositionalContext()
@@ -85,14 +102,17 @@ class PositionalEncoding(nn.Module):
     """No positional information: the identity hooks every encoding starts from.
 
     What the rest of the code needs to know about an encoding is declared on its class:
-    `family` ("none", "absolute" or "relative"), `takes_position_ids` (its output depends
-    on the integer ids, so it can be randomized, Ruoss et al. 2023) and `shift_invariant`
-    (whether logits are unchanged when every position moves by the same offset, with a
-    given score function)."""
+    `family` ("none", "absolute", "relative" or "contextual": positions counted from the
+    content, Golovneva et al. 2024), `takes_position_ids` (its output depends on the
+    integer ids, so it can be randomized, Ruoss et al. 2023), `shift_invariant` (whether
+    logits are unchanged when every position moves by the same offset, with a given score
+    function) and `modern` (a length-generalisation variant of 2024 or later, which the
+    report sets beside the classic ones)."""
 
     name = "none"
     family: ClassVar[str] = "none"
     takes_position_ids: ClassVar[bool] = False
+    modern: ClassVar[bool] = False
 
     def __init__(self, cfg: Config, max_positions: int, trained_positions: int):
         super().__init__()
@@ -289,6 +309,113 @@ class ALiBiPositions(PositionalEncoding):
         return PositionalContext(bias=-self.slopes * distance)
 
 
+def fire_psi(x: Tensor, c: Tensor) -> Tensor:
+    """FIRE's log transform ψ(x) = log(|c|·x + 1), for x ≥ 0."""
+    return torch.log1p(c.abs() * x)
+
+
+class FIREPositions(PositionalEncoding):
+    """Li et al. 2024 (FIRE): a per-head bias f(ψ(i − j) / ψ(max(i, L))), f an MLP
+    (inputs → 32 → heads, ReLU), ψ(x) = log(c·x + 1) with learnable c (initialised 0.1) and a
+    learnable threshold L = |m|·L₀, m initialised 1 (as in the paper's code); here L₀ is
+    the longest trained position (`trained_positions`), so within training the query
+    normaliser is the constant ψ(L₀) and beyond it distances are progressively
+    interpolated (ψ(i) grows with the query position i, which breaks shift invariance).
+
+    Causal attention is the paper's form. Bidirectional extension: the MLP also reads the
+    direction, 1 where the key follows the query (j > i), with the distance |i − j|; causal
+    attention sees only keys with direction 0, so it reduces to the paper's form."""
+
+    name = "fire"
+    family = "relative"
+    takes_position_ids = True
+    modern = True
+    width = 32
+    init_c = 0.1
+    eps = 1e-6
+
+    def __init__(self, cfg, max_positions, trained_positions):
+        super().__init__(cfg, max_positions, trained_positions)
+        self.mlp = nn.Sequential(
+            nn.Linear(2, self.width), nn.ReLU(), nn.Linear(self.width, cfg.heads)
+        )
+        self.c = nn.Parameter(torch.tensor(self.init_c))
+        self.L_multiplier = nn.Parameter(torch.tensor(1.0))
+        self.register_buffer("L0", torch.tensor(float(trained_positions)), persistent=False)
+
+    def features(self, pos_q: Tensor, pos_k: Tensor) -> Tensor:
+        """(B, Tq, Tk, 2): the normalised distance ψ(|i − j|)/ψ(max(i, L)) and the direction."""
+        distance = -relative_distance(pos_q, pos_k).float()  # i − j
+        threshold = (self.L_multiplier * self.L0).abs()
+        normaliser = fire_psi(torch.maximum(pos_q.float(), threshold), self.c)[:, :, None]
+        scaled = fire_psi(distance.abs(), self.c) / (normaliser + self.eps)
+        return torch.stack([scaled, (distance < 0).float()], dim=-1)
+
+    def context(self, pos_q, pos_k, causal):
+        bias = self.mlp(self.features(pos_q, pos_k))  # (B, Tq, Tk, H)
+        return PositionalContext(bias=bias.permute(0, 3, 1, 2))
+
+
+def interpolate(table_logits: Tensor, p: Tensor) -> Tensor:
+    """Linear interpolation at fractional positions p (B, H, Tq, Tk) of logits given at the
+    integer positions 0..P (B, H, Tq, P + 1)."""
+    low = p.floor()
+    w = p - low
+    floor = torch.gather(table_logits, -1, low.long())
+    ceil = torch.gather(table_logits, -1, p.ceil().long())
+    return floor + w * (ceil - floor)
+
+
+class ContextualPositions(PositionalEncoding):
+    """Golovneva et al. 2024 (CoPE): positions counted by the content. Gates
+    g_it = σ(q_i·k_t/√d_head) per head (scaled as in the paper's code); the position of key
+    j for query i is p_ij = Σ_{t = j..i} g_it, fractional, clamped to npos; its logit term
+    q_i·e[p_ij] interpolates linearly between the learned embeddings e[⌊p⌋] and e[⌈p⌉]
+    (npos + 1 vectors of size d_head, initialised to zero as in the paper's code, shared by
+    heads, and here by layers as Shaw's keys are). npos is the longest trained sequence
+    (`trained_positions`): no training sequence counts further.
+
+    The sum runs over the keys between j and i by sequence index, so keys a causal query may
+    not see never enter it, and neither do padding keys (they follow every real token).
+    Bidirectional extension: for a key after the query, p_ij = Σ_{t = i..j} g_it, with a
+    second table of embeddings, so the two directions are told apart; causal attention uses
+    the first table only. It reads no position ids, so it is not randomizable, and moving
+    every id by an offset changes nothing."""
+
+    name = "cope"
+    family = "contextual"
+    modern = True
+
+    @classmethod
+    def shift_invariant(cls, score):
+        return True  # it never reads position ids
+
+    def __init__(self, cfg, max_positions, trained_positions):
+        super().__init__(cfg, max_positions, trained_positions)
+        self.npos = trained_positions
+        d_head = cfg.d_model // cfg.heads
+        self.before = nn.Parameter(torch.zeros(self.npos + 1, d_head))  # keys j ≤ i
+        self.after = nn.Parameter(torch.zeros(self.npos + 1, d_head))  # keys j > i
+
+    def context(self, pos_q, pos_k, causal):
+        return PositionalContext(contextual=partial(self.logits, causal=causal))
+
+    def logits(self, q: Tensor, k: Tensor, causal: bool) -> Tensor:
+        """q_i·e[p_ij] (B, H, Tq, Tk) for queries at the last Tq of the Tk key indices."""
+        Tq, Tk = q.shape[2], k.shape[2]
+        gates = torch.sigmoid(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]))
+        i = torch.arange(Tk - Tq, Tk, device=q.device)[:, None]
+        j = torch.arange(Tk, device=q.device)[None, :]
+        past = j <= i  # (Tq, Tk)
+        counted = (gates * past).flip(-1).cumsum(-1).flip(-1)  # Σ_{t = j..i}
+        out = interpolate(q @ self.before.T, counted.clamp(max=self.npos))
+        if causal:
+            return out
+        ahead = (gates * (j >= i)).cumsum(-1)  # Σ_{t = i..j}
+        future = interpolate(q @ self.after.T, ahead.clamp(max=self.npos))
+        return torch.where(past, out, future)
+
+
 POSITIONS: dict[str, type[PositionalEncoding]] = {
     p.name: p
     for p in (
@@ -299,6 +426,8 @@ POSITIONS: dict[str, type[PositionalEncoding]] = {
         T5Positions,
         RotaryPositions,
         ALiBiPositions,
+        FIREPositions,
+        ContextualPositions,
     )
 }
 

@@ -1,14 +1,20 @@
 """Attention score functions, every one behind the same interface.
 
-A score maps queries and keys (B, H, T, d_head) to logits (B, H, Tq, Tk). Masking,
-positional biases and the softmax are shared: `attend` adds one additive bias (−inf for
-masked keys, plus any positional bias) and normalises.
+A score maps queries and keys (B, H, T, d_head) to logits (B, H, Tq, Tk) and normalises
+them: `weights(logits, bias)` gives the attention weights (B, H, Tq, Tk), by default
+softmax(logits + bias). `bias` is one additive tensor: −inf for masked keys, plus any
+positional bias; a normaliser that needs n, the number of keys a query may see, counts the
+finite entries of its row (`visible_keys`). `attend` returns weights @ v. The logits
+include every positional term that needs q or k (Shaw's relative keys, a contextual
+encoding's term: `PositionalContext`).
 
-The bilinear scores (dot, scaled_dot, cosine, general) are `s · q'·k'` after a per-score
-transform of q and k, so they run through `F.scaled_dot_product_attention` (the fused
-kernel; on CPU, tiny problems take the explicit path, which is faster there). `additive`
-is not bilinear; it is computed explicitly, in query chunks so its (B, H, Tq, Tk, d)
-intermediate stays bounded.
+The bilinear scores (dot, scaled_dot, cosine, general, and the length-aware normalisers
+sigmoid and ssmax) are `s · q'·k'` after a per-score transform of q and k. Where the
+normaliser is plain softmax (`softmax`, a class fact) they run through
+`F.scaled_dot_product_attention` (the fused kernel; on CPU, tiny problems take the explicit
+path, which is faster there); the others take the explicit path. `additive` is not
+bilinear; it is computed explicitly, in query chunks so its (B, H, Tq, Tk, d) intermediate
+stays bounded.
 """
 
 from __future__ import annotations
@@ -34,20 +40,28 @@ def add_bias(a: Tensor | None, b: Tensor | None) -> Tensor | None:
     return a if b is None else a + b
 
 
-def softmax_attention(logits: Tensor, bias: Tensor | None, v: Tensor) -> Tensor:
-    """The one masked softmax of the explicit path: (B, H, Tq, Tk) logits → (B, H, Tq, d)."""
-    if bias is not None:
-        logits = logits + bias
-    return torch.softmax(logits, dim=-1) @ v
+def visible_keys(logits: Tensor, bias: Tensor | None) -> Tensor:
+    """n, the number of keys each query may see: the finite entries of its bias row (all
+    Tk keys without a bias), at least 1; shape (…, Tq or 1, 1), broadcasting with logits."""
+    if bias is None:
+        return logits.new_full((1, 1), logits.shape[-1])
+    return bias.isfinite().sum(-1, keepdim=True).clamp_min(1).to(logits.dtype)
 
 
 class Score(nn.Module):
-    """Base class: a score computes `logits`; `attend` normalises them. `bilinear` says the
-    logits are a bilinear form of (transformed) q and k, which rotary positions need to be
-    relative."""
+    """Base class: a score computes `logits`; `weights` normalises them; `attend` returns
+    weights @ v.
+
+    Class facts: `bilinear` says the logits are a bilinear form of (transformed) q and k,
+    which rotary positions need to be relative; `softmax` says `weights` is plain
+    softmax(logits + bias), so fused softmax kernels compute the same function; `modern`
+    marks the length-aware variants of 2024 and later, which the report sets beside the
+    classic ones."""
 
     name: str
     bilinear: ClassVar[bool] = False
+    softmax: ClassVar[bool] = True
+    modern: ClassVar[bool] = False
 
     def __init__(self, d_head: int, heads: int):
         super().__init__()
@@ -56,16 +70,20 @@ class Score(nn.Module):
     def logits(self, q: Tensor, k: Tensor, ctx: PositionalContext) -> Tensor:
         raise NotImplementedError
 
+    def weights(self, logits: Tensor, bias: Tensor | None) -> Tensor:
+        """Attention weights (B, H, Tq, Tk): softmax(logits + bias)."""
+        return torch.softmax(logits if bias is None else logits + bias, dim=-1)
+
     def attend(
         self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, ctx: PositionalContext
     ) -> Tensor:
-        """softmax(logits + bias) @ v."""
-        return softmax_attention(self.logits(q, k, ctx), bias, v)
+        """weights(logits, bias) @ v."""
+        return self.weights(self.logits(q, k, ctx), bias) @ v
 
 
 class BilinearScore(Score):
-    """logits = scale · q'·k' (+ scale · q'·a_ij for Shaw relative keys), where
-    (q', k', scale) = project(q, k). RoPE rotates q' and k'."""
+    """logits = scale · q'·k' (+ scale · q'·a_ij for Shaw relative keys, + a contextual
+    encoding's term), where (q', k', scale) = project(q, k). RoPE rotates q' and k'."""
 
     bilinear = True
 
@@ -77,22 +95,26 @@ class BilinearScore(Score):
         q, k = ctx.rotate(q, k)
         return q, k, scale
 
+    def _positional(self, q, k, qp, scale, ctx) -> Tensor | None:
+        """The logit terms positions add: Shaw's scale·q'·a_ij from the prepared query qp,
+        and a contextual encoding's term from the layer's own q and k."""
+        relative = scale * ctx.relative.logits(qp) if ctx.relative is not None else None
+        return add_bias(relative, ctx.contextual_logits(q, k))
+
     def logits(self, q, k, ctx):
-        q, k, scale = self._prepare(q, k, ctx)
-        out = scale * (q @ k.transpose(-2, -1))
-        if ctx.relative is not None:
-            out = out + scale * ctx.relative.logits(q)
-        return out
+        qp, kp, scale = self._prepare(q, k, ctx)
+        return add_bias(scale * (qp @ kp.transpose(-2, -1)), self._positional(q, k, qp, scale, ctx))
 
     def attend(self, q, k, v, bias, ctx):
-        q, k, scale = self._prepare(q, k, ctx)
-        if ctx.relative is not None:
-            bias = add_bias(bias, scale * ctx.relative.logits(q))
+        if not self.softmax:
+            return super().attend(q, k, v, bias, ctx)
+        qp, kp, scale = self._prepare(q, k, ctx)
+        bias = add_bias(bias, self._positional(q, k, qp, scale, ctx))
         if bias is not None:
             bias = bias.to(q.dtype)
         if q.device.type == "cpu" and q.shape[2] * k.shape[2] <= CPU_EXPLICIT_MAX_LOGITS:
-            return softmax_attention(scale * (q @ k.transpose(-2, -1)), bias, v)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+            return self.weights(scale * (qp @ kp.transpose(-2, -1)), bias) @ v
+        return F.scaled_dot_product_attention(qp, kp, v, attn_mask=bias, scale=scale)
 
 
 class DotScore(BilinearScore):
@@ -170,8 +192,9 @@ class AdditiveScore(Score):
         return (hidden.tanh_() @ self.v[:, None]).squeeze(-1)
 
     def logits(self, q, k, ctx):
+        contextual = ctx.contextual_logits(q, k)
         q, k = ctx.rotate(q, k)
-        return self._energy(q @ self.W1, k @ self.W2, ctx.relative)
+        return add_bias(self._energy(q @ self.W1, k @ self.W2, ctx.relative), contextual)
 
     def chunk_size(self, q: Tensor, k: Tensor) -> int:
         """Queries per chunk, so one (B, H, chunk, Tk, d) block holds no more elements than
@@ -181,7 +204,9 @@ class AdditiveScore(Score):
         return max(1, budget // (B * H * k.shape[2] * self.d_head))
 
     def attend(self, q, k, v, bias, ctx):
-        """Bounded memory: the tanh block is built for one chunk of queries at a time."""
+        """Bounded memory: the tanh block is built for one chunk of queries at a time (a
+        contextual term, (B, H, Tq, Tk) like the logits, is computed once and sliced)."""
+        contextual = ctx.contextual_logits(q, k)
         q, k = ctx.rotate(q, k)
         wq, wk = q @ self.W1, k @ self.W2
         step, outs = self.chunk_size(q, k), []
@@ -189,7 +214,8 @@ class AdditiveScore(Score):
             sl = slice(start, start + step)
             relative = ctx.relative.rows(sl) if ctx.relative is not None else None
             logits = self._energy(wq[:, :, sl], wk, relative)
-            outs.append(softmax_attention(logits, _bias_rows(bias, sl), v))
+            logits = add_bias(logits, _bias_rows(contextual, sl))
+            outs.append(self.weights(logits, _bias_rows(bias, sl)) @ v)
         return torch.cat(outs, dim=2)
 
 
@@ -198,6 +224,47 @@ def _bias_rows(bias: Tensor | None, sl: slice) -> Tensor | None:
     return bias if bias is None or bias.shape[-2] == 1 else bias[..., sl, :]
 
 
+class SigmoidScore(ScaledDotScore):
+    """Ramapuram et al. 2024: sigmoid attention, σ(q·k/√d_head + b) element-wise, with
+    b = −log n, n the number of keys the query may see (so a uniform row sums to about 1
+    at every length). Masked keys weigh σ(−∞) = 0; rows need not sum to 1."""
+
+    name = "sigmoid"
+    softmax = False
+    modern = True
+
+    def weights(self, logits, bias):
+        logits = logits - visible_keys(logits, bias).log()
+        return torch.sigmoid(logits if bias is None else logits + bias)
+
+
+class ScalableSoftmaxScore(ScaledDotScore):
+    """Nakanishi 2025: scalable softmax, softmax((s·log n)·q·k/√d_head + bias), with a
+    learnable s per head (initialised to 1) and n the number of keys the query may see, so
+    causal rows differ. The factor multiplies every logit the score computes (positional
+    terms that need q or k included), not the additive bias (mask, T5, ALiBi, FIRE)."""
+
+    name = "ssmax"
+    softmax = False
+    modern = True
+
+    def __init__(self, d_head, heads):
+        super().__init__(d_head, heads)
+        self.s = nn.Parameter(torch.ones(heads, 1, 1))
+
+    def weights(self, logits, bias):
+        return super().weights(self.s * visible_keys(logits, bias).log() * logits, bias)
+
+
 SCORES: dict[str, type[Score]] = {
-    s.name: s for s in (DotScore, ScaledDotScore, CosineScore, GeneralScore, AdditiveScore)
+    s.name: s
+    for s in (
+        DotScore,
+        ScaledDotScore,
+        CosineScore,
+        GeneralScore,
+        AdditiveScore,
+        SigmoidScore,
+        ScalableSoftmaxScore,
+    )
 }

@@ -3,7 +3,7 @@ one process (issue 7). Each section is one module returning table rows:
 
 1–3. training.py   — step time vs torch.nn and x-transformers; model FLOP utilisation
 4.   decoding.py   — greedy decoding with and without the key-value cache
-5.   memory.py     — peak forward memory of each score function
+5.   memory.py     — peak forward memory of each score function and encoding
 6.   throughput.py — study trials per hour with 1 and 2 workers
 7.   overheads.py  — data generation and MLflow tracking inside a trial
 

@@ -1,5 +1,6 @@
 """Section 5: peak memory of each score function's forward pass at the longest evaluation
-length, against `scaled_dot`.
+length, against `scaled_dot` (no positions), and of each positional encoding's (with
+`scaled_dot`), against no positions; with the memory a training step saves for backward.
 
 Peak memory is measured by the PyTorch profiler's allocation events
 (`profile_memory=True`): every CPU tensor allocation and free is recorded with the
@@ -14,12 +15,14 @@ from torch.profiler import ProfilerActivity, profile
 from attnstudy.archs import build_model
 from attnstudy.bench.rows import Row, row
 from attnstudy.bench.shapes import Plan
+from attnstudy.config import ConfigError
+from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 from attnstudy.tasks import build_task
 from attnstudy.train import activation_mb
 
 SECTION = "5. peak memory"
-BASELINE = "scaled_dot"
+BASELINE = ("scaled_dot", "none")
 GOAL_SCORES = ("additive", "general")
 
 
@@ -43,11 +46,15 @@ def peak_bytes(fn) -> int:
     return max(e.total_allocated for _, e in events) - start
 
 
-def score_memory(plan: Plan, score: str) -> tuple[float, float]:
+def variant_memory(plan: Plan, score: str, position: str) -> tuple[float, float] | None:
     """(peak MiB of an eval forward at the longest evaluation length, MiB saved for
-    backward by a training step at the training length) for one score, position none."""
+    backward by a training step at the training length) for one variant; None where it
+    cannot run at this shape."""
     shape = plan.study_shape
-    cfg = shape.config(score=score)
+    try:
+        cfg = shape.config(score=score, position=position)
+    except ConfigError:
+        return None
     task = build_task(cfg.task, cfg.resolved_eval_max_len)
     model = build_model(cfg, task).eval()
     gen = torch.Generator().manual_seed(0)
@@ -59,18 +66,29 @@ def score_memory(plan: Plan, score: str) -> tuple[float, float]:
     return peak, activation_mb(model.train(), train_batch, gen)
 
 
+def variants(baseline: tuple[str, str]) -> list[tuple[str, str]]:
+    """Every score without positions, then every encoding with the baseline's score."""
+    score, position = baseline
+    return [(s, position) for s in SCORES] + [(score, p) for p in POSITIONS if p != position]
+
+
 def memory_rows(plan: Plan) -> list[Row]:
     shape = plan.study_shape
     cfg = shape.config()
-    measured = {score: score_memory(plan, score) for score in SCORES}
+    measured = {v: variant_memory(plan, *v) for v in variants(BASELINE)}
     samples = 8 if plan.quick else cfg.eval_samples
     n = cfg.resolved_eval_max_len
     forward = f"eval forward, length {n} ({2 * n + 1} tokens) x {samples}"
     training = f"saved for backward, training step at length {shape.train_max_len}"
+    base_peak, base_saved = measured[BASELINE]
     rows = []
-    for score, (peak, saved) in measured.items():
+    for (score, position), found in measured.items():
+        if found is None:
+            continue
+        peak, saved = found
         goal = ("<=", 2.0) if score in GOAL_SCORES else None
-        base_peak, base_saved = measured[BASELINE]
-        rows.append(row(SECTION, f"{score}: {forward}", peak, "MiB", base_peak, goal, score=score))
-        rows.append(row(SECTION, f"{score}: {training}", saved, "MiB", base_saved, score=score))
+        name = score if position == BASELINE[1] else f"{score} + {position}"
+        labels = dict(score=score, position=position)
+        rows.append(row(SECTION, f"{name}: {forward}", peak, "MiB", base_peak, goal, **labels))
+        rows.append(row(SECTION, f"{name}: {training}", saved, "MiB", base_saved, **labels))
     return rows

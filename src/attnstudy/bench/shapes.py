@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnstudy.config import Config, make_config
+from attnstudy.config import Config
+from attnstudy.registries import make_config
 
 QUICK_STUDY = Path("study/quick.yaml")
 DEFAULT = dict(d_model=64, n_layers=2, heads=4, batch_size=64, train_max_len=16)

@@ -1,0 +1,112 @@
+"""The length-aware variants beside the classic ones: in-distribution and out-of-distribution
+exact match per task, normaliser (score function) and encoding, like for like.
+
+A variant is length-aware when its class says so (``Score.modern``,
+``PositionalEncoding.modern``); a name no registry holds is not. The table keeps the
+settings (every config column but the task, the score, the encoding and randomization)
+in which the study ran at least one length-aware variant, so each of them stands beside
+the classic variants trained the same way. Pure functions of the tidy ``runs`` frame.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.aggregate import CONFIG_COLUMNS, ok_runs
+from analysis.seeds import seed_summary
+from analysis.tables import Table, fmt, fmt_ci
+from analysis.variants import (
+    RANDOMIZED,
+    SCORE_NAMES,
+    TASK_NAMES,
+    ordered,
+    transformers,
+    variant_labels,
+    variant_order,
+)
+from attnstudy.positions import POSITIONS
+from attnstudy.scores import SCORES
+
+VARIANT_COLUMNS = ("task", "score", "position", "randomized")
+SETTING = [c for c in CONFIG_COLUMNS if c not in VARIANT_COLUMNS]  # held equal
+METRICS = {"id_seq_acc": "ID exact match", "ood_seq_acc": "OOD exact match"}
+
+
+def declared_modern(registry: dict, name) -> bool:
+    """Whether the name's class in ``registry`` says it is length-aware (unknown: no)."""
+    return bool(name in registry and registry[name].modern)
+
+
+def is_modern(registry: dict, names: pd.Series) -> pd.Series:
+    return names.map(lambda n: declared_modern(registry, n)).astype(bool)
+
+
+def modern_names(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """The length-aware normalisers and encodings the runs hold, in registry order."""
+    scores = runs.loc[is_modern(SCORES, runs["score"]), "score"]
+    positions = runs.loc[is_modern(POSITIONS, runs["position"]), "position"]
+    return {
+        "normalisers": ordered(scores, SCORE_NAMES),
+        "encodings": ordered(positions, list(POSITIONS)),
+    }
+
+
+def like_for_like(runs: pd.DataFrame) -> pd.DataFrame:
+    """The Transformer runs in the settings where some run has a length-aware variant."""
+    data = transformers(runs)
+    modern = is_modern(SCORES, data["score"]) | is_modern(POSITIONS, data["position"])
+    chosen = data.loc[modern, SETTING].drop_duplicates()
+    return data.merge(chosen, on=SETTING, how="inner")
+
+
+def row_keys(data: pd.DataFrame) -> list[str]:
+    """Task, every setting that still varies (e.g. the architecture), normaliser, encoding."""
+    return ["task", *(c for c in SETTING if data[c].nunique() > 1), "score", "encoding"]
+
+
+def modern_table(runs: pd.DataFrame) -> Table | None:
+    """ID and OOD exact match, mean [95% CI over seeds], per task × normaliser × encoding
+    (each seed's runs averaged over any setting not shown), beside a column saying which
+    part is length-aware; None when the study ran no length-aware variant."""
+    data = like_for_like(runs)
+    if data.empty:
+        return None
+    data = data.assign(encoding=variant_labels(data))
+    by = row_keys(data)
+    summary = seed_summary(ok_runs(data), by, list(METRICS))
+    rows = [_row(r, by) for _, r in _in_order(summary, by).iterrows()]
+    columns = [*(_title(c) for c in by), "length-aware", *METRICS.values(), "n (seeds)"]
+    return Table("modern", "Length-aware variants beside the classic ones", columns, rows)
+
+
+def _in_order(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Rows in registry order of task, normaliser and encoding; other settings as text."""
+    known = {"task": TASK_NAMES, "score": SCORE_NAMES}
+    orders = {
+        c: variant_order(summary[c]) if c == "encoding" else ordered(summary[c], known.get(c, ()))
+        for c in by
+    }
+
+    def rank(i: int) -> tuple:
+        return tuple(orders[c].index(summary[c].iloc[i]) for c in by)
+
+    return summary.iloc[sorted(range(len(summary)), key=rank)]
+
+
+def _title(column: str) -> str:
+    return {"score": "normaliser (score)"}.get(column, column)
+
+
+def _row(r: pd.Series, by: list[str]) -> dict:
+    named = (
+        ("normaliser", SCORES, r["score"]),
+        ("encoding", POSITIONS, r["encoding"].removesuffix(RANDOMIZED)),
+    )
+    parts = [part for part, registry, name in named if declared_modern(registry, name)]
+    row = {_title(c): fmt(r[c]) for c in by}
+    row["length-aware"] = " + ".join(parts) or "–"
+    for metric, name in METRICS.items():
+        cell = r[f"{metric}_mean"], r[f"{metric}_low"], r[f"{metric}_high"]
+        row[name] = fmt_ci(*cell, n=r[f"{metric}_n"])
+    row["n (seeds)"] = int(r["ood_seq_acc_n"])
+    return row

@@ -17,10 +17,15 @@ from analysis.aggregate import holm
 from analysis.effects import ALPHA, COMPETENT_ID_ACC, FLOAT_TOL, MIN_SEEDS, N_BOOT, Effect
 from analysis.rules import Finding, Frames
 from attnstudy.positions import POSITIONS
+from attnstudy.scores import SCORES
 
 VERDICTS = ("supported", "refuted", "mixed", "inconclusive")
 ABSOLUTE_NAMES = ", ".join(n for n, c in POSITIONS.items() if c.family == "absolute")
-RELATIVE_NAMES = ", ".join(n for n, c in POSITIONS.items() if c.family == "relative")
+RELATIVE_NAMES = ", ".join(  # those shift-invariant with some score: FIRE never is
+    n
+    for n, c in POSITIONS.items()
+    if c.family == "relative" and any(c.shift_invariant(s) for s in SCORES.values())
+)
 RELATIVE = (
     f"relative encodings ({RELATIVE_NAMES}) in shift-invariant (score, encoding) combinations"
 )

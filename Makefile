@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PRESET ?= quick
 WORKERS ?= 2
 
-.PHONY: setup test lint chaos study ui dashboard report bench docs
+.PHONY: setup test lint chaos study ui dashboard report bench docs calibration
 
 # Set up once: a virtual environment with the CPU build of PyTorch pinned (an unpinned
 # torch pulls a multi-GB CUDA build), then the project and its dev extras.
@@ -65,3 +65,9 @@ bench: setup
 # docs/claims.md from the claim registry (analysis/claims.py); a test checks they agree.
 docs: setup
 	$(BIN)/python -m analysis.docs
+
+# docs/calibration.md: steps to competence per task and architecture, from the logged runs
+# of the studies named in CALIBRATION (each must have been run into the store).
+CALIBRATION ?= quick modern replicate-kazemnejad
+calibration: setup
+	$(BIN)/python -m analysis.calibration $(CALIBRATION)

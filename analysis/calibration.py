@@ -1,0 +1,134 @@
+"""The calibration table: for each study, task and architecture, the training budget its
+preset gave (steps, learning rate, batch, warm-up, model size) and how many of the runs
+that could solve their task learned the training lengths (in-distribution exact match at
+least ``COMPETENT_ID_ACC``), with the steps they needed. Built from logged runs only, so
+a preset's budget is justified by measurements, and the variants that fell short are
+named.
+
+    python -m analysis.calibration quick modern   # writes docs/calibration.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.aggregate import ok_runs
+from analysis.effects import COMPETENT_ID_ACC
+from analysis.load import Study, StudyError, load_study
+
+OUT = Path("docs/calibration.md")
+BUDGET = ("d_model", "n_layers", "train_max_len", "steps", "lr", "batch_size", "warmup_steps")
+VARIANT = ("position", "score", "randomized", "heads")
+HEADER = (
+    "| study | task | arch | d_model × layers | train lengths | steps (max) | lr | batch "
+    "| warm-up | competent / runs | median steps to 95% (max) | below 0.95 ID |"
+)
+
+
+def solvable_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs of cells that can solve their task (``solvable`` false: C6 only)."""
+    ok = ok_runs(runs, "id_seq_acc")
+    return ok[ok["solvable"].fillna(True).astype(bool)] if "solvable" in ok else ok
+
+
+def budget_rows(study: str, runs: pd.DataFrame) -> list[dict]:
+    """One row per (task, arch, budget) of ``runs``: its competence and steps to it."""
+    runs = solvable_runs(runs)
+    keys = ["task", "arch", *[c for c in BUDGET if c in runs]]
+    groups = runs.groupby(keys)
+    return [_row(study, dict(zip(keys, key, strict=True)), group) for key, group in groups]
+
+
+def _row(study: str, budget: dict, group: pd.DataFrame) -> dict:
+    competent = group[group["id_seq_acc"] >= COMPETENT_ID_ACC]
+    return budget | {
+        "study": study,
+        "runs": len(group),
+        "competent": len(competent),
+        "median_steps_to_95": competent["steps_to_95"].median(),
+        "max_steps_to_95": competent["steps_to_95"].max(),
+        "short": _short_variants(group),
+    }
+
+
+def _short_variants(group: pd.DataFrame) -> str:
+    """The variants with runs below the bar, as 'name k/n' (k runs short of n)."""
+    varying = [c for c in VARIANT if c in group and group[c].nunique() > 1]
+    parts = []
+    for key, runs in group.groupby(varying, sort=True) if varying else [((), group)]:
+        short = int((runs["id_seq_acc"] < COMPETENT_ID_ACC).sum())
+        if short:
+            label = "·".join(_label(c, v) for c, v in zip(varying, _tuple(key), strict=True))
+            parts.append(f"{label or 'all'} {short}/{len(runs)}")
+    return ", ".join(parts) or "none"
+
+
+def _tuple(key) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _label(column: str, value) -> str:
+    if column == "randomized":
+        return "randomized" if bool(value) else "plain"
+    return f"h{value}" if column == "heads" else str(value)
+
+
+def markdown(rows: list[dict], studies: list[Study]) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    commits = ", ".join(
+        f"`{s.name}` at `{s.parent.get('tags', {}).get('attnstudy.git_commit', 'unknown')[:7]}`"
+        for s in studies
+    )
+    lines = [
+        "# Calibration: steps to competence",
+        "",
+        f"Written by `python -m analysis.calibration` on {stamp} from the runs logged in "
+        f"MLflow ({commits}). A run is competent when its in-distribution exact match is at "
+        f"least {COMPETENT_ID_ACC}; only cells that can solve their task count. Training stops "
+        "early once validation exact match reaches 1.0, so a budget is a cap: the steps a "
+        "run needed are its steps to 95%. Regenerate it; do not edit it.",
+        "",
+        HEADER,
+        "|" + "---|" * (HEADER.count("|") - 1),
+    ]
+    lines += [_line(r) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _line(r: dict) -> str:
+    rate = f"{r['competent']}/{r['runs']} ({r['competent'] / r['runs']:.0%})"
+    steps = "–"
+    if r["competent"]:
+        steps = f"{r['median_steps_to_95']:.0f} ({r['max_steps_to_95']:.0f})"
+    return (
+        f"| {r['study']} | {r['task']} | {r['arch']} | {r.get('d_model', '?')} × "
+        f"{r.get('n_layers', '?')} | 1–{r.get('train_max_len', '?')} | {r.get('steps', '?')} "
+        f"| {r.get('lr', '?')} | {r.get('batch_size', '?')} | {r.get('warmup_steps', '?')} "
+        f"| {rate} | {steps} | {r['short']} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("studies", nargs="+", help="study names, e.g. quick modern")
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    try:
+        studies = [load_study(name, args.tracking_uri) for name in args.studies]
+    except StudyError as error:
+        print(f"calibration: {error}")
+        return 2
+    rows = [row for s in studies for row in budget_rows(s.name, s.runs)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown(rows, studies))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The calibration table counts competent runs per (task, arch, budget), only among cells
+that can solve their task, and names the variants that fell short."""
+
+import pandas as pd
+from frames import BASE_RUN
+
+from analysis.calibration import budget_rows, markdown
+
+BUDGET = {"steps": 1500, "batch_size": 64, "warmup_steps": 50}
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {**BASE_RUN, **BUDGET, "solvable": True, "run_id": f"r{i}", **r}
+            for i, r in enumerate(rows)
+        ]
+    )
+
+
+def test_competence_counts_only_solvable_finished_runs_and_names_the_short_variants():
+    runs = frame(
+        [
+            {"position": "rope", "seed": 0, "steps_to_95": 300.0},
+            {"position": "rope", "seed": 1, "steps_to_95": 500.0},
+            {"position": "none", "seed": 0, "id_seq_acc": 0.70, "steps_to_95": float("nan")},
+            {"position": "none", "seed": 1, "steps_to_95": 900.0},
+            {"position": "none", "seed": 2, "status": "diverged", "id_seq_acc": float("nan")},
+            {"arch": "encoder", "position": "none", "solvable": False, "id_seq_acc": 0.1},
+        ]
+    )
+    (row,) = budget_rows("s", runs)
+    assert (row["runs"], row["competent"]) == (4, 3)
+    assert row["median_steps_to_95"] == 500.0 and row["max_steps_to_95"] == 900.0
+    assert row["short"] == "none 1/2"
+
+
+def test_one_row_per_task_arch_and_budget_and_every_row_in_the_markdown():
+    runs = frame(
+        [
+            {"task": "copy"},
+            {"task": "reverse", "steps": 4000, "id_seq_acc": 0.5},
+            {"task": "reverse", "steps": 4000, "seed": 1},
+        ]
+    )
+    rows = budget_rows("s", runs)
+    assert [(r["task"], r["steps"], r["competent"], r["runs"]) for r in rows] == [
+        ("copy", 1500, 1, 1),
+        ("reverse", 4000, 1, 2),
+    ]
+    assert rows[1]["short"] == "all 1/2"
+    text = markdown(rows, [])
+    table = [line for line in text.splitlines() if line.startswith("| s |")]
+    assert len(table) == 2 and "1/2 (50%)" in table[1] and "| 4000 |" in table[1]

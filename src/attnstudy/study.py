@@ -320,8 +320,9 @@ def _blocks_note(spec: StudySpec) -> str:
     """ " in 3 blocks, 2 duplicates merged" for a file with blocks."""
     if not spec.named_blocks:
         return ""
-    merged = spec.grid.merged
-    return f" in {len(spec.blocks)} blocks, {merged} duplicate{'s' * (merged != 1)} merged"
+    blocks, merged = len(spec.blocks), spec.grid.merged
+    plural = "s" * (blocks != 1), "s" * (merged != 1)
+    return f" in {blocks} block{plural[0]}, {merged} duplicate{plural[1]} merged"
 
 
 def _log_summary(tracker: Tracker, parent_id: str, queue: Queue) -> None:

@@ -45,6 +45,38 @@ def test_an_exclusion_may_list_several_values_of_an_axis(tmp_path):
     assert not any(p.config.task == "reverse" and p.config.heads == 1 for p in points)
 
 
+def test_points_the_variants_facts_rule_out_are_skipped_without_a_rule(tmp_path):
+    """An RNN takes no encoding; randomized positions need an encoding with position ids;
+    a plain RNN has no attention, so the first score and head count stand for all."""
+    study = {
+        "name": "s",
+        "tasks": ["copy"],
+        "fixed": {"d_model": 16, "train_max_len": 4, "eval_max_len": 8},
+        "axes": {
+            "arch": ["decoder", "rnn", "rnn-attention"],
+            "position": ["none", "rope"],
+            "randomized": [False, True],
+            "score": ["dot", "additive"],
+            "heads": [1, 2],
+        },
+    }
+    points = load_study(write(tmp_path, study)).points()
+    got = {(c.arch, c.position, c.randomized, c.score, c.heads) for c in (p.config for p in points)}
+    scores_heads = set(itertools.product(["dot", "additive"], [1, 2]))
+    decoder = [("none", False), ("rope", False), ("rope", True)]
+    expected = {("decoder", *pr, *sh) for pr in decoder for sh in scores_heads}
+    expected |= {("rnn-attention", "none", False, *sh) for sh in scores_heads}
+    expected |= {("rnn", "none", False, "dot", 1)}
+    assert got == expected
+
+
+def test_a_grid_the_facts_empty_says_which_fact(tmp_path):
+    study = BASE | {"fixed": BASE["fixed"] | {"arch": "rnn", "position": "none"}}
+    study["axes"] = {"randomized": [True]}
+    with pytest.raises(ConfigError, match="arch=rnn takes no positional encoding"):
+        load_study(write(tmp_path, study)).points()
+
+
 def test_grid_key_names_every_axis_value_in_sorted_order(tmp_path):
     point = load_study(write(tmp_path, BASE)).points()[0]
     assert point.key == ",".join(f"{k}={point.params[k]}" for k in ("heads", "score", "task"))

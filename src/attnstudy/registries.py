@@ -38,6 +38,31 @@ def validate(cfg: Config) -> None:
     _check_variant(cfg)
 
 
+def not_applicable(values: dict[str, Any], axes: dict[str, tuple]) -> str | None:
+    """Why a grid point's settings combine variants that their classes rule out, or None
+    (also for settings `make_config` rejects otherwise: it reports those).
+
+    A study grid skips such points instead of failing on them: an encoding (or randomized
+    positions) for an architecture that takes no positions, randomized positions for an
+    encoding that takes no position ids, and, for an architecture without attention, any
+    score or head count but the axis's first value (which stands for all)."""
+    try:
+        cfg = coerce_config(**values)
+    except ConfigError:
+        return None
+    arch, position = ARCHS.get(cfg.arch), POSITIONS.get(cfg.position)
+    if arch is None or position is None:
+        return None
+    if not arch.uses_positions and (cfg.position != "none" or cfg.randomized):
+        return f"arch={cfg.arch} takes no positional encoding"
+    if cfg.randomized and not position.takes_position_ids:
+        return f"position={cfg.position} takes no position ids to randomize"
+    for axis in ("score", "heads"):
+        if not arch.uses_attention and axis in axes and getattr(cfg, axis) != axes[axis][0]:
+            return f"arch={cfg.arch} has no attention: {axis}={axes[axis][0]} stands for all"
+    return None
+
+
 def _check_variant(cfg: Config) -> None:
     """The architecture's and the encoding's own rules, then randomized positions."""
     ARCHS[cfg.arch].check_config(cfg)

@@ -1,7 +1,10 @@
 """Study definitions (`study/*.yaml`): a typed schema, validated once when loaded.
 
 A study is a union of grids, its blocks. A block is the product of its axes (lists of
-`Config` values, tasks included) on top of fixed settings, minus explicit exclusions. Every
+`Config` values, tasks included) on top of fixed settings, minus explicit exclusions and
+minus the points the variants' own class facts rule out (`registries.not_applicable`: an
+encoding for an RNN, randomized positions for an encoding without position ids, a second
+score or head count for an architecture without attention). Every
 grid point becomes one validated `Config`; any bad key or value is reported on one line
 with the file, the key (`blocks.NAME.axes.heads: …` inside a block) and what is allowed.
 
@@ -42,7 +45,7 @@ from typing import Any
 import yaml
 
 from attnstudy.config import FIELD_TYPES, Config, ConfigError, _coerce
-from attnstudy.registries import make_config
+from attnstudy.registries import make_config, not_applicable
 from attnstudy.tasks import TASKS
 
 GRID = ("tasks", "axes", "exclude")  # a single-grid file's grid; a block's otherwise
@@ -82,10 +85,14 @@ class Block:
 
     def points(self, seed: int, fail) -> list[GridPoint]:
         """The block's grid in GridSampler order, without excluded points."""
-        points = []
+        points, ruled_out = [], []
         order = grid_order(self.axes, seed)
         for params in order:
             if any(all(params[k] in v for k, v in rule.items()) for rule in self.exclude):
+                continue
+            reason = not_applicable(self.fixed | params, self.axes)
+            if reason is not None:  # the variants' own facts exclude it
+                ruled_out.append(reason)
                 continue
             try:
                 config = make_config(**self.fixed, **params)
@@ -100,9 +107,10 @@ class Block:
             names = (self.name,) if self.name else ()
             points.append(GridPoint(key, params, config, config.hash(), names, self.solvable))
         if not points:
+            facts = f" and the variants' facts ({ruled_out[0]})" if ruled_out else ""
             raise fail(
-                f"{self.where}exclude: the exclusions remove all {len(order)} grid points; at "
-                "least one must remain"
+                f"{self.where}exclude: the exclusions{facts} remove all {len(order)} grid "
+                "points; at least one must remain"
             )
         return points
 

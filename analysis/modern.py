@@ -14,7 +14,7 @@ import pandas as pd
 
 from analysis.aggregate import CONFIG_COLUMNS, ok_runs
 from analysis.seeds import seed_summary
-from analysis.tables import Table, fmt, fmt_ci
+from analysis.tables import Table, competent_extrapolation, fmt, fmt_ci
 from analysis.variants import (
     RANDOMIZED,
     SCORE_NAMES,
@@ -29,7 +29,8 @@ from attnstudy.scores import SCORES
 
 VARIANT_COLUMNS = ("task", "score", "position", "randomized")
 SETTING = [c for c in CONFIG_COLUMNS if c not in VARIANT_COLUMNS]  # held equal
-METRICS = {"id_seq_acc": "ID exact match", "ood_seq_acc": "OOD exact match"}
+METRICS = {"id_seq_acc": "ID exact match", "ood_seq_acc": "OOD exact match (competent)"}
+SEEDS = "seeds: all (competent)"
 
 
 def declared_modern(registry: dict, name) -> bool:
@@ -67,15 +68,16 @@ def row_keys(data: pd.DataFrame) -> list[str]:
 def modern_table(runs: pd.DataFrame) -> Table | None:
     """ID and OOD exact match, mean [95% CI over seeds], per task × normaliser × encoding
     (each seed's runs averaged over any setting not shown), beside a column saying which
-    part is length-aware; None when the study ran no length-aware variant."""
+    part is length-aware; OOD only over competent runs (`competent_extrapolation`). None when the
+    study ran no length-aware variant."""
     data = like_for_like(runs)
     if data.empty:
         return None
-    data = data.assign(encoding=variant_labels(data))
+    data = competent_extrapolation(data).assign(encoding=variant_labels(data))
     by = row_keys(data)
     summary = seed_summary(ok_runs(data), by, list(METRICS))
     rows = [_row(r, by) for _, r in _in_order(summary, by).iterrows()]
-    columns = [*(_title(c) for c in by), "length-aware", *METRICS.values(), "n (seeds)"]
+    columns = [*(_title(c) for c in by), "length-aware", *METRICS.values(), SEEDS]
     return Table("modern", "Length-aware variants beside the classic ones", columns, rows)
 
 
@@ -108,5 +110,5 @@ def _row(r: pd.Series, by: list[str]) -> dict:
     for metric, name in METRICS.items():
         cell = r[f"{metric}_mean"], r[f"{metric}_low"], r[f"{metric}_high"]
         row[name] = fmt_ci(*cell, n=r[f"{metric}_n"])
-    row["n (seeds)"] = int(r["ood_seq_acc_n"])
+    row[SEEDS] = f"{int(r['id_seq_acc_n'])} ({int(r['ood_seq_acc_n'])})"
     return row

@@ -12,7 +12,9 @@ import pandas as pd
 
 from analysis.aggregate import ok_runs
 from analysis.claims import Verdict
+from analysis.effects import COMPETENT_ID_ACC
 from analysis.load import Study
+from analysis.tables import competent_extrapolation
 
 RESULTS = Path("results")
 
@@ -39,23 +41,37 @@ def claim_rows(verdicts: list[Verdict]) -> list[str]:
 
 
 def encoding_rows(runs: pd.DataFrame) -> list[str]:
-    """Mean over runs (seeds and other axes) of the plain decoder runs, per encoding."""
+    """Per task, score function and encoding, the plain decoder runs (seeds and other axes
+    pooled): ID exact match over every run; OOD exact match and extrapolation length over
+    the competent ones only (`competent_extrapolation`), with how many there were."""
     ok = ok_runs(runs)
     ok = ok[(ok["arch"] == "decoder") & ~ok["randomized"].fillna(False).astype(bool)]
     rows = [
-        "| task | encoding | runs | ID exact match | OOD exact match | extrapolation length |",
-        "|---|---|---|---|---|---|",
+        "| task | score | encoding | runs (competent) | ID exact match | OOD exact match "
+        "| extrapolation length |",
+        "|---|---|---|---|---|---|---|",
     ]
-    table = ok.groupby(["task", "position"], sort=True).agg(
-        n=("run_id", "size"),
-        id=("id_seq_acc", "mean"),
-        ood=("ood_seq_acc", "mean"),
-        ext=("extrapolation_len", "mean"),
+    table = (
+        competent_extrapolation(ok)
+        .groupby(["task", "score", "position"], sort=True)
+        .agg(
+            n=("run_id", "size"),
+            competent=("ood_seq_acc", "count"),
+            id=("id_seq_acc", "mean"),
+            ood=("ood_seq_acc", "mean"),
+            ext=("extrapolation_len", "mean"),
+        )
     )
-    for (task, position), r in table.sort_values("ood", ascending=False).iterrows():
-        cells = f"{int(r.n)} | {r.id:.3f} | {r.ood:.3f} | {r.ext:.1f}"
-        rows.append(f"| {task} | {position} | {cells} |")
+    for (task, score, position), r in table.sort_values("ood", ascending=False).iterrows():
+        cells = (
+            f"{int(r.n)} ({int(r.competent)}) | {r.id:.3f} | {_mean(r.ood, 3)} | {_mean(r.ext, 1)}"
+        )
+        rows.append(f"| {task} | {score} | {position} | {cells} |")
     return rows
+
+
+def _mean(x: float, digits: int) -> str:
+    return "–" if pd.isna(x) else f"{x:.{digits}f}"
 
 
 def record_markdown(study: Study, verdicts: list[Verdict], now: datetime | None = None) -> str:
@@ -82,6 +98,9 @@ def record_markdown(study: Study, verdicts: list[Verdict], now: datetime | None 
         "Rules and metrics: [docs/claims.md](../docs/claims.md).",
         "",
         "## Accuracy by encoding (causal decoder, plain positions)",
+        "",
+        "OOD exact match and extrapolation length over the competent runs only (ID exact "
+        f"match ≥ {COMPETENT_ID_ACC}), the count in brackets.",
         "",
         *encoding_rows(runs),
         "",

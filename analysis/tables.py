@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis.aggregate import SUMMARY_METRICS, ok_runs, pairwise_comparisons, summary_table
+from analysis.effects import COMPETENT_ID_ACC
 from analysis.load import CONFIG_COLUMNS
 from analysis.seeds import seed_summary
 from analysis.variants import (
@@ -44,6 +45,7 @@ AXES = {  # the study's axes, each summarised in one table, and what its levels 
     "arch": "architecture",
 }
 AXIS_METRICS = ("id_seq_acc", "ood_seq_acc", "extrapolation_len")
+EXTRAPOLATION_METRICS = ("ood_seq_acc", "extrapolation_len")  # compared over competent runs
 GRID_POINT = ("grid point",)
 NOT_APPLICABLE = {  # architectures an axis means nothing for, read from their class facts
     "position": POSITIONLESS_ARCHS,
@@ -116,12 +118,21 @@ def configuration_table(runs: pd.DataFrame) -> Table:
     return Table("configurations", title, list(rows[0]) if rows else [], rows)
 
 
+def competent_extrapolation(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with OOD exact match and extrapolation length blanked (NaN) where the run
+    did not learn the training lengths (ID exact match < COMPETENT_ID_ACC): extrapolation
+    is compared only between runs that did."""
+    keep = runs["id_seq_acc"] >= COMPETENT_ID_ACC
+    return runs.assign(**{m: runs[m].where(keep) for m in EXTRAPOLATION_METRICS if m in runs})
+
+
 def axis_table(runs: pd.DataFrame, axis: str) -> Table:
     """One axis's levels, each aggregated over every other setting: ID and OOD exact match
-    and extrapolation length, mean [95% CI over seeds], the seeds (n), the runs averaged and
-    the runs left out (diverged or failed). Architectures the axis means nothing for are
+    and extrapolation length (these two over competent runs only), mean [95% CI over
+    seeds], the seeds with a competent run (n), the runs averaged and the runs left out
+    (diverged or failed). Architectures the axis means nothing for are
     left out (the RNN baselines take no positional encoding)."""
-    data = runs[~runs["arch"].isin(NOT_APPLICABLE.get(axis, ()))]
+    data = competent_extrapolation(runs[~runs["arch"].isin(NOT_APPLICABLE.get(axis, ()))])
     data = data.assign(level=variant_labels(data) if axis == "position" else data[axis])
     summary = seed_summary(ok_runs(data), ["level"], AXIS_METRICS).set_index("level")
     summary = summary.reindex(_axis_order(axis, data["level"]))

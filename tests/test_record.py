@@ -41,8 +41,20 @@ def test_record_carries_provenance_verdicts_and_per_encoding_accuracy():
     assert [line.split(" | ")[0] for line in claim_lines] == [f"| C{i}" for i in range(1, 13)]
     c11 = next(line for line in claim_lines if line.startswith("| C11 "))
     assert "supported" in c11 and "`ood_seq_acc`" in c11
-    encodings = [line.split(" | ")[1] for line in text.splitlines() if line.startswith("| copy ")]
+    encodings = [line.split(" | ")[2] for line in text.splitlines() if line.startswith("| copy ")]
     assert encodings == ["t5", "alibi", "sinusoidal", "learned"]  # best OOD first
+
+
+def test_per_encoding_rows_keep_score_functions_apart_and_extrapolation_competent_only():
+    runs = runs_frame()
+    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "ood_seq_acc"]] = [0.5, 1.0]
+    sigmoid = {**BASE_RUN, "run_id": "sig", "score": "sigmoid", "position": "t5"}
+    runs = pd.concat([runs, pd.DataFrame([sigmoid | {"ood_seq_acc": 0.9}])])
+    text = record_markdown(study_of(runs), [], datetime(2026, 12, 2, tzinfo=timezone.utc))
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| copy ")]
+    t5 = next(r for r in rows if r[1:3] == ["scaled_dot", "t5"])
+    assert t5[3:6] == ["3 (2)", "0.833", "0.615"]  # ID over 3 runs; OOD over the 2 competent
+    assert ["sigmoid", "t5"] in [r[1:3] for r in rows]
 
 
 def test_write_record_names_the_file_after_the_study(tmp_path):

@@ -317,6 +317,21 @@ def test_axis_table_averages_each_seed_over_the_other_axes_first():
     assert scores == ["dot", "scaled_dot", "cosine"]  # registry order
 
 
+def test_axis_table_counts_extrapolation_only_over_runs_that_learned_the_training_lengths():
+    """A run below the competence bar counts in ID exact match, not in OOD exact match or
+    extrapolation length; the seeds column says how many seeds were competent."""
+    runs = pd.DataFrame(
+        [
+            BASE_RUN | {"run_id": "a", "seed": 0, "ood_seq_acc": 0.2},
+            BASE_RUN | {"run_id": "b", "seed": 1, "id_seq_acc": 0.5, "ood_seq_acc": 0.9},
+        ]
+    )
+    (row,) = axis_table(runs, "position").rows
+    assert row["OOD exact match"] == "0.200 (n = 1)"
+    assert row["ID exact match"].startswith("0.750 [")
+    assert (row["n (seeds)"], row["runs"]) == (1, 2)
+
+
 def test_html_is_self_contained(study):
     html = study["html"]
     assert not re.search(r"<(script|link|iframe)\b", html)
@@ -555,9 +570,21 @@ def test_modern_table_sets_each_length_aware_variant_beside_the_classic_ones():
         ("sigmoid", "rope", "normaliser"),
     ]
     rope = table.rows[1]
-    assert rope["OOD exact match"].startswith("0.250 [") and rope["n (seeds)"] == 2
+    assert rope["OOD exact match (competent)"].startswith("0.250 [")
+    assert rope["seeds: all (competent)"] == "2 (2)"
     assert rope["ID exact match"].startswith("1.000 [")
     assert "heads" not in table.columns  # one setting: nothing else varies
+
+
+def test_modern_table_compares_extrapolation_only_over_runs_that_learned_the_training_lengths():
+    """A seed below the competence bar counts in ID but not in OOD exact match."""
+    runs = modern_runs()
+    short = (runs["score"] == "sigmoid") & (runs["seed"] == 1)
+    runs.loc[short, ["id_seq_acc", "ood_seq_acc"]] = [0.5, 0.9]
+    sigmoid = modern_table(runs).rows[-1]
+    assert sigmoid["OOD exact match (competent)"].startswith("0.400")  # seed 0 only
+    assert sigmoid["ID exact match"].startswith("0.750 [")
+    assert sigmoid["seeds: all (competent)"] == "2 (1)"
 
 
 def test_modern_table_keeps_unknown_names_and_is_absent_without_a_modern_variant():

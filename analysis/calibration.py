@@ -6,11 +6,13 @@ a preset's budget is justified by measurements, and the variants that fell short
 named.
 
     python -m analysis.calibration quick modern   # writes docs/calibration.md
+    python -m analysis.calibration quick@sqlite:////elsewhere/mlflow.db modern
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -112,16 +114,24 @@ def _line(r: dict) -> str:
     )
 
 
+def _located(spec: str, default_uri: str | None) -> tuple[str, str | None]:
+    """'NAME@URI' → (NAME, URI); 'NAME' → (NAME, the default store)."""
+    name, _, uri = spec.partition("@")
+    return name, uri or default_uri
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("studies", nargs="+", help="study names, e.g. quick modern")
+    parser.add_argument(
+        "studies", nargs="+", help="study names, e.g. quick modern; NAME@URI reads another store"
+    )
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     try:
-        studies = [load_study(name, args.tracking_uri) for name in args.studies]
+        studies = [load_study(*_located(spec, args.tracking_uri)) for spec in args.studies]
     except StudyError as error:
-        print(f"calibration: {error}")
+        print(f"calibration: {error}", file=sys.stderr)
         return 2
     rows = [row for s in studies for row in budget_rows(s.name, s.runs)]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -175,10 +175,11 @@ def cost_table(runs: pd.DataFrame) -> Table:
 def statistics_tables(runs: pd.DataFrame) -> list[Table]:
     """For each axis with two or more levels and each of STAT_METRICS, the pairwise
     comparisons within each task (Holm-corrected over the table) as display rows; only
-    finished runs of architectures the axis applies to take part."""
+    finished runs of architectures the axis applies to take part, and for OOD metrics only
+    competent runs (`competent_extrapolation`)."""
     tables = []
     for axis, metric in itertools.product(STAT_AXES, STAT_METRICS):
-        data = ok_runs(runs, metric)
+        data = ok_runs(competent_extrapolation(runs), metric)
         data = data[~data["arch"].isin(NOT_APPLICABLE.get(axis, ()))]
         if data[axis].nunique() < 2:
             continue

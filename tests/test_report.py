@@ -332,6 +332,19 @@ def test_axis_table_counts_extrapolation_only_over_runs_that_learned_the_trainin
     assert (row["n (seeds)"], row["runs"]) == (1, 2)
 
 
+def test_pairwise_ood_statistics_pair_only_competent_runs():
+    rows = [
+        BASE_RUN | {"run_id": f"{p}{seed}", "position": p, "seed": seed, "ood_seq_acc": acc}
+        for seed in range(4)
+        for p, acc in (("rope", 0.1), ("alibi", 0.3))
+    ]
+    rows[0] |= {"id_seq_acc": 0.2, "ood_seq_acc": 0.9}  # rope seed 0 never learned the task
+    tables = {t.key: t for t in statistics_tables(pd.DataFrame(rows))}
+    (ood,) = tables["pairwise_position_ood_seq_acc"].rows
+    (iid,) = tables["pairwise_position_id_seq_acc"].rows
+    assert (ood["n"], iid["n"]) == ("3 pairs", "4 pairs")
+
+
 def test_html_is_self_contained(study):
     html = study["html"]
     assert not re.search(r"<(script|link|iframe)\b", html)

@@ -502,6 +502,14 @@ def test_kazemnejad_setting_puts_our_means_beside_theirs():
     assert "Setup differences" in block["note"] and "lr 0.001" in block["note"]
 
 
+def test_kazemnejad_ours_counts_only_runs_that_learned_the_training_lengths():
+    runs = synthetic_runs()
+    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "ood_seq_acc"]] = [0.5, 0.9]
+    copy = {r["encoding"]: r for r in kazemnejad(runs)["rows"] if r["task"] == "copy"}
+    assert copy["t5"]["ours mean [95% CI]"].startswith("0.100 [")  # seeds 1 and 2 only
+    assert copy["t5"]["seeds"] == 2 and copy["t5"]["ours ID"] == "0.833"
+
+
 def test_other_settings_show_published_numbers_and_name_the_preset():
     block = kazemnejad(synthetic_runs(train_max_len=16, eval_max_len=64))
     assert not block["matched"]

@@ -70,7 +70,7 @@ def modern_table(runs: pd.DataFrame) -> Table | None:
     (each seed's runs averaged over any setting not shown), beside a column saying which
     part is length-aware; OOD only over competent runs (`competent_extrapolation`). None when the
     study ran no length-aware variant."""
-    data = like_for_like(runs)
+    data = like_for_like(ok_runs(runs))  # a variant that only diverged has nothing to show
     if data.empty:
         return None
     data = competent_extrapolation(data).assign(encoding=variant_labels(data))

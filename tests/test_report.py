@@ -612,6 +612,8 @@ def test_modern_table_keeps_unknown_names_and_is_absent_without_a_modern_variant
     runs = modern_runs()
     classic = runs[~runs["position"].isin(["fire"]) & (runs["score"] != "sigmoid")]
     assert modern_table(classic) is None
+    diverged = runs.assign(status=runs["status"].where(~runs["position"].eq("fire"), "diverged"))
+    assert modern_table(diverged[diverged["score"] != "sigmoid"]) is None  # nothing finished
     odd = runs.assign(score=runs["score"].replace("scaled_dot", "mystery"))
     names = [r["normaliser (score)"] for r in modern_table(odd).rows]
     assert names == ["sigmoid", "mystery", "mystery", "mystery"]  # unknown last, kept

@@ -140,9 +140,12 @@ def _mean(values: pd.Series) -> str:
 
 
 def _ours(values: pd.Series) -> dict:
+    """Mean, interval and max of the finite values; a run without one (OOD of a run that
+    did not learn the training lengths) says so, as does a setting never run."""
     x = values.dropna()
     if x.empty:
-        return {"ours mean [95% CI]": "not run", "ours max": "–", "seeds": 0}
+        state = "no competent run" if len(values) else "not run"
+        return {"ours mean [95% CI]": state, "ours max": "–", "seeds": 0}
     low, high = bootstrap_ci(x)
     return {
         "ours mean [95% CI]": fmt_ci(float(x.mean()), low, high, n=len(x)),

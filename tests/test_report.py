@@ -508,6 +508,10 @@ def test_kazemnejad_ours_counts_only_runs_that_learned_the_training_lengths():
     copy = {r["encoding"]: r for r in kazemnejad(runs)["rows"] if r["task"] == "copy"}
     assert copy["t5"]["ours mean [95% CI]"].startswith("0.100 [")  # seeds 1 and 2 only
     assert copy["t5"]["seeds"] == 2 and copy["t5"]["ours ID"] == "0.833"
+    runs.loc[runs["position"] == "none", "id_seq_acc"] = 0.8
+    copy = {r["encoding"]: r for r in kazemnejad(runs)["rows"] if r["task"] == "copy"}
+    assert copy["none"]["ours mean [95% CI]"] == "no competent run"
+    assert copy["none"]["ours ID"] == "0.800"
 
 
 def test_other_settings_show_published_numbers_and_name_the_preset():

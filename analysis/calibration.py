@@ -20,7 +20,7 @@ import pandas as pd
 
 from analysis.aggregate import ok_runs
 from analysis.effects import COMPETENT_ID_ACC
-from analysis.load import Study, StudyError, load_study
+from analysis.load import Study, StudyError, default_tracking_uri, load_study
 
 OUT = Path("docs/calibration.md")
 BUDGET = ("d_model", "n_layers", "train_max_len", "steps", "lr", "batch_size", "warmup_steps")
@@ -114,7 +114,7 @@ def _line(r: dict) -> str:
     )
 
 
-def _located(spec: str, default_uri: str | None) -> tuple[str, str | None]:
+def _located(spec: str, default_uri: str) -> tuple[str, str]:
     """'NAME@URI' → (NAME, URI); 'NAME' → (NAME, the default store)."""
     name, _, uri = spec.partition("@")
     return name, uri or default_uri
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     try:
-        studies = [load_study(*_located(spec, args.tracking_uri)) for spec in args.studies]
+        default = args.tracking_uri or default_tracking_uri()  # before any store is opened
+        studies = [load_study(*_located(spec, default)) for spec in args.studies]
     except StudyError as error:
         print(f"calibration: {error}", file=sys.stderr)
         return 2

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.aggregate import PAIR_COLUMNS, bootstrap_ci, compare, mean_reciprocal_rank, ok_runs
+from analysis.aggregate import (
+    CONFIG_COLUMNS,
+    PAIR_COLUMNS,
+    bootstrap_ci,
+    compare,
+    mean_reciprocal_rank,
+    ok_runs,
+)
+from analysis.effects import COMPETENT_ID_ACC
 from analysis.tables import competent_extrapolation, fmt, fmt_ci
 
 KAZEMNEJAD = "Kazemnejad et al. 2023, The Impact of Positional Encoding on Length Generalization"
@@ -36,7 +44,6 @@ DELETANG_SETUP = (
     "learning rate swept over {1e-4, 3e-4, 5e-4}; 10 seeds; 1,000,000 steps; per-token "
     "accuracy, maximum over seeds and learning rates"
 )
-DELETANG_MATCH = {"arch": "encoder", "train_max_len": 40}
 RUOSS_GAIN = 0.120  # randomized minus plain positions, mean test accuracy over 6000 models
 LUONG_BLEU = {"dot": 18.6, "general": 17.3}  # WMT'14 en→de; concat "does not yield good ..."
 OUR_SETUP = ("d_model", "n_layers", "heads", "steps", "lr", "weight_decay", "batch_size")
@@ -77,9 +84,11 @@ def kazemnejad(runs: pd.DataFrame) -> dict:
 
 
 def deletang(runs: pd.DataFrame) -> dict:
-    """Per-token OOD accuracy of our encoder runs, plain and randomized positions, beside the
-    randomization gain Ruoss et al. report."""
-    ours = _matching(runs, DELETANG_MATCH)
+    """Per-token OOD accuracy of our encoder runs whose configuration ran both with plain and
+    with randomized positions, beside the randomization gain Ruoss et al. report; over the
+    runs that learned the training lengths."""
+    encoder = _matching(runs, {"arch": "encoder"})
+    ours = _plain_and_randomized(encoder[encoder["id_seq_acc"] >= COMPETENT_ID_ACC])
     block = _block("Randomized positions in a bidirectional encoder", DELETANG, not ours.empty)
     rows = [
         {"task": task, "encoding": position, "randomized": str(bool(randomized))}
@@ -129,6 +138,13 @@ def _matching(runs: pd.DataFrame, setting: dict) -> pd.DataFrame:
     for column, value in setting.items():
         mask &= ok[column] == value
     return ok[mask]
+
+
+def _plain_and_randomized(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose configuration (all but `randomized`) appears with both settings."""
+    keys = [c for c in CONFIG_COLUMNS if c != "randomized" and c in runs]
+    both = runs.groupby(keys, dropna=False)["randomized"].transform("nunique") == 2
+    return runs[both]
 
 
 def _block(title: str, citation: str, matched: bool) -> dict:

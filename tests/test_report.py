@@ -550,13 +550,21 @@ def test_every_claim_points_to_a_figure_the_report_can_draw():
 
 
 def test_deletang_setting_reports_the_randomization_gain_beside_ruoss():
-    runs = synthetic_runs(arch="encoder", train_max_len=40, eval_max_len=80)
+    runs = synthetic_runs(arch="encoder", train_max_len=8, eval_max_len=32)
     shuffled = runs.assign(randomized=True, ood_token_acc=0.7)
     block = deletang(pd.concat([runs, shuffled], ignore_index=True))
     gain = block["rows"][-1]
     assert block["matched"]
     assert gain["ours mean [95% CI]"] == "20.0 [20.0, 20.0]"
     assert gain["theirs"].startswith("+12.0")
+
+
+def test_deletang_setting_pairs_only_competent_runs_of_configurations_run_both_ways():
+    runs = synthetic_runs(arch="encoder", train_max_len=8, eval_max_len=32)
+    shuffled = runs.assign(randomized=True, ood_token_acc=0.7)
+    assert not deletang(runs)["matched"]  # no randomized counterpart: not the Ruoss setting
+    failed = shuffled.assign(id_seq_acc=0.5)  # did not learn the training lengths
+    assert not deletang(pd.concat([runs, failed], ignore_index=True))["matched"]
 
 
 def test_report_writes_the_dated_record_beside_it(study):

@@ -210,8 +210,9 @@ def test_replication_presets_follow_their_papers():
     assert {(p.config.train_max_len, p.config.eval_max_len) for p in kaz.points()} == {(20, 40)}
     dele = load_study(root / "replicate-deletang.yaml")
     assert {p.config.arch for p in dele.points()} == {"encoder"}
-    assert {(p.config.train_min_len, p.config.train_max_len) for p in dele.points()} == {(1, 40)}
+    assert set(dele.axes["task"]) == {"reverse", "duplicate", "sort"}
     assert {p.config.randomized for p in dele.points()} == {False, True}
+    assert len({p.config.seed for p in dele.points()}) >= 3
 
 
 BLOCKS = {
@@ -368,7 +369,7 @@ def test_standard_preset_covers_every_claim_with_five_seeds():
     for name, cls in POSITIONS.items():
         for randomized in (False, True) if cls.takes_position_ids else (False,):
             assert {(t, name, randomized) for t in ("copy", "reverse")} <= variants
-    assert {c.heads for c in decoder} >= {1, 4}
+    assert len({c.heads for c in decoder}) >= 2 and 1 in {c.heads for c in decoder}
     encoder = {(c.task, c.position): ok for c, ok in configs if c.arch == "encoder"}
     assert encoder == {
         (t, p): p != "none" for t in ("copy", "reverse") for p in ("none", "sinusoidal")

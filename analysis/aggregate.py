@@ -153,7 +153,8 @@ def compare(
 
     Runs are averaged per ``pair_on`` key; with at least ``MIN_PAIRS`` keys on both sides the
     Wilcoxon signed-rank test runs on the matched differences, otherwise Mann-Whitney U on all
-    runs (see ``METHODS_TEXT``). Returns test name, sample sizes, means, the mean difference
+    runs (see ``METHODS_TEXT``). Returns test name, sample sizes, means (paired: over
+    configurations of the mean over seeds, as the interval weighs them), the mean difference
     with its bootstrap CI, Cliff's delta and the raw p-value.
     """
     a, b = ok_runs(a, metric), ok_runs(b, metric)
@@ -162,11 +163,12 @@ def compare(
         x, y, keys = pairs
         diff = x - y
         test, p, ci = "wilcoxon", _wilcoxon_p(diff), seed_ci(pd.Series(diff, index=keys))
+        mean_a, mean_b = (seed_weighted_mean(pd.Series(v, index=keys)) for v in (x, y))
     else:
         x, y = a[metric].to_numpy(float), b[metric].to_numpy(float)
         test, p, ci = "mannwhitneyu", _mannwhitney_p(x, y), bootstrap_diff_ci(x, y)
-    mean_a = float(x.mean()) if x.size else np.nan
-    mean_b = float(y.mean()) if y.size else np.nan
+        mean_a = float(x.mean()) if x.size else np.nan
+        mean_b = float(y.mean()) if y.size else np.nan
     return {
         "test": test,
         "paired": pairs is not None,
@@ -268,6 +270,18 @@ def length_trend(lengths: pd.DataFrame, metric: str = "seq_acc") -> pd.Series:
         name=f"{metric}_length_rho",
         dtype=float,
     )
+
+
+def seed_weighted_mean(values: pd.Series) -> float:
+    """The estimate ``seed_ci`` brackets: the mean over configurations of the mean over seeds
+    of ``values`` (indexed by pair keys), so a configuration run with more seeds does not
+    weigh more; the plain mean without a "seed" level."""
+    if "seed" not in values.index.names:
+        return float(values.mean())
+    strata = [n for n in values.index.names if n != "seed"]
+    if not strata:
+        return float(values.mean())
+    return float(values.groupby(level=strata, dropna=False).mean().mean())
 
 
 def seed_ci(diff: pd.Series, alpha: float = 0.05) -> tuple[float, float]:

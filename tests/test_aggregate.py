@@ -338,6 +338,24 @@ def test_compare_interval_resamples_seeds_within_configurations():
     assert (result["diff_ci_low"], result["diff_ci_high"]) == pytest.approx((0.75, 0.75))
 
 
+def test_compare_estimate_weights_configurations_as_its_interval_does():
+    # found in the replicate-deletang report: a configuration with 3 seeds and one with 1
+    # gave a mean difference of 63.2 outside its own interval [59.8, 62.3]; the estimate
+    # must be the mean over configurations of the mean over seeds, like the interval
+    rows = [
+        {"heads": h, "position": p, "seed": s, "ood_seq_acc": acc}
+        for h, seeds, gain in ((2, range(3), 0.2), (4, range(1), 1.0))
+        for s in seeds
+        for p, acc in (("rope", gain), ("alibi", 0.0))
+    ]
+    runs = make_runs(*rows)
+    rope, alibi = runs[runs.position == "rope"], runs[runs.position == "alibi"]
+    result = compare(rope, alibi, "ood_seq_acc", ["heads", "seed"])
+    assert result["mean_diff"] == pytest.approx(0.6)
+    assert result["mean_a"] - result["mean_b"] == pytest.approx(0.6)
+    assert result["diff_ci_low"] <= result["mean_diff"] <= result["diff_ci_high"]
+
+
 def test_stratified_bootstrap_averages_strata_equally():
     estimate, boot = stratified_bootstrap([np.array([1.0, 1.0, 1.0, 1.0]), np.array([0.0])])
     assert estimate == 0.5 and np.allclose(boot, 0.5)

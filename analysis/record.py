@@ -1,7 +1,8 @@
 """A study's results as a dated record, ``results/<study>.md``: what ran (commit, date, CPU,
-torch threads, seeds, runs), the claim verdicts with their primary effects, and accuracy by
-encoding. ``make report`` writes it from the logged runs, so a record is regenerated, never
-edited by hand; the README links to it."""
+torch threads, seeds, runs), the claim verdicts with their primary effects, accuracy by
+encoding, and the published numbers the runs can be set beside. ``make report`` writes it
+from the logged runs, so a record is regenerated, never edited by hand; the README links
+to it."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.aggregate import ok_runs
+from analysis.anchors import comparisons
 from analysis.claims import Verdict
 from analysis.effects import COMPETENT_ID_ACC
 from analysis.load import Study
 from analysis.tables import competent_extrapolation
+from analysis.variants import transformers, variant_labels
 
 RESULTS = Path("results")
 
@@ -41,19 +44,20 @@ def claim_rows(verdicts: list[Verdict]) -> list[str]:
 
 
 def encoding_rows(runs: pd.DataFrame) -> list[str]:
-    """Per task, score function and encoding, the plain decoder runs (seeds and other axes
-    pooled): ID exact match over every run; OOD exact match and extrapolation length over
-    the competent ones only (`competent_extrapolation`), with how many there were."""
-    ok = ok_runs(runs)
-    ok = ok[(ok["arch"] == "decoder") & ~ok["randomized"].fillna(False).astype(bool)]
+    """Per task, architecture, score function and encoding (randomized positions apart), the
+    Transformer runs (seeds and other axes pooled): ID exact match over every run; OOD exact
+    match and extrapolation length over the competent ones only (`competent_extrapolation`),
+    with how many there were."""
+    ok = transformers(ok_runs(runs))
+    ok = ok.assign(encoding=variant_labels(ok))
     rows = [
-        "| task | score | encoding | runs (competent) | ID exact match | OOD exact match "
-        "| extrapolation length |",
-        "|---|---|---|---|---|---|---|",
+        "| task | architecture | score | encoding | runs (competent) | ID exact match "
+        "| OOD exact match | extrapolation length |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     table = (
         competent_extrapolation(ok)
-        .groupby(["task", "score", "position"], sort=True)
+        .groupby(["task", "arch", "score", "encoding"], sort=True)
         .agg(
             n=("run_id", "size"),
             competent=("ood_seq_acc", "count"),
@@ -62,12 +66,27 @@ def encoding_rows(runs: pd.DataFrame) -> list[str]:
             ext=("extrapolation_len", "mean"),
         )
     )
-    for (task, score, position), r in table.sort_values("ood", ascending=False).iterrows():
+    for key, r in table.sort_values("ood", ascending=False).iterrows():
         cells = (
             f"{int(r.n)} ({int(r.competent)}) | {r.id:.3f} | {_mean(r.ood, 3)} | {_mean(r.ext, 1)}"
         )
-        rows.append(f"| {task} | {score} | {position} | {cells} |")
+        rows.append(f"| {' | '.join(key)} | {cells} |")
     return rows
+
+
+def comparison_lines(runs: pd.DataFrame) -> list[str]:
+    """The report's published comparisons that this study's runs match, ours beside theirs,
+    each with its setup differences; nothing when none matches."""
+    lines = []
+    for block in (b for b in comparisons(runs) if b["matched"]):
+        columns = block["columns"]
+        lines += [f"### {block['title']}", "", f"{block['citation']}.", ""]
+        lines += [f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
+        lines += [f"| {' | '.join(str(r.get(c, '')) for c in columns)} |" for r in block["rows"]]
+        lines += ["", block["note"], ""]
+    if lines:
+        lines = ["## Beside the published numbers", "", *lines]
+    return lines
 
 
 def _mean(x: float, digits: int) -> str:
@@ -97,13 +116,14 @@ def record_markdown(study: Study, verdicts: list[Verdict], now: datetime | None 
         "",
         "Rules and metrics: [docs/claims.md](../docs/claims.md).",
         "",
-        "## Accuracy by encoding (causal decoder, plain positions)",
+        "## Accuracy by encoding",
         "",
         "OOD exact match and extrapolation length over the competent runs only (ID exact "
         f"match ≥ {COMPETENT_ID_ACC}), the count in brackets.",
         "",
         *encoding_rows(runs),
         "",
+        *comparison_lines(runs),
     ]
     return "\n".join(lines)
 

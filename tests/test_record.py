@@ -41,7 +41,7 @@ def test_record_carries_provenance_verdicts_and_per_encoding_accuracy():
     assert [line.split(" | ")[0] for line in claim_lines] == [f"| C{i}" for i in range(1, 13)]
     c11 = next(line for line in claim_lines if line.startswith("| C11 "))
     assert "supported" in c11 and "`ood_seq_acc`" in c11
-    encodings = [line.split(" | ")[2] for line in text.splitlines() if line.startswith("| copy ")]
+    encodings = [line.split(" | ")[3] for line in text.splitlines() if line.startswith("| copy ")]
     assert encodings == ["t5", "alibi", "sinusoidal", "learned"]  # best OOD first
 
 
@@ -52,9 +52,28 @@ def test_per_encoding_rows_keep_score_functions_apart_and_extrapolation_competen
     runs = pd.concat([runs, pd.DataFrame([sigmoid | {"ood_seq_acc": 0.9}])])
     text = record_markdown(study_of(runs), [], datetime(2026, 12, 2, tzinfo=timezone.utc))
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| copy ")]
-    t5 = next(r for r in rows if r[1:3] == ["scaled_dot", "t5"])
-    assert t5[3:6] == ["3 (2)", "0.833", "0.615"]  # ID over 3 runs; OOD over the 2 competent
-    assert ["sigmoid", "t5"] in [r[1:3] for r in rows]
+    t5 = next(r for r in rows if r[1:4] == ["decoder", "scaled_dot", "t5"])
+    assert t5[4:7] == ["3 (2)", "0.833", "0.615"]  # ID over 3 runs; OOD over the 2 competent
+    assert ["sigmoid", "t5"] in [r[2:4] for r in rows]
+    assert "## Beside the published numbers" not in text  # no published setting matched
+
+
+def test_record_keeps_architectures_and_randomized_positions_apart_and_sets_papers_beside():
+    # the replicate-deletang record had an empty table (it kept plain decoder runs only)
+    # and no word of the Ruoss et al. comparison its study was run for
+    rows = [
+        {**BASE_RUN, "run_id": f"{r}{s}", "arch": "encoder", "task": "sort", "position": "rope"}
+        | {"randomized": r, "seed": s, "ood_seq_acc": 0.1 + r / 2, "ood_token_acc": 0.4 + r / 2}
+        for r in (False, True)
+        for s in SEEDS
+    ]
+    text = record_markdown(study_of(pd.DataFrame(rows)), [], datetime(2026, 12, 2))
+    table = [line.split(" | ") for line in text.splitlines() if line.startswith("| sort | enc")]
+    assert [r[3] for r in table] == ["rope (randomized)", "rope"]  # best OOD first
+    assert "## Beside the published numbers" in text
+    assert "### Randomized positions in a bidirectional encoder" in text
+    gain = next(line for line in text.splitlines() if "randomized minus plain" in line)
+    assert "50.0 [50.0, 50.0]" in gain and "+12.0" in gain
 
 
 def test_write_record_names_the_file_after_the_study(tmp_path):

@@ -16,6 +16,7 @@ from analysis import rules
 from analysis.aggregate import holm
 from analysis.effects import ALPHA, COMPETENT_ID_ACC, FLOAT_TOL, MIN_SEEDS, N_BOOT, Effect
 from analysis.rules import Finding, Frames
+from analysis.variants import LONG_RANGE_TASKS
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 
@@ -215,11 +216,13 @@ CLAIMS: dict[str, Claim] = {
             "C10",
             "Absolute encodings are weaker at relations between tokens and at long-range "
             "dependencies.",
-            f"ood_seq_acc on associative_recall, competent runs. E = mean of the {RELATIVE} − "
+            f"ood_seq_acc on the long-range recall tasks ({', '.join(LONG_RANGE_TASKS)}), "
+            f"competent runs. E = mean of the {RELATIVE} − "
             f"mean of the {ABSOLUTE}, same other configuration and seed; claimed sign positive.",
             "ood_seq_acc",
             1,
-            "task associative_recall with absolute and relative encodings (presets standard, full)",
+            "task sorted_recall (or associative_recall) with absolute and relative encodings "
+            "(presets standard, full)",
             "acc_vs_length",
             rules.c10_absolute_weaker_long_range,
         ),

@@ -2,14 +2,15 @@
 
 Frames (the contract of ``analysis.aggregate`` and ``analysis.claims``):
 
-- ``runs``: one row per grid point (the latest finished trial of each ``attnstudy.grid_key``),
-  config columns, summary metrics, ``status`` (ok | diverged | failed) and ``reason``.
+- ``runs``: one row per grid point (the latest finished trial of each ``attnstudy.grid_key``;
+  when the study logged its grid, only the points of its current grid), config columns,
+  summary metrics, ``status`` (ok | diverged | failed) and ``reason``.
 - ``lengths``: one row per trial x evaluated length (``eval_seq_acc``/``eval_token_acc``).
 - ``positions``: one row per trial x in-distribution length x target position (split "id",
   ``pos_token_acc_id_len``), and per trial x target position averaged over the longer
   lengths (split "ood", length NaN, ``pos_token_acc_ood``).
 - ``curves``: one row per trial x training metric x step (loss and validation accuracy).
-- ``attempts``: every child run, killed and still running ones included.
+- ``attempts``: every child run of those points, killed and still running ones included.
 """
 
 from __future__ import annotations
@@ -106,8 +107,11 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
     attempts, params = _attempts(uri, experiment.experiment_id)
     if attempts.empty:
         raise StudyError(f"study {name!r} has no trial runs yet in {uri}")
-    runs = _latest_per_grid_point(attempts)
     parent = _parent(uri, experiment.experiment_id)
+    grid = _grid(client, parent.get("run_id"))
+    if grid:  # points a grid change dropped (`--allow-grid-change`) are not the study's
+        attempts = attempts[attempts["grid_key"].isin(grid)]
+    runs = _latest_per_grid_point(attempts)
     histories = _histories(client, runs["run_id"].tolist())
     config = runs[["run_id", *CONFIG_COLUMNS]]
     return Study(
@@ -115,7 +119,7 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
         tracking_uri=uri,
         experiment_id=experiment.experiment_id,
         parent=parent,
-        grid=_grid(client, parent.get("run_id")),
+        grid=grid,
         param_names=tuple(sorted(c for c in params if c in runs)),
         runs=runs.reset_index(drop=True),
         lengths=_lengths(histories, config),

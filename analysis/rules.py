@@ -18,6 +18,7 @@ from analysis.aggregate import (
     source_position_gap,
 )
 from analysis.effects import COMPETENT_ID_ACC, Combine, Effect, contrast, within_runs
+from analysis.variants import LONG_RANGE_TASKS
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 
@@ -231,7 +232,7 @@ def c9_learned_fails_beyond_training(frames: Frames) -> Finding:
 
 def c10_absolute_weaker_long_range(frames: Frames) -> Finding:
     runs = frames.runs
-    return _families(runs[runs["task"] == "associative_recall"])
+    return _families(runs[runs["task"].isin(LONG_RANGE_TASKS)])
 
 
 def c11_relative_extrapolates_better(frames: Frames) -> Finding:

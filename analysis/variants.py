@@ -22,6 +22,7 @@ POSITION_NAMES = tuple(POSITIONS)
 SCORE_NAMES = tuple(SCORES)
 ARCH_NAMES = tuple(ARCHS)
 TASK_NAMES = tuple(TASKS)
+LONG_RANGE_TASKS = tuple(name for name, cls in TASKS.items() if cls.long_range)
 POSITIONLESS_ARCHS = tuple(name for name, cls in ARCHS.items() if not cls.uses_positions)
 ATTENTIONLESS_ARCHS = tuple(name for name, cls in ARCHS.items() if not cls.uses_attention)
 RANDOMIZED = " (randomized)"

@@ -397,9 +397,14 @@ def test_c10_refuted_when_absolute_wins_on_associative_recall():
     assert check("C10", make_runs(*family_runs(0.1, 0.6, "associative_recall")))[0] == "refuted"
 
 
-def test_c10_inconclusive_without_associative_recall():
+def test_c10_reads_every_task_that_declares_itself_long_range():
+    runs = make_runs(*family_runs(0.6, 0.1, "sorted_recall"), *family_runs(0.1, 0.6))
+    assert check("C10", runs)[0] == "supported"
+
+
+def test_c10_inconclusive_without_a_long_range_task():
     v = verdict("C10", make_runs(*family_runs(0.6, 0.1)))
-    assert v.verdict == "inconclusive" and "associative_recall" in v.reason
+    assert v.verdict == "inconclusive" and "sorted_recall" in v.reason
 
 
 def test_c11_supported_and_refuted_by_the_families():

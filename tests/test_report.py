@@ -436,6 +436,18 @@ def test_latest_finished_trial_stands_for_its_grid_point(study):
     assert not data.runs["run_id"].isin(killed["run_id"]).any()
 
 
+def test_points_the_grid_dropped_are_left_out_of_the_report(tmp_path):
+    # standard's recall block changed task under --allow-grid-change: the dropped points'
+    # runs stay in MLflow, but the study now is its current grid (grid.json), not them
+    kept, dropped = RNN
+    uri = make_study(tmp_path, "regridded", [kept, dropped])
+    parent = load_study("regridded", uri).parent["run_id"]
+    MlflowClient(uri).log_dict(parent, [grid_key(kept)], "grid.json")
+    data = load_study("regridded", uri)
+    assert data.runs["grid_key"].tolist() == [grid_key(kept)]
+    assert set(data.lengths["run_id"]) == set(data.runs["run_id"])
+
+
 def test_tidy_frames_are_saved_beside_the_report(study):
     runs = pd.read_csv(study["out"] / "runs.csv")
     lengths = pd.read_csv(study["out"] / "lengths.csv")

@@ -12,6 +12,7 @@ from attnstudy.config import ConfigError
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 from attnstudy.study_config import fingerprint, grid_order, load_study
+from attnstudy.tasks import TASKS
 
 PRESETS = sorted((Path(__file__).parent.parent / "study").glob("*.yaml"))
 BASE = {
@@ -375,6 +376,6 @@ def test_standard_preset_covers_every_claim_with_five_seeds():
         (t, p): p != "none" for t in ("copy", "reverse") for p in ("none", "sinusoidal")
     }
     assert {c.arch for c, _ in configs if c.task == "copy"} >= {"rnn", "rnn-attention"}
-    recall = {c.position for c, _ in configs if c.task == "associative_recall"}
+    recall = {c.position for c, _ in configs if TASKS[c.task].long_range}
     assert {"sinusoidal", "learned"} <= recall and {"rope", "alibi"} <= recall
     assert all(ok for c, ok in configs if c.arch != "encoder")

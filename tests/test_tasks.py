@@ -97,6 +97,32 @@ def test_associative_recall_answers_the_queried_key(lengths):
         assert b.targets[i, 0] == pairs[pairs[:, 0] == query, 1].item()
 
 
+@given(lengths=lengths_st)
+@settings(max_examples=30, deadline=None)
+def test_sorted_recall_lists_every_pair_in_ascending_key_order(lengths):
+    b = sample("sorted_recall", lengths)
+    for i, n in enumerate(lengths):
+        pairs = b.inputs[i, : 2 * n].view(n, 2).tolist()
+        assert len({k for k, _ in pairs}) == n  # keys are distinct
+        assert b.targets[i, : 2 * n].view(n, 2).tolist() == sorted(pairs)
+
+
+def test_sorted_recall_values_sit_at_no_fixed_offset():
+    # the value after target key j must be found by content: where key j stood in the
+    # input varies from example to example
+    b = sample("sorted_recall", [8] * 200)
+    first_key = b.targets[:, 0]
+    where = (b.inputs[:, 0::2] == first_key[:, None]).float().argmax(dim=1)
+    assert len(set(where.tolist())) == 8
+
+
+def test_long_range_tasks_are_declared_on_their_class():
+    assert {name for name, cls in TASKS.items() if cls.long_range} == {
+        "associative_recall",
+        "sorted_recall",
+    }
+
+
 def test_training_lengths_cover_the_range():
     gen = torch.Generator().manual_seed(0)
     n = sample_lengths(3, 7, 2000, gen)

@@ -56,6 +56,7 @@ def _gather_rows(x: Tensor, index: Tensor, valid: Tensor) -> Tensor:
 class Task:
     name: str
     num_symbols: int = 10
+    long_range: bool = False  # answers depend on tokens far back by content (claim C10)
 
     def __init__(self, max_len: int):
         self.max_len = max_len  # longest n this task will be asked for (sizes alphabets)
@@ -182,6 +183,7 @@ class AssociativeRecall(Task):
 
     name = "associative_recall"
     num_values = 10
+    long_range = True
 
     @property
     def num_keys(self) -> int:
@@ -210,8 +212,39 @@ class AssociativeRecall(Task):
         return x, values.gather(1, pick[:, None])
 
 
+class SortedRecall(AssociativeRecall):
+    """`k_1 v_1 … k_n v_n` → `k_(1) v_(1) … k_(n) v_(n)`: the pairs in ascending key order.
+
+    Multi-query recall (Arora et al. 2023, "Zoology") whose queries need no input of their
+    own: each key of the answer is the next larger key (a sort step), and the value after it
+    must be looked up where that key stood in the input, up to 2n tokens back and at no
+    fixed offset. Every example supervises n lookups rather than one.
+    """
+
+    name = "sorted_recall"
+
+    def input_len(self, n):
+        return 2 * n
+
+    def target_len(self, n):
+        return 2 * n
+
+    def generate(self, n, gen):
+        B, width = len(n), int(n.max())
+        keys = torch.rand(B, self.num_keys, generator=gen).argsort(dim=1)[:, :width]
+        values = torch.randint(0, self.num_values, (B, width), generator=gen)
+        keys, values = keys + NUM_SPECIAL, values + NUM_SPECIAL + self.num_keys
+        valid = _arange_mask(n, width)
+        pairs = torch.stack([keys, values], dim=2).reshape(B, 2 * width)
+        x = pairs.masked_fill(~_arange_mask(2 * n, 2 * width), PAD)
+        order = keys.masked_fill(~valid, self.vocab_size).argsort(dim=1)  # padding last
+        sorted_pairs = torch.stack([keys.gather(1, order), values.gather(1, order)], dim=2)
+        y = sorted_pairs.reshape(B, 2 * width).masked_fill(~_arange_mask(2 * n, 2 * width), PAD)
+        return x, y
+
+
 TASKS: dict[str, type[Task]] = {
-    t.name: t for t in (Copy, Reverse, Sort, Duplicate, Addition, AssociativeRecall)
+    t.name: t for t in (Copy, Reverse, Sort, Duplicate, Addition, AssociativeRecall, SortedRecall)
 }
 
 

@@ -199,11 +199,16 @@ class AssociativeRecall(Task):
     def target_len(self, n):
         return 1
 
-    def generate(self, n, gen):
+    def key_values(self, n: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(B, max n) distinct keys per example and (B, max n) values, as token ids."""
         B, width = len(n), int(n.max())
         keys = torch.rand(B, self.num_keys, generator=gen).argsort(dim=1)[:, :width]
         values = torch.randint(0, self.num_values, (B, width), generator=gen)
-        keys, values = keys + NUM_SPECIAL, values + NUM_SPECIAL + self.num_keys
+        return keys + NUM_SPECIAL, values + NUM_SPECIAL + self.num_keys
+
+    def generate(self, n, gen):
+        B, width = len(n), int(n.max())
+        keys, values = self.key_values(n, gen)
         pick = (torch.rand(B, generator=gen) * n).long()  # which pair is queried
         pairs = torch.stack([keys, values], dim=2).reshape(B, 2 * width)
         x = torch.cat([pairs, torch.full((B, 1), PAD)], dim=1)
@@ -231,9 +236,7 @@ class SortedRecall(AssociativeRecall):
 
     def generate(self, n, gen):
         B, width = len(n), int(n.max())
-        keys = torch.rand(B, self.num_keys, generator=gen).argsort(dim=1)[:, :width]
-        values = torch.randint(0, self.num_values, (B, width), generator=gen)
-        keys, values = keys + NUM_SPECIAL, values + NUM_SPECIAL + self.num_keys
+        keys, values = self.key_values(n, gen)
         valid = _arange_mask(n, width)
         pairs = torch.stack([keys, values], dim=2).reshape(B, 2 * width)
         x = pairs.masked_fill(~_arange_mask(2 * n, 2 * width), PAD)

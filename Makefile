@@ -68,6 +68,6 @@ docs: setup
 
 # docs/calibration.md: steps to competence per task and architecture, from the logged runs
 # of the studies named in CALIBRATION (each must have been run into the store).
-CALIBRATION ?= quick modern replicate-kazemnejad
+CALIBRATION ?= quick modern standard replicate-kazemnejad replicate-deletang
 calibration: setup
 	$(BIN)/python -m analysis.calibration $(CALIBRATION)

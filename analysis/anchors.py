@@ -179,7 +179,7 @@ def _note(ours: pd.DataFrame, theirs: str, preset: str) -> str:
     setup = ", ".join(f"{c} {_levels(ours[c])}" for c in OUR_SETUP if c in ours)
     return (
         f"Setup differences. Ours: {setup}; {ours['seed'].nunique()} seed(s); one learning "
-        f"rate, not a sweep; a CPU-sized model. Theirs: {theirs}."
+        f"rate per configuration, not a sweep; a CPU-sized model. Theirs: {theirs}."
     )
 
 

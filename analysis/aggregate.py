@@ -276,10 +276,8 @@ def seed_weighted_mean(values: pd.Series) -> float:
     """The estimate ``seed_ci`` brackets: the mean over configurations of the mean over seeds
     of ``values`` (indexed by pair keys), so a configuration run with more seeds does not
     weigh more; the plain mean without a "seed" level."""
-    if "seed" not in values.index.names:
-        return float(values.mean())
     strata = [n for n in values.index.names if n != "seed"]
-    if not strata:
+    if "seed" not in values.index.names or not strata:
         return float(values.mean())
     return float(values.groupby(level=strata, dropna=False).mean().mean())
 

@@ -221,8 +221,8 @@ CLAIMS: dict[str, Claim] = {
             f"mean of the {ABSOLUTE}, same other configuration and seed; claimed sign positive.",
             "ood_seq_acc",
             1,
-            "task sorted_recall (or associative_recall) with absolute and relative encodings "
-            "(presets standard, full)",
+            f"a long-range task ({' or '.join(LONG_RANGE_TASKS)}) with absolute and relative "
+            "encodings (presets standard, full)",
             "acc_vs_length",
             rules.c10_absolute_weaker_long_range,
         ),

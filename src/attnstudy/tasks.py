@@ -237,13 +237,12 @@ class SortedRecall(AssociativeRecall):
     def generate(self, n, gen):
         B, width = len(n), int(n.max())
         keys, values = self.key_values(n, gen)
-        valid = _arange_mask(n, width)
+        padding = ~_arange_mask(2 * n, 2 * width)
         pairs = torch.stack([keys, values], dim=2).reshape(B, 2 * width)
-        x = pairs.masked_fill(~_arange_mask(2 * n, 2 * width), PAD)
-        order = keys.masked_fill(~valid, self.vocab_size).argsort(dim=1)  # padding last
+        order = keys.masked_fill(~_arange_mask(n, width), self.vocab_size).argsort(dim=1)
         sorted_pairs = torch.stack([keys.gather(1, order), values.gather(1, order)], dim=2)
-        y = sorted_pairs.reshape(B, 2 * width).masked_fill(~_arange_mask(2 * n, 2 * width), PAD)
-        return x, y
+        y = sorted_pairs.reshape(B, 2 * width)  # padding keys sort last
+        return pairs.masked_fill(padding, PAD), y.masked_fill(padding, PAD)
 
 
 TASKS: dict[str, type[Task]] = {

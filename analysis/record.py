@@ -26,6 +26,13 @@ def _tag(study: Study, key: str) -> str:
     return study.parent.get("tags", {}).get(key) or "unknown"
 
 
+def _commits(runs: pd.DataFrame) -> str:
+    """Each commit the runs were trained at, short, with its run count (most runs first)."""
+    commits = runs.get("git_commit", pd.Series(dtype=object)).dropna()
+    counts = commits.str[:7].value_counts(sort=True)
+    return ", ".join(f"`{c}` ({n})" for c, n in counts.items()) or "unknown"
+
+
 def _fmt(x: float) -> str:
     return "–" if pd.isna(x) else f"{x:+.3f}"
 
@@ -103,7 +110,8 @@ def record_markdown(study: Study, verdicts: list[Verdict], now: datetime | None 
         f"Written by `make report STUDY={study.name}` on {now:%Y-%m-%d %H:%M} UTC from the "
         "runs logged in MLflow. Regenerate it; do not edit it.",
         "",
-        f"- commit: `{_tag(study, 'attnstudy.git_commit')}` (local edits: "
+        f"- code: runs trained at {_commits(runs)}; last run of the study: "
+        f"`{_tag(study, 'attnstudy.git_commit')}` (local edits: "
         f"{_tag(study, 'attnstudy.git_dirty')})",
         f"- machine: {_tag(study, 'attnstudy.cpu')}, "
         f"{_tag(study, 'attnstudy.torch_threads')} torch thread(s) per worker",

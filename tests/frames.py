@@ -1,4 +1,7 @@
-"""A tidy `runs` row (config and metric columns) for hand-built test frames."""
+"""A tidy `runs` row (config and metric columns) for hand-built test frames, and frames
+built from it."""
+
+import pandas as pd
 
 BASE_RUN = {
     "status": "ok",
@@ -30,3 +33,20 @@ BASE_RUN = {
     "head_diversity": float("nan"),
     "head_diversity_init": float("nan"),
 }
+
+
+def modern_runs() -> pd.DataFrame:
+    """Decoder runs on copy at 2 heads (softmax with none, rope, fire; sigmoid with rope),
+    2 seeds each; classic runs at 1 head (another setting) and an RNN baseline."""
+    variants = [("scaled_dot", "none"), ("scaled_dot", "rope"), ("scaled_dot", "fire")]
+    variants += [("sigmoid", "rope")]
+    rows = [
+        BASE_RUN
+        | {"run_id": f"{s}-{p}-{seed}", "score": s, "position": p, "heads": 2, "seed": seed}
+        | {"ood_seq_acc": 0.1 * (i + 1) + 0.1 * seed, "id_seq_acc": 1.0}
+        for i, (s, p) in enumerate(variants)
+        for seed in (0, 1)
+    ]
+    rows += [BASE_RUN | {"run_id": "h1", "heads": 1, "ood_seq_acc": 0.9}]
+    rows += [BASE_RUN | {"run_id": "rnn", "arch": "rnn", "position": "none", "heads": 2}]
+    return pd.DataFrame(rows)

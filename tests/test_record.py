@@ -81,3 +81,13 @@ def test_write_record_names_the_file_after_the_study(tmp_path):
     verdicts = evaluate_claims(runs, NO_LENGTHS, NO_POSITIONS)
     path = write_record(study_of(runs), verdicts, tmp_path)
     assert path == tmp_path / "demo.md" and path.read_text().startswith("# Results of study")
+
+
+def test_record_names_every_commit_the_runs_were_trained_at():
+    """A study resumed after a change holds runs of several commits; the record counts
+    each (most runs first), not only the commit that last touched the study."""
+    runs = runs_frame()
+    runs["git_commit"] = ["a" * 40] * 4 + ["b" * 40] * 8
+    text = record_markdown(study_of(runs), [], datetime(2026, 12, 2, tzinfo=timezone.utc))
+    assert "runs trained at `bbbbbbb` (8), `aaaaaaa` (4)" in text
+    assert "last run of the study: `abc123` (local edits: false)" in text

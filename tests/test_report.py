@@ -15,13 +15,12 @@ import pandas as pd
 import pytest
 import weasyprint
 from chromium import open_page
-from frames import BASE_RUN
+from frames import modern_runs
 from mlflow.tracking import MlflowClient
 from PIL import Image
 from tiny_study import grid_key, make_study
 
 from analysis.aggregate import METHODS_TEXT
-from analysis.anchors import KAZEMNEJAD_OOD, deletang, kazemnejad
 from analysis.claims import CLAIMS as CLAIMS_SPEC
 from analysis.claims import DECISION_RULE, VERDICTS, Verdict
 from analysis.effects import Effect
@@ -36,7 +35,6 @@ from analysis.report import (
     numbered_sections,
     templates,
 )
-from analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
 
@@ -289,62 +287,6 @@ def test_margin_check_catches_a_table_wider_than_the_page(tmp_path):
     assert words_outside_margins(path)
 
 
-def test_one_seed_prints_no_interval():
-    runs = pd.DataFrame([BASE_RUN | {"run_id": "a", "ood_seq_acc": 0.158}])
-    table = axis_table(runs, "position")
-    assert table.rows[0]["OOD exact match"] == "0.158 (n = 1)"
-    assert table.rows[0]["n (seeds)"] == 1
-    rope = BASE_RUN | {"run_id": "b", "position": "alibi", "ood_seq_acc": 0.5}
-    pairwise = statistics_tables(pd.DataFrame([BASE_RUN | {"run_id": "a"}, rope]))[0]
-    assert pairwise.rows[0]["A − B [95% CI]"].endswith("(n = 1)")
-    assert fmt_ci(0.158, 0.158, 0.158, n=1) == "0.158 (n = 1)"
-    assert fmt_ci(0.5, 0.4, 0.6, n=3) == "0.500 [0.400, 0.600]"
-
-
-def test_axis_table_averages_each_seed_over_the_other_axes_first():
-    ood = {("dot", 0): 0.2, ("cosine", 0): 0.4, ("dot", 1): 0.6}  # seed means 0.3 and 0.6
-    runs = pd.DataFrame(
-        [
-            BASE_RUN | {"run_id": f"{s}{seed}", "score": s, "seed": seed, "ood_seq_acc": v}
-            for (s, seed), v in ood.items()
-        ]
-        + [BASE_RUN | {"run_id": "x", "status": "diverged", "ood_seq_acc": np.nan}]
-    )
-    (row,) = axis_table(runs, "position").rows
-    assert row["OOD exact match"].startswith("0.450 [")  # not the run mean 0.400
-    assert (row["n (seeds)"], row["runs"], row["left out"]) == (2, 3, 1)
-    scores = [r["score function"] for r in axis_table(runs, "score").rows]
-    assert scores == ["dot", "scaled_dot", "cosine"]  # registry order
-
-
-def test_axis_table_counts_extrapolation_only_over_runs_that_learned_the_training_lengths():
-    """A run below the competence bar counts in ID exact match, not in OOD exact match or
-    extrapolation length; the seeds column says how many seeds were competent."""
-    runs = pd.DataFrame(
-        [
-            BASE_RUN | {"run_id": "a", "seed": 0, "ood_seq_acc": 0.2},
-            BASE_RUN | {"run_id": "b", "seed": 1, "id_seq_acc": 0.5, "ood_seq_acc": 0.9},
-        ]
-    )
-    (row,) = axis_table(runs, "position").rows
-    assert row["OOD exact match"] == "0.200 (n = 1)"
-    assert row["ID exact match"].startswith("0.750 [")
-    assert (row["n (seeds)"], row["runs"]) == (1, 2)
-
-
-def test_pairwise_ood_statistics_pair_only_competent_runs():
-    rows = [
-        BASE_RUN | {"run_id": f"{p}{seed}", "position": p, "seed": seed, "ood_seq_acc": acc}
-        for seed in range(4)
-        for p, acc in (("rope", 0.1), ("alibi", 0.3))
-    ]
-    rows[0] |= {"id_seq_acc": 0.2, "ood_seq_acc": 0.9}  # rope seed 0 never learned the task
-    tables = {t.key: t for t in statistics_tables(pd.DataFrame(rows))}
-    (ood,) = tables["pairwise_position_ood_seq_acc"].rows
-    (iid,) = tables["pairwise_position_id_seq_acc"].rows
-    assert (ood["n"], iid["n"]) == ("3 pairs", "4 pairs")
-
-
 def test_html_is_self_contained(study):
     html = study["html"]
     assert not re.search(r"<(script|link|iframe)\b", html)
@@ -485,162 +427,14 @@ def test_missing_store_is_not_created(tmp_path):
     assert not (tmp_path / "absent.db").exists()
 
 
-def synthetic_runs(**fixed) -> pd.DataFrame:
-    """Finished runs of every Kazemnejad encoding on copy, three seeds each."""
-    base = {"status": "ok", "arch": "decoder", "score": "scaled_dot", "randomized": False}
-    base |= {"heads": 4, "d_model": 64, "n_layers": 2, "lr": 1e-3, "steps": 3000}
-    base |= {"train_max_len": 20, "eval_max_len": 40, "weight_decay": 0.01, "batch_size": 64}
-    rows = [
-        base
-        | fixed
-        | {"task": "copy", "position": p, "seed": s, "run_id": f"{p}{s}"}
-        | {"ood_seq_acc": 0.1 * i, "ood_token_acc": 0.5, "id_seq_acc": 1.0}
-        for i, p in enumerate(KAZEMNEJAD_OOD["copy"])
-        for s in range(3)
-    ]
-    return pd.DataFrame(rows)
-
-
-def test_kazemnejad_setting_puts_our_means_beside_theirs():
-    block = kazemnejad(synthetic_runs())
-    assert block["matched"]
-    copy = {r["encoding"]: r for r in block["rows"] if r["task"] == "copy"}
-    assert copy["t5"]["theirs (mean of 3)"] == "0.420"
-    assert copy["t5"]["ours mean [95% CI]"].startswith("0.100 [")
-    assert copy["t5"]["seeds"] == 3
-    assert copy["t5"]["ours ID"] == "1.000"  # whether the training lengths were learnt
-    reverse = {r["encoding"]: r for r in block["rows"] if r["task"] == "reverse"}
-    assert reverse["none"]["ours ID"] == "–"  # reverse was not run
-    assert "Setup differences" in block["note"] and "lr 0.001" in block["note"]
-
-
-def test_kazemnejad_ours_counts_only_runs_that_learned_the_training_lengths():
-    runs = synthetic_runs()
-    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "ood_seq_acc"]] = [0.5, 0.9]
-    copy = {r["encoding"]: r for r in kazemnejad(runs)["rows"] if r["task"] == "copy"}
-    assert copy["t5"]["ours mean [95% CI]"].startswith("0.100 [")  # seeds 1 and 2 only
-    assert copy["t5"]["seeds"] == 2 and copy["t5"]["ours ID"] == "0.833"
-    runs.loc[runs["position"] == "none", "id_seq_acc"] = 0.8
-    copy = {r["encoding"]: r for r in kazemnejad(runs)["rows"] if r["task"] == "copy"}
-    assert copy["none"]["ours mean [95% CI]"] == "no competent run"
-    assert copy["none"]["ours ID"] == "0.800"
-
-
-def test_other_settings_show_published_numbers_and_name_the_preset():
-    block = kazemnejad(synthetic_runs(train_max_len=16, eval_max_len=64))
-    assert not block["matched"]
-    assert "replicate-kazemnejad" in block["note"]
-    assert all("ours mean [95% CI]" not in row for row in block["rows"])
-
-
-def test_missing_grid_points_are_listed_when_the_grid_is_a_full_product():
-    keys = [f"heads={h},position={p}" for h in (1, 2) for p in ("learned", "rope")]
-    runs = pd.DataFrame(
-        {
-            "grid_key": keys[:3],
-            "status": ["ok", "ok", "diverged"],
-            "reason": ["", "", "nan loss"],
-            "run_id": ["a", "b", "c"],
-        }
-    )
-    attempts = pd.DataFrame(
-        {
-            "grid_key": keys,
-            "status": ["ok", "ok", "diverged", "killed"],
-            "run_id": ["a", "b", "c", "d"],
-        }
-    )
-    done = completeness(runs, attempts, grid_size=4, grid=None)
-    assert done["missing"] == [keys[3]]
-    assert [r["status"] for r in done["unfinished"].rows] == ["killed"]
-    assert [r["grid point"] for r in done["bad"].rows] == [keys[2]]
-    assert completeness(runs, attempts, grid_size=6, grid=None)["missing"] is None
-
-
 def test_every_claim_points_to_a_figure_the_report_can_draw():
     assert {spec.figure for spec in CLAIMS_SPEC.values()} <= {f.key for f in FIGURES}
-
-
-def test_deletang_setting_reports_the_randomization_gain_beside_ruoss():
-    runs = synthetic_runs(arch="encoder", train_max_len=8, eval_max_len=32)
-    shuffled = runs.assign(randomized=True, ood_token_acc=0.7)
-    block = deletang(pd.concat([runs, shuffled], ignore_index=True))
-    gain = block["rows"][-1]
-    assert block["matched"]
-    assert gain["ours mean [95% CI]"] == "20.0 [20.0, 20.0]"
-    assert gain["theirs"].startswith("+12.0")
-
-
-def test_deletang_setting_pairs_only_competent_runs_of_configurations_run_both_ways():
-    runs = synthetic_runs(arch="encoder", train_max_len=8, eval_max_len=32)
-    shuffled = runs.assign(randomized=True, ood_token_acc=0.7)
-    assert not deletang(runs)["matched"]  # no randomized counterpart: not the Ruoss setting
-    failed = shuffled.assign(id_seq_acc=0.5)  # did not learn the training lengths
-    assert not deletang(pd.concat([runs, failed], ignore_index=True))["matched"]
 
 
 def test_report_writes_the_dated_record_beside_it(study):
     record = (study["out"] / f"{STUDY}.md").read_text()
     assert record.startswith(f"# Results of study `{STUDY}`")
     assert sum(line.startswith("| C") for line in record.splitlines()) == len(CLAIMS)
-
-
-def modern_runs() -> pd.DataFrame:
-    """Decoder runs on copy at 2 heads (softmax with none, rope, fire; sigmoid with rope),
-    2 seeds each; classic runs at 1 head (another setting) and an RNN baseline."""
-    variants = [("scaled_dot", "none"), ("scaled_dot", "rope"), ("scaled_dot", "fire")]
-    variants += [("sigmoid", "rope")]
-    rows = [
-        BASE_RUN
-        | {"run_id": f"{s}-{p}-{seed}", "score": s, "position": p, "heads": 2, "seed": seed}
-        | {"ood_seq_acc": 0.1 * (i + 1) + 0.1 * seed, "id_seq_acc": 1.0}
-        for i, (s, p) in enumerate(variants)
-        for seed in (0, 1)
-    ]
-    rows += [BASE_RUN | {"run_id": "h1", "heads": 1, "ood_seq_acc": 0.9}]
-    rows += [BASE_RUN | {"run_id": "rnn", "arch": "rnn", "position": "none", "heads": 2}]
-    return pd.DataFrame(rows)
-
-
-def test_modern_table_sets_each_length_aware_variant_beside_the_classic_ones():
-    """Only the setting where a length-aware variant ran (2 heads, Transformers), each
-    (task, normaliser, encoding) with its seed CI, in registry order, the length-aware part
-    named by the classes' `modern` fact."""
-    table = modern_table(modern_runs())
-    got = [(r["normaliser (score)"], r["encoding"], r["length-aware"]) for r in table.rows]
-    assert got == [
-        ("scaled_dot", "none", "–"),
-        ("scaled_dot", "rope", "–"),
-        ("scaled_dot", "fire", "encoding"),
-        ("sigmoid", "rope", "normaliser"),
-    ]
-    rope = table.rows[1]
-    assert rope["OOD exact match (competent)"].startswith("0.250 [")
-    assert rope["seeds: all (competent)"] == "2 (2)"
-    assert rope["ID exact match"].startswith("1.000 [")
-    assert "heads" not in table.columns  # one setting: nothing else varies
-
-
-def test_modern_table_compares_extrapolation_only_over_runs_that_learned_the_training_lengths():
-    """A seed below the competence bar counts in ID but not in OOD exact match."""
-    runs = modern_runs()
-    short = (runs["score"] == "sigmoid") & (runs["seed"] == 1)
-    runs.loc[short, ["id_seq_acc", "ood_seq_acc"]] = [0.5, 0.9]
-    sigmoid = modern_table(runs).rows[-1]
-    assert sigmoid["OOD exact match (competent)"].startswith("0.400")  # seed 0 only
-    assert sigmoid["ID exact match"].startswith("0.750 [")
-    assert sigmoid["seeds: all (competent)"] == "2 (1)"
-
-
-def test_modern_table_keeps_unknown_names_and_is_absent_without_a_modern_variant():
-    runs = modern_runs()
-    classic = runs[~runs["position"].isin(["fire"]) & (runs["score"] != "sigmoid")]
-    assert modern_table(classic) is None
-    diverged = runs.assign(status=runs["status"].where(~runs["position"].eq("fire"), "diverged"))
-    assert modern_table(diverged[diverged["score"] != "sigmoid"]) is None  # nothing finished
-    odd = runs.assign(score=runs["score"].replace("scaled_dot", "mystery"))
-    names = [r["normaliser (score)"] for r in modern_table(odd).rows]
-    assert names == ["sigmoid", "mystery", "mystery", "mystery"]  # unknown last, kept
 
 
 def test_modern_section_comes_after_the_claims_only_when_the_study_ran_one():

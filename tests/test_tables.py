@@ -1,11 +1,14 @@
-"""The report's per-axis tables read what a variant is from its class, never from a list
-of names, and keep a variant no registry knows (ordered last)."""
+"""The report's tables: per-axis tables read what a variant is from its class, never from a
+list of names, and keep a variant no registry knows (ordered last); seeds are averaged
+before configurations; extrapolation counts competent runs only; completeness lists what
+is missing."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from frames import BASE_RUN
 
-from analysis.tables import axis_table
+from analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from attnstudy.archs import ARCHS
 
 
@@ -34,3 +37,83 @@ def test_an_unknown_variant_is_kept_and_ordered_last(axis, unknown):
     table = runs(a={axis: unknown}, b={}, c={axis: BASE_RUN[axis]})
     levels = [row[next(iter(row))] for row in axis_table(table, axis).rows]
     assert levels == [BASE_RUN[axis], unknown]
+
+
+def test_one_seed_prints_no_interval():
+    runs = pd.DataFrame([BASE_RUN | {"run_id": "a", "ood_seq_acc": 0.158}])
+    table = axis_table(runs, "position")
+    assert table.rows[0]["OOD exact match"] == "0.158 (n = 1)"
+    assert table.rows[0]["n (seeds)"] == 1
+    rope = BASE_RUN | {"run_id": "b", "position": "alibi", "ood_seq_acc": 0.5}
+    pairwise = statistics_tables(pd.DataFrame([BASE_RUN | {"run_id": "a"}, rope]))[0]
+    assert pairwise.rows[0]["A − B [95% CI]"].endswith("(n = 1)")
+    assert fmt_ci(0.158, 0.158, 0.158, n=1) == "0.158 (n = 1)"
+    assert fmt_ci(0.5, 0.4, 0.6, n=3) == "0.500 [0.400, 0.600]"
+
+
+def test_axis_table_averages_each_seed_over_the_other_axes_first():
+    ood = {("dot", 0): 0.2, ("cosine", 0): 0.4, ("dot", 1): 0.6}  # seed means 0.3 and 0.6
+    runs = pd.DataFrame(
+        [
+            BASE_RUN | {"run_id": f"{s}{seed}", "score": s, "seed": seed, "ood_seq_acc": v}
+            for (s, seed), v in ood.items()
+        ]
+        + [BASE_RUN | {"run_id": "x", "status": "diverged", "ood_seq_acc": np.nan}]
+    )
+    (row,) = axis_table(runs, "position").rows
+    assert row["OOD exact match"].startswith("0.450 [")  # not the run mean 0.400
+    assert (row["n (seeds)"], row["runs"], row["left out"]) == (2, 3, 1)
+    scores = [r["score function"] for r in axis_table(runs, "score").rows]
+    assert scores == ["dot", "scaled_dot", "cosine"]  # registry order
+
+
+def test_axis_table_counts_extrapolation_only_over_runs_that_learned_the_training_lengths():
+    """A run below the competence bar counts in ID exact match, not in OOD exact match or
+    extrapolation length; the seeds column says how many seeds were competent."""
+    runs = pd.DataFrame(
+        [
+            BASE_RUN | {"run_id": "a", "seed": 0, "ood_seq_acc": 0.2},
+            BASE_RUN | {"run_id": "b", "seed": 1, "id_seq_acc": 0.5, "ood_seq_acc": 0.9},
+        ]
+    )
+    (row,) = axis_table(runs, "position").rows
+    assert row["OOD exact match"] == "0.200 (n = 1)"
+    assert row["ID exact match"].startswith("0.750 [")
+    assert (row["n (seeds)"], row["runs"]) == (1, 2)
+
+
+def test_pairwise_ood_statistics_pair_only_competent_runs():
+    rows = [
+        BASE_RUN | {"run_id": f"{p}{seed}", "position": p, "seed": seed, "ood_seq_acc": acc}
+        for seed in range(4)
+        for p, acc in (("rope", 0.1), ("alibi", 0.3))
+    ]
+    rows[0] |= {"id_seq_acc": 0.2, "ood_seq_acc": 0.9}  # rope seed 0 never learned the task
+    tables = {t.key: t for t in statistics_tables(pd.DataFrame(rows))}
+    (ood,) = tables["pairwise_position_ood_seq_acc"].rows
+    (iid,) = tables["pairwise_position_id_seq_acc"].rows
+    assert (ood["n"], iid["n"]) == ("3 pairs", "4 pairs")
+
+
+def test_missing_grid_points_are_listed_when_the_grid_is_a_full_product():
+    keys = [f"heads={h},position={p}" for h in (1, 2) for p in ("learned", "rope")]
+    runs = pd.DataFrame(
+        {
+            "grid_key": keys[:3],
+            "status": ["ok", "ok", "diverged"],
+            "reason": ["", "", "nan loss"],
+            "run_id": ["a", "b", "c"],
+        }
+    )
+    attempts = pd.DataFrame(
+        {
+            "grid_key": keys,
+            "status": ["ok", "ok", "diverged", "killed"],
+            "run_id": ["a", "b", "c", "d"],
+        }
+    )
+    done = completeness(runs, attempts, grid_size=4, grid=None)
+    assert done["missing"] == [keys[3]]
+    assert [r["status"] for r in done["unfinished"].rows] == ["killed"]
+    assert [r["grid point"] for r in done["bad"].rows] == [keys[2]]
+    assert completeness(runs, attempts, grid_size=6, grid=None)["missing"] is None

@@ -21,6 +21,7 @@ import pandas as pd
 from analysis.aggregate import ok_runs
 from analysis.effects import COMPETENT_ID_ACC
 from analysis.load import Study, StudyError, default_tracking_uri, load_study
+from analysis.record import trained_at
 
 OUT = Path("docs/calibration.md")
 BUDGET = ("d_model", "n_layers", "train_max_len", "steps", "lr", "batch_size", "warmup_steps")
@@ -81,10 +82,7 @@ def _label(column: str, value) -> str:
 
 def markdown(rows: list[dict], studies: list[Study]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    commits = ", ".join(
-        f"`{s.name}` at `{s.parent.get('tags', {}).get('attnstudy.git_commit', 'unknown')[:7]}`"
-        for s in studies
-    )
+    commits = ", ".join(f"`{s.name}` at {trained_at(s.runs)}" for s in studies)
     lines = [
         "# Calibration: steps to competence",
         "",

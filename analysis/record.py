@@ -26,7 +26,7 @@ def _tag(study: Study, key: str) -> str:
     return study.parent.get("tags", {}).get(key) or "unknown"
 
 
-def _commits(runs: pd.DataFrame) -> str:
+def trained_at(runs: pd.DataFrame) -> str:
     """Each commit the runs were trained at, short, with its run count (most runs first)."""
     commits = runs.get("git_commit", pd.Series(dtype=object)).dropna()
     counts = commits.str[:7].value_counts(sort=True)
@@ -110,7 +110,7 @@ def record_markdown(study: Study, verdicts: list[Verdict], now: datetime | None 
         f"Written by `make report STUDY={study.name}` on {now:%Y-%m-%d %H:%M} UTC from the "
         "runs logged in MLflow. Regenerate it; do not edit it.",
         "",
-        f"- code: runs trained at {_commits(runs)}; last run of the study: "
+        f"- code: runs trained at {trained_at(runs)}; last run of the study: "
         f"`{_tag(study, 'attnstudy.git_commit')}` (local edits: "
         f"{_tag(study, 'attnstudy.git_dirty')})",
         f"- machine: {_tag(study, 'attnstudy.cpu')}, "

@@ -5,6 +5,7 @@ import pandas as pd
 from frames import BASE_RUN
 
 from analysis.calibration import budget_rows, markdown
+from analysis.load import Study
 
 BUDGET = {"steps": 1500, "batch_size": 64, "warmup_steps": 50}
 
@@ -52,3 +53,10 @@ def test_one_row_per_task_arch_and_budget_and_every_row_in_the_markdown():
     text = markdown(rows, [])
     table = [line for line in text.splitlines() if line.startswith("| s |")]
     assert len(table) == 2 and "1/2 (50%)" in table[1] and "| 4000 |" in table[1]
+
+
+def test_the_header_names_each_commit_a_study_s_runs_were_trained_at():
+    runs = frame([{"git_commit": "a" * 40}, {"git_commit": "b" * 40}, {"git_commit": "b" * 40}])
+    empty = pd.DataFrame()
+    study = Study("s", "sqlite://", "1", {"tags": {}}, (), runs, empty, empty, empty, empty, None)
+    assert "(`s` at `bbbbbbb` (2), `aaaaaaa` (1))" in markdown(budget_rows("s", runs), [study])

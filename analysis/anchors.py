@@ -18,6 +18,7 @@ from analysis.aggregate import (
     ok_runs,
 )
 from analysis.effects import COMPETENT_ID_ACC
+from analysis.seeds import seed_means
 from analysis.tables import competent_extrapolation, fmt, fmt_ci
 
 KAZEMNEJAD = "Kazemnejad et al. 2023, The Impact of Positional Encoding on Length Generalization"
@@ -88,7 +89,7 @@ def deletang(runs: pd.DataFrame) -> dict:
     with randomized positions, beside the randomization gain Ruoss et al. report; over the
     runs that learned the training lengths."""
     encoder = _matching(runs, {"arch": "encoder"})
-    ours = _plain_and_randomized(encoder[encoder["id_seq_acc"] >= COMPETENT_ID_ACC])
+    ours = _varied(encoder[encoder["id_seq_acc"] >= COMPETENT_ID_ACC], "randomized")
     block = _block("Randomized positions in a bidirectional encoder", DELETANG, not ours.empty)
     rows = [
         {"task": task, "encoding": position, "randomized": str(bool(randomized))}
@@ -112,15 +113,17 @@ def deletang(runs: pd.DataFrame) -> dict:
 
 def score_functions(runs: pd.DataFrame) -> dict:
     """Our in-distribution exact match per score function beside Luong et al.'s BLEU: the
-    metrics differ, so only the ordering can be compared."""
-    ok = ok_runs(runs, "id_seq_acc")
+    metrics differ, so only the ordering can be compared. Only configurations trained with
+    several score functions count; each seed's runs are averaged first (n = seeds)."""
+    ours = _varied(ok_runs(runs, "id_seq_acc"), "score")
+    per_seed = seed_means(ours, ["score"], ["id_seq_acc"])
     block = _block("Score functions", "Luong et al. 2015 (WMT'14 en→de BLEU)", True)
     rows = []
     for score in ("dot", "general", "additive", "scaled_dot", "cosine"):
-        values = ok.loc[ok["score"] == score, "id_seq_acc"]
+        values = per_seed.loc[per_seed["score"] == score, "id_seq_acc"]
         theirs = LUONG_BLEU.get(score, "concat: poor" if score == "additive" else "–")
         rows.append({"score": score, "Luong BLEU": fmt(theirs, 1)} | _ours(values))
-    block["matched"] = ok["score"].isin(("dot", "general", "additive")).any()
+    block["matched"] = ours["score"].isin(("dot", "general", "additive")).any()
     block["rows"] = rows
     block["note"] = (
         "Luong et al. report BLEU on translation (dot 18.6 > general 17.3; concat, our "
@@ -140,11 +143,12 @@ def _matching(runs: pd.DataFrame, setting: dict) -> pd.DataFrame:
     return ok[mask]
 
 
-def _plain_and_randomized(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs whose configuration (all but `randomized`) appears with both settings."""
-    keys = [c for c in CONFIG_COLUMNS if c != "randomized" and c in runs]
-    both = runs.groupby(keys, dropna=False)["randomized"].transform("nunique") == 2
-    return runs[both]
+def _varied(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """The runs whose configuration (all but ``axis``) appears with two or more of its
+    values: the runs that compare the values of ``axis`` with all else equal."""
+    keys = [c for c in CONFIG_COLUMNS if c != axis and c in runs]
+    several = runs.groupby(keys, dropna=False)[axis].transform("nunique") >= 2
+    return runs[several]
 
 
 def _block(title: str, citation: str, matched: bool) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.anchors import KAZEMNEJAD_OOD, deletang, kazemnejad
+from analysis.anchors import KAZEMNEJAD_OOD, deletang, kazemnejad, score_functions
 
 
 def synthetic_runs(**fixed) -> pd.DataFrame:
@@ -72,3 +72,30 @@ def test_deletang_setting_pairs_only_competent_runs_of_configurations_run_both_w
     assert not deletang(runs)["matched"]  # no randomized counterpart: not the Ruoss setting
     failed = shuffled.assign(id_seq_acc=0.5)  # did not learn the training lengths
     assert not deletang(pd.concat([runs, failed], ignore_index=True))["matched"]
+
+
+def test_score_functions_compare_only_configurations_run_with_several_scores_over_seeds():
+    """Luong's ordering is set beside scores trained in the same configuration: a score's
+    runs in another configuration (here scaled_dot in an encoder without positions, which
+    cannot solve copy) stay out, and seeds, not runs, are counted."""
+    base = {"status": "ok", "task": "copy", "arch": "decoder", "position": "rope"}
+    base |= {"randomized": False, "heads": 2, "d_model": 32, "n_layers": 2}
+    rows = [
+        base | {"score": s, "seed": seed, "run_id": f"{s}{seed}", "id_seq_acc": acc}
+        for s, acc in (("dot", 0.9), ("general", 0.8), ("scaled_dot", 1.0))
+        for seed in range(3)
+    ]
+    rows += [
+        base
+        | {"arch": "encoder", "position": "none", "score": "scaled_dot", "seed": seed}
+        | {"run_id": f"enc{seed}", "id_seq_acc": 0.1}
+        for seed in range(3)
+    ]
+    rows += [  # a second task doubles the runs of each seed, not the seeds
+        row | {"task": "reverse", "run_id": row["run_id"] + "r"} for row in rows[:9]
+    ]
+    table = {r["score"]: r for r in score_functions(pd.DataFrame(rows))["rows"]}
+    assert table["scaled_dot"]["ours mean [95% CI]"].startswith("1.000")
+    assert table["scaled_dot"]["seeds"] == 3 and table["dot"]["seeds"] == 3
+    assert table["general"]["ours mean [95% CI]"].startswith("0.800")
+    assert table["additive"]["ours mean [95% CI]"] == "not run"

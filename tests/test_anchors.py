@@ -99,3 +99,15 @@ def test_score_functions_compare_only_configurations_run_with_several_scores_ove
     assert table["scaled_dot"]["seeds"] == 3 and table["dot"]["seeds"] == 3
     assert table["general"]["ours mean [95% CI]"].startswith("0.800")
     assert table["additive"]["ours mean [95% CI]"] == "not run"
+
+
+def test_kazemnejad_counts_seeds_not_runs_when_a_setting_ran_in_several_configurations():
+    runs = synthetic_runs()
+    two_heads = runs.assign(heads=2, run_id=runs["run_id"] + "h", ood_seq_acc=runs["ood_seq_acc"])
+    copy = {
+        r["encoding"]: r
+        for r in kazemnejad(pd.concat([runs, two_heads]))["rows"]
+        if r["task"] == "copy"
+    }
+    assert copy["t5"]["seeds"] == 3
+    assert copy["t5"]["ours mean [95% CI]"].startswith("0.100 [")

@@ -70,10 +70,10 @@ def kazemnejad(runs: pd.DataFrame) -> dict:
     for task, published in KAZEMNEJAD_OOD.items():
         for position, theirs in published.items():
             values = ours.loc[(ours["task"] == task) & (ours["position"] == position)]
-            per_seed = seed_means(values, [], ["ood_seq_acc"])["ood_seq_acc"]
             row = {"task": task, "encoding": position, "theirs (mean of 3)": fmt(theirs)}
             if block["matched"]:
-                row |= _ours(per_seed) | {"ours ID": _mean(values["id_seq_acc"])}
+                ood = _seed_values(values, "ood_seq_acc")
+                row |= _ours(ood) | {"ours ID": _mean(values["id_seq_acc"])}
             rows.append(row)
     mrr = mean_reciprocal_rank(ours, "position", "ood_seq_acc") if not ours.empty else None
     for position, theirs in KAZEMNEJAD_MRR.items():
@@ -89,13 +89,13 @@ def kazemnejad(runs: pd.DataFrame) -> dict:
 def deletang(runs: pd.DataFrame) -> dict:
     """Per-token OOD accuracy of our encoder runs whose configuration ran both with plain and
     with randomized positions, beside the randomization gain Ruoss et al. report; over the
-    runs that learned the training lengths."""
+    runs that learned the training lengths, each seed's runs averaged first."""
     encoder = _matching(runs, {"arch": "encoder"})
     ours = _varied(encoder[encoder["id_seq_acc"] >= COMPETENT_ID_ACC], "randomized")
     block = _block("Randomized positions in a bidirectional encoder", DELETANG, not ours.empty)
     rows = [
         {"task": task, "encoding": position, "randomized": str(bool(randomized))}
-        | _ours(g["ood_token_acc"])
+        | _ours(_seed_values(g, "ood_token_acc"))
         for (task, position, randomized), g in ours.groupby(["task", "position", "randomized"])
     ]
     gain = {"task": "all", "encoding": "randomized minus plain (points of token accuracy)"}
@@ -118,11 +118,10 @@ def score_functions(runs: pd.DataFrame) -> dict:
     metrics differ, so only the ordering can be compared. Only configurations trained with
     several score functions count; each seed's runs are averaged first (n = seeds)."""
     ours = _varied(ok_runs(runs, "id_seq_acc"), "score")
-    per_seed = seed_means(ours, ["score"], ["id_seq_acc"])
     block = _block("Score functions", "Luong et al. 2015 (WMT'14 en→de BLEU)", True)
     rows = []
     for score in ("dot", "general", "additive", "scaled_dot", "cosine"):
-        values = per_seed.loc[per_seed["score"] == score, "id_seq_acc"]
+        values = _seed_values(ours[ours["score"] == score], "id_seq_acc")
         theirs = LUONG_BLEU.get(score, "concat: poor" if score == "additive" else "–")
         rows.append({"score": score, "Luong BLEU": fmt(theirs, 1)} | _ours(values))
     block["matched"] = ours["score"].isin(("dot", "general", "additive")).any()
@@ -151,6 +150,11 @@ def _varied(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
     keys = [c for c in CONFIG_COLUMNS if c != axis and c in runs]
     several = runs.groupby(keys, dropna=False)[axis].transform("nunique") >= 2
     return runs[several]
+
+
+def _seed_values(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """One value per seed: the mean of ``metric`` over the seed's runs."""
+    return seed_means(runs, [], [metric])[metric]
 
 
 def _block(title: str, citation: str, matched: bool) -> dict:

@@ -111,3 +111,11 @@ def test_kazemnejad_counts_seeds_not_runs_when_a_setting_ran_in_several_configur
     }
     assert copy["t5"]["seeds"] == 3
     assert copy["t5"]["ours mean [95% CI]"].startswith("0.100 [")
+
+
+def test_deletang_rows_count_seeds_not_runs():
+    runs = synthetic_runs(arch="encoder", train_max_len=8, eval_max_len=32)
+    runs = pd.concat([runs, runs.assign(heads=2, run_id=runs["run_id"] + "h")])
+    shuffled = runs.assign(randomized=True, ood_token_acc=0.7)
+    rows = deletang(pd.concat([runs, shuffled], ignore_index=True))["rows"][:-1]
+    assert {row["seeds"] for row in rows} == {3}

@@ -103,7 +103,7 @@ def test_score_functions_compare_only_configurations_run_with_several_scores_ove
 
 def test_kazemnejad_counts_seeds_not_runs_when_a_setting_ran_in_several_configurations():
     runs = synthetic_runs()
-    two_heads = runs.assign(heads=2, run_id=runs["run_id"] + "h", ood_seq_acc=runs["ood_seq_acc"])
+    two_heads = runs.assign(heads=2, run_id=runs["run_id"] + "h")
     copy = {
         r["encoding"]: r
         for r in kazemnejad(pd.concat([runs, two_heads]))["rows"]

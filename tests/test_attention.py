@@ -1,7 +1,9 @@
 """Properties of the attention maths: every combination trains, causality, padding,
 shift invariance exactly where each (score, encoding) declares it, fused == explicit,
-randomized position ids, start tokens, Shaw's clip and ALiBi's slopes."""
+randomized position ids, start tokens, what an architecture without positions sees, Shaw's
+clip and ALiBi's slopes."""
 
+import dataclasses
 import itertools
 
 import pytest
@@ -15,7 +17,7 @@ from attnstudy.model import Transformer
 from attnstudy.positions import NO_POSITIONS, POSITIONS, alibi_slopes
 from attnstudy.registries import make_config
 from attnstudy.scores import CPU_EXPLICIT_MAX_LOGITS, SCORES, AdditiveScore
-from attnstudy.tasks import BLANK, BOS, SEP, build_task, sample_lengths
+from attnstudy.tasks import BLANK, BOS, SEP, TASKS, build_task, sample_lengths
 
 TINY = dict(d_model=16, heads=2, n_layers=2, train_max_len=6)
 NOT_ABSOLUTE = [name for name, p in POSITIONS.items() if p.family != "absolute"]
@@ -272,6 +274,33 @@ def test_every_transformer_sequence_starts_with_a_fixed_token(arch, cfg):
     for module in calls[0]:
         first = torch.cat([call[module][0][:, 0] for call in calls])
         assert (first == first[0]).all() and first[0] in (BOS, SEP)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_an_architecture_declares_whether_it_sees_order_without_positions(arch):
+    """`Arch.unsolvable_without_positions`: without positions a bidirectional encoder (and an
+    encoder-decoder's encoder) sees its source as an unordered bag, so its loss is the same
+    when the source is reversed; a causal decoder and an RNN order tokens by themselves."""
+    cfg = make_config(arch=arch, position="none", **TINY)
+    task = build_task("copy", cfg.resolved_eval_max_len)
+    model = build_model(cfg, task).eval()
+    gen = torch.Generator().manual_seed(0)
+    batch = task.sample(torch.full((8,), 5), gen)
+    reversed_source = dataclasses.replace(batch, inputs=batch.inputs.flip(1))
+    with torch.no_grad():
+        blind = torch.allclose(model.loss(batch, gen), model.loss(reversed_source, gen))
+    assert blind == (ARCHS[arch].unsolvable_without_positions(TASKS["copy"]) is not None)
+
+
+def test_an_encoder_without_positions_gives_every_answer_blank_one_output():
+    """Why it cannot solve even sort, whose answer depends on the bag of tokens only."""
+    cfg = make_config(arch="encoder", position="none", **TINY)
+    task = build_task("sort", cfg.resolved_eval_max_len)
+    gen = torch.Generator().manual_seed(0)
+    predicted = build_model(cfg, task).eval().predict(task.sample(torch.full((8,), 5), gen), gen)
+    assert (predicted == predicted[:, :1]).all()
+    assert ARCHS["encoder"].unsolvable_without_positions(TASKS["sort"]) is not None
+    assert ARCHS["encoder-decoder"].unsolvable_without_positions(TASKS["sort"]) is None
 
 
 @pytest.mark.parametrize("arch,cfg", list(arch_configs()))

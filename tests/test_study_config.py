@@ -296,8 +296,12 @@ def test_solvable_is_recorded_per_block_and_enters_the_fingerprint(tmp_path):
         "heads": True,
         "encoder": False,
     }
-    flipped = load_study(write(tmp_path, with_block("encoder", solvable=True)))
-    assert fingerprint(flipped.points()) != fingerprint(spec.points())
+    extra = {"tasks": ["reverse"], "fixed": {"score": "additive"}, "axes": {}}
+    plain, flipped = (
+        load_study(write(tmp_path, with_block("extra", **extra, solvable=solvable)))
+        for solvable in (True, False)
+    )
+    assert fingerprint(flipped.points()) != fingerprint(plain.points())
 
 
 def test_a_single_grid_file_keeps_its_keys_and_fingerprint(tmp_path):
@@ -316,6 +320,42 @@ def test_a_single_grid_file_keeps_its_keys_and_fingerprint(tmp_path):
     assert fingerprint(spec.points()) == legacy
     assert all(p.blocks == () and p.solvable for p in spec.points())
     assert spec.fixed == BASE["fixed"] and list(spec.axes) == ["task", "score", "heads"]
+
+
+@pytest.mark.parametrize(
+    "arch,task,position,unsolvable",
+    [
+        ("encoder", "copy", "none", True),
+        ("encoder", "sort", "none", True),  # its answer blanks are identical
+        ("encoder-decoder", "sorted_recall", "none", True),
+        ("encoder-decoder", "sort", "none", False),  # a bag of tokens is enough to sort
+        ("encoder", "copy", "rope", False),
+        ("decoder", "reverse", "none", False),  # the causal mask orders tokens
+        ("rnn", "copy", "none", False),
+    ],
+)
+def test_a_solvable_block_may_not_hold_a_point_that_cannot_solve_its_task(
+    tmp_path, arch, task, position, unsolvable
+):
+    """Such a point would count as a training failure in every competence rate."""
+    study = with_block("order", tasks=[task], fixed={"arch": arch, "position": position}, axes={})
+    path = write(tmp_path, study)
+    if not unsolvable:
+        assert all(p.solvable for p in load_study(path).points() if p.blocks == ("order",))
+        return
+    with pytest.raises(ConfigError) as err:
+        load_study(path)
+    assert str(err.value).startswith(
+        f"{path}: blocks.order.solvable: grid point order/task={task} cannot solve its task by "
+        f"construction (arch={arch} without positions: "
+    )
+    assert str(err.value).endswith("exclude it, or declare its block solvable: false")
+    declared = with_block(
+        "order", tasks=[task], fixed={"arch": arch, "position": position}, axes={}, solvable=False
+    )
+    assert not any(
+        p.solvable for p in load_study(write(tmp_path, declared)).points() if p.blocks == ("order",)
+    )
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,10 @@ class EncoderOnly(Arch):
     name = "encoder"
     emits_eos = False
 
+    @classmethod
+    def unsolvable_without_positions(cls, task):
+        return "its answer blanks are identical, so every one gets the same output"
+
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
         positions = encoding(self.max_positions, self.trained_positions)
@@ -162,6 +166,10 @@ class EncoderDecoder(Arch):
     with cross-attention."""
 
     name = "encoder-decoder"
+
+    @classmethod
+    def unsolvable_without_positions(cls, task):
+        return None if task.order_free else "its decoder sees the source as an unordered bag"
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)

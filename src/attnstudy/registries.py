@@ -63,6 +63,14 @@ def not_applicable(values: dict[str, Any], axes: dict[str, tuple]) -> str | None
     return None
 
 
+def unsolvable(cfg: Config) -> str | None:
+    """Why cfg cannot solve its task by construction, from the variants' class facts, or None."""
+    if POSITIONS[cfg.position].family != "none":
+        return None
+    reason = ARCHS[cfg.arch].unsolvable_without_positions(TASKS[cfg.task])
+    return reason and f"arch={cfg.arch} without positions: {reason}"
+
+
 def _check_variant(cfg: Config) -> None:
     """The architecture's and the encoding's own rules, then randomized positions."""
     ARCHS[cfg.arch].check_config(cfg)

@@ -76,7 +76,8 @@ class Arch(nn.Module):
     - `emits_eos`: `predict` returns the target and one more token, which exact match
       requires to be EOS (the model says where the answer stops);
     - `uses_positions`: it takes the config's positional encoding and position ids;
-    - `uses_attention`: it has attention layers, so `score` and `heads` change it."""
+    - `uses_attention`: it has attention layers, so `score` and `heads` change it;
+    - `unsolvable_without_positions(task)`: why it cannot solve a task without positions."""
 
     name: str
     emits_eos: ClassVar[bool] = True
@@ -95,6 +96,12 @@ class Arch(nn.Module):
     @classmethod
     def check_config(cls, cfg: Config) -> None:
         """Raise ConfigError if this architecture cannot run cfg."""
+
+    @classmethod
+    def unsolvable_without_positions(cls, task: Task | type[Task]) -> str | None:
+        """Why, with no positional encoding, it cannot solve `task` by construction, or None.
+        A causal mask or a recurrence orders the tokens by itself."""
+        return None
 
     @staticmethod
     def seq_len(task: Task, n: int) -> int:

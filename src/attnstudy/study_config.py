@@ -14,7 +14,9 @@ Two forms of file:
   to its own `description`, `tasks`, `fixed` (overrides the shared settings), `axes` (may
   vary a shared setting), `exclude` and `solvable` (false: the block's points cannot solve
   their task by construction, e.g. an encoder without positions on copy; they are recorded
-  as such for the analysis).
+  as such for the analysis). A block left solvable may not hold a point that the variants'
+  class facts say cannot solve its task (`registries.unsolvable`): it would count as a
+  training failure in every competence rate.
 
 Grid keys: `axis=value,…` over the block's sorted axis names; in a file with blocks,
 prefixed with the block's name, `NAME/axis=value,…`. A single-grid file thus keeps the keys
@@ -45,7 +47,7 @@ from typing import Any
 import yaml
 
 from attnstudy.config import FIELD_TYPES, Config, ConfigError, _coerce
-from attnstudy.registries import make_config, not_applicable
+from attnstudy.registries import make_config, not_applicable, unsolvable
 from attnstudy.tasks import TASKS
 
 GRID = ("tasks", "axes", "exclude")  # a single-grid file's grid; a block's otherwise
@@ -104,6 +106,12 @@ class Block:
                     f"measures length generalisation), got {config.eval_max_len}"
                 )
             key = f"{self.name}/{grid_key(params)}" if self.name else grid_key(params)
+            reason = unsolvable(config)
+            if self.solvable and reason:
+                raise fail(
+                    f"{self.where}solvable: grid point {key} cannot solve its task by "
+                    f"construction ({reason}); exclude it, or declare its block solvable: false"
+                )
             names = (self.name,) if self.name else ()
             points.append(GridPoint(key, params, config, config.hash(), names, self.solvable))
         if not points:

@@ -57,6 +57,7 @@ class Task:
     name: str
     num_symbols: int = 10
     long_range: bool = False  # answers depend on tokens far back by content (claim C10)
+    order_free: bool = False  # the answer depends only on the bag of input tokens
 
     def __init__(self, max_len: int):
         self.max_len = max_len  # longest n this task will be asked for (sizes alphabets)
@@ -117,6 +118,7 @@ class Sort(Task):
     """w → the symbols of w in ascending order."""
 
     name = "sort"
+    order_free = True
 
     def generate(self, n, gen):
         x = _random_symbols(n, self.num_symbols, gen)

@@ -98,7 +98,7 @@ class Arch(nn.Module):
         """Raise ConfigError if this architecture cannot run cfg."""
 
     @classmethod
-    def unsolvable_without_positions(cls, task: Task | type[Task]) -> str | None:
+    def unsolvable_without_positions(cls, task: type[Task]) -> str | None:
         """Why, with no positional encoding, it cannot solve `task` by construction, or None.
         A causal mask or a recurrence orders the tokens by itself."""
         return None

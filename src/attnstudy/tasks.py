@@ -57,7 +57,7 @@ class Task:
     name: str
     num_symbols: int = 10
     long_range: bool = False  # answers depend on tokens far back by content (claim C10)
-    order_free: bool = False  # the answer depends only on the bag of input tokens
+    order_free: bool = False  # the answer depends only on the bag of input tokens (sort)
 
     def __init__(self, max_len: int):
         self.max_len = max_len  # longest n this task will be asked for (sizes alphabets)

@@ -349,7 +349,7 @@ def test_a_solvable_block_may_not_hold_a_point_that_cannot_solve_its_task(
         f"{path}: blocks.order.solvable: grid point order/task={task} cannot solve its task by "
         f"construction (arch={arch} without positions: "
     )
-    assert str(err.value).endswith("exclude it, or declare its block solvable: false")
+    assert str(err.value).endswith("exclude it, or put it in a block declared solvable: false")
     declared = with_block(
         "order", tasks=[task], fixed={"arch": arch, "position": position}, axes={}, solvable=False
     )

@@ -110,7 +110,8 @@ class Block:
             if self.solvable and reason:
                 raise fail(
                     f"{self.where}solvable: grid point {key} cannot solve its task by "
-                    f"construction ({reason}); exclude it, or declare its block solvable: false"
+                    f"construction ({reason}); exclude it, or put it in a block declared "
+                    "solvable: false"
                 )
             names = (self.name,) if self.name else ()
             points.append(GridPoint(key, params, config, config.hash(), names, self.solvable))

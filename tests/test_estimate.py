@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
 from test_study import BLOCKS, TINY, study_file
@@ -22,7 +23,7 @@ def test_the_sample_is_seeded_distinct_and_at_most_the_grid(tmp_path):
 
 @pytest.mark.parametrize("seconds", [[10.0, 10.0, 10.0], [4.0, 16.0]])
 def test_projection_is_mean_trial_time_times_points_within_its_interval(seconds):
-    sample = [Timed(None, s, 100, 1.0) for s in seconds]
+    sample = [Timed(None, s, 100, 1.0, 0) for s in seconds]
     found = project(360, sample, seed=0)  # 360 points of the mean time, in hours
     assert found.hours == pytest.approx(sum(seconds) / len(seconds) / 10)
     low, high = found.hours_ci
@@ -37,10 +38,25 @@ def test_estimate_trains_the_sample_and_writes_no_store(tmp_path, monkeypatch):
     found = estimate_study(spec, 2, seed=0, workers=2, out=out, threads=1)
     lines = out.getvalue().splitlines()
     assert lines[0] == "study tiny: timing 2 of 4 grid points"
-    assert [line.split()[-1] for line in lines[1:3]] == [t.point.key for t in found.sample]
+    assert sorted(line.split()[-1] for line in lines[1:3]) == sorted(
+        t.point.key for t in found.sample
+    )
     assert all(t.seconds > 0 and t.steps == TINY["fixed"]["steps"] for t in found.sample)
     assert f"{found.hours / 2:.1f} h with 2 workers" in out.getvalue()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+def test_estimate_trains_as_many_trials_at_once_as_the_study_has_workers(tmp_path, monkeypatch):
+    # The study times trials beside each other on the cores they share; an estimate that
+    # trained one trial at a time, alone, would time them faster than any worker runs them.
+    monkeypatch.chdir(tmp_path)
+    spec = study_file(tmp_path, TINY)
+    found = estimate_study(spec, 4, seed=3, workers=2, out=io.StringIO(), threads=1)
+    assert [t.point.key for t in found.sample] == [
+        p.key for p in sample_points(spec.points(), 4, 3)
+    ]
+    assert len({t.pid for t in found.sample}) == 2
+    assert os.getpid() not in {t.pid for t in found.sample}
 
 
 def test_estimate_rejects_an_empty_sample(tmp_path, capsys):
@@ -71,7 +87,7 @@ def test_estimate_samples_across_blocks_and_counts_only_solvable_trials(tmp_path
 
 def test_unsolvable_trials_do_not_count_towards_competence(tmp_path):
     points = {p.solvable: p for p in study_file(tmp_path, BLOCKS).points()}
-    sample = [Timed(points[True], 1.0, 10, 1.0), Timed(points[False], 1.0, 10, 1.0)]
+    sample = [Timed(points[True], 1.0, 10, 1.0, 0), Timed(points[False], 1.0, 10, 1.0, 0)]
     lines = summary_lines(project(4, sample, seed=0), 1, 1).splitlines()
     assert lines[-1] == (
         "1 of 1 sampled trials reach >= 95% in-distribution exact match "

@@ -205,7 +205,9 @@ def add_study_parser(sub) -> None:
     estimate.add_argument("file", help="study definition, e.g. study/full.yaml")
     estimate.add_argument("--sample", type=int, default=20, help="points to time (default 20)")
     estimate.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
-    estimate.add_argument("--workers", type=int, default=1, help="for the projection")
+    estimate.add_argument(
+        "--workers", type=int, default=1, help="trials at once, as the study's workers (default 1)"
+    )
     estimate.set_defaults(func=cmd_estimate)
 
 

@@ -1,7 +1,8 @@
 """`attnstudy study estimate`: how long a study takes on this machine, measured.
 
 Trains a seeded uniform random sample of the study's grid points (nothing is written to any
-store), times each, and projects the whole grid: the mean trial time × the number of
+store), as many at once as the study has workers so that they share the cores as its
+workers would, times each, and projects the whole grid: the mean trial time × the number of
 points, with a 95% bootstrap interval over the sample. Also says how many sampled trials
 that can solve their task (see `GridPoint.solvable`) reach 95% in-distribution exact match,
 i.e. whether the preset's budget suits its models.
@@ -9,8 +10,12 @@ i.e. whether the preset's budget suits its models.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import queue
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -25,6 +30,7 @@ class Timed:
     seconds: float
     steps: int
     id_seq_acc: float
+    pid: int  # the process that trained it
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,50 @@ def time_point(point: GridPoint) -> Timed:
         steps, acc = len(result.history), result.summary["id_seq_acc"]
     except Diverged as err:
         steps, acc = err.step + 1, float("nan")
-    return Timed(point, time.perf_counter() - start, steps, acc)
+    return Timed(point, time.perf_counter() - start, steps, acc, os.getpid())
+
+
+def _time_share(share: list[tuple[int, GridPoint]], threads: int, results) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    for index, point in share:
+        results.put((index, time_point(point)))
+
+
+def time_points(
+    points: list[GridPoint], workers: int, threads: int, on_timed: Callable[[Timed], None]
+) -> list[Timed]:
+    """Train `points` in `workers` processes at once (process i takes every workers-th
+    point), calling `on_timed` as each trial ends; returns them in the order given."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    indexed = list(enumerate(points))
+    procs = [
+        context.Process(target=_time_share, args=(indexed[i::workers], threads, results))
+        for i in range(min(workers, len(points)))
+    ]
+    for p in procs:
+        p.start()
+    timed: dict[int, Timed] = {}
+    try:
+        while len(timed) < len(points):
+            try:
+                index, t = results.get(timeout=1.0)
+            except queue.Empty:
+                crashed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if crashed:
+                    raise RuntimeError(
+                        f"an estimate process died (exit code {crashed[0]})"
+                    ) from None
+                continue
+            timed[index] = t
+            on_timed(t)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.join()
+    return [timed[i] for i in range(len(points))]
 
 
 def project(points: int, sample: list[Timed], seed: int) -> Estimate:
@@ -63,26 +112,20 @@ def project(points: int, sample: list[Timed], seed: int) -> Estimate:
 def estimate_study(
     spec: StudySpec, n: int, seed: int, workers: int, out: TextIO, threads: int | None = None
 ) -> Estimate:
-    """Time `n` sampled points with the threads one of `workers` workers would get, print a
-    line for each, then the projection."""
-    import torch
-
+    """Time `n` sampled points, `workers` at a time with the threads each worker would get,
+    print a line for each as it ends, then the projection."""
     from attnstudy.study import default_threads
 
     threads = threads or default_threads(workers)
-    torch.set_num_threads(threads)
     points = spec.points()
     chosen = sample_points(points, n, seed)
     print(f"study {spec.name}: timing {len(chosen)} of {len(points)} grid points", file=out)
-    sample = []
-    for point in chosen:
-        t = time_point(point)
-        sample.append(t)
-        print(
-            f"  {t.seconds:6.1f} s  {t.steps:5d} steps  id {t.id_seq_acc:.2f}  {point.key}",
-            file=out,
-            flush=True,
-        )
+
+    def print_line(t: Timed) -> None:
+        line = f"  {t.seconds:6.1f} s  {t.steps:5d} steps  id {t.id_seq_acc:.2f}  {t.point.key}"
+        print(line, file=out, flush=True)
+
+    sample = time_points(chosen, workers, threads, print_line)
     found = project(len(points), sample, seed)
     print(summary_lines(found, workers, threads), file=out)
     return found

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import replace
 
 import pytest
 from test_study import BLOCKS, TINY, study_file
 
 from attnstudy.cli import main
-from attnstudy.estimate import Timed, estimate_study, project, sample_points, summary_lines
+from attnstudy.estimate import (
+    Timed,
+    estimate_study,
+    project,
+    sample_points,
+    summary_lines,
+    time_points,
+)
 
 
 def test_the_sample_is_seeded_distinct_and_at_most_the_grid(tmp_path):
@@ -57,6 +65,16 @@ def test_estimate_trains_as_many_trials_at_once_as_the_study_has_workers(tmp_pat
     ]
     assert len({t.pid for t in found.sample}) == 2
     assert os.getpid() not in {t.pid for t in found.sample}
+
+
+def test_estimate_stops_with_an_error_when_a_trial_process_dies(tmp_path):
+    # A config past the edge's validation (an unknown task) makes the process's trial raise.
+    point = study_file(tmp_path, TINY).points()[0]
+    broken = replace(point, config=replace(point.config, task="no_such_task"))
+    timed = []
+    with pytest.raises(RuntimeError, match=r"^an estimate process died \(exit code 1\)$"):
+        time_points([broken], workers=1, threads=1, on_timed=timed.append)
+    assert timed == []
 
 
 def test_estimate_rejects_an_empty_sample(tmp_path, capsys):

@@ -45,27 +45,30 @@ MAX_PERMUTATION_N = 20
 METHODS_TEXT = """\
 Confidence intervals are 95% percentile bootstrap intervals (2,000 resamples, fixed seed) of the \
 mean over seeds; runs that diverged or failed are counted but excluded from means. Differences \
-between two levels of a factor are paired when at least two keys (every other configuration \
-value plus the seed) occur at both levels: runs sharing a key are first averaged, only matched \
-keys are kept, and the Wilcoxon signed-rank test (two-sided, zero differences dropped) is \
-applied to the paired differences. Their interval treats the seed as the unit of replication: \
-seeds are resampled within each configuration and the configurations averaged (stratified \
-bootstrap); with no configuration of two seeds it is undefined (–). Otherwise the two-sided \
-Mann-Whitney U test compares all runs of the two levels and the interval comes from resampling \
-each level independently. Wilcoxon p-values are exact for up to 50 pairs without ties or zeros, \
-from all sign flips for up to 13 pairs with them, and from the tie-corrected normal \
-approximation otherwise (SciPy's "auto"); Mann-Whitney p-values come from the permutation \
-distribution (exact up to 9,999 arrangements, else 9,999 seeded resamples; valid with ties) when \
-both samples have two or more and together at most 20 runs, otherwise from the tie-corrected \
-normal approximation. Neither test assumes normality; Wilcoxon assumes the paired differences \
-are symmetric about their median, Mann-Whitney that runs are independent, and both treat seeds \
-as exchangeable. Effect sizes are the mean difference and Cliff's delta, P(A > B) - P(A < B) \
-over all cross pairs of runs. p-values within one table are Holm-corrected (Holm 1979) over all \
-its comparisons: each table is one family (the claims' verdicts form their own). A test with \
-an empty side has an undefined p (NaN); identical samples give p = 1. Mean reciprocal rank \
-(Kazemnejad et al. 2023) ranks the levels of a factor by mean metric within each task and \
-architecture (rank 1 = best, ties share the best of their ranks), plain and randomized positions \
-apart, and averages 1/rank over the cells where the level ran."""
+between two levels of a factor are paired when at least two keys (every other configuration value \
+plus the seed) occur at both levels: runs sharing a key are first averaged, only matched keys are \
+kept, and the Wilcoxon signed-rank test (two-sided, zero differences dropped) is applied to the \
+paired differences. Their interval treats the seed as the unit of replication: seeds are resampled \
+within each configuration and the configurations averaged (stratified bootstrap); with no \
+configuration of two seeds it is undefined (–). Otherwise the two-sided Mann-Whitney U test \
+compares all runs of the two levels and the interval comes from resampling each level \
+independently. Wilcoxon p-values are exact for up to 50 pairs without ties or zeros, from all sign \
+flips for up to 13 pairs with them, and from the tie-corrected normal approximation otherwise \
+(SciPy's "auto"); Mann-Whitney p-values come from the permutation distribution (exact up to 9,999 \
+arrangements, else 9,999 seeded resamples; valid with ties) when both samples have two or more and \
+together at most 20 runs, otherwise from the tie-corrected normal approximation. Neither test \
+assumes normality; Wilcoxon assumes the paired differences are symmetric about their median, \
+Mann-Whitney that runs are independent, and both treat seeds as exchangeable. Effect sizes are the \
+mean difference and Cliff's delta, P(A > B) - P(A < B) over all cross pairs of runs. Each \
+comparison also states its smallest attainable p, the p its test gives the most extreme data \
+possible at its sample sizes (five paired seeds: 2/2^5 = 0.0625): where that is not below 0.05 the \
+test cannot reject whatever the data, and the interval is the comparison's evidence. p-values \
+within one table are Holm-corrected (Holm 1979) over all its comparisons: each table is one family \
+(the claims' verdicts form their own). A test with an empty side has an undefined p (NaN); \
+identical samples give p = 1. Mean reciprocal rank (Kazemnejad et al. 2023) ranks the levels of a \
+factor by mean metric within each task and architecture (rank 1 = best, ties share the best of \
+their ranks), plain and randomized positions apart, and averages 1/rank over the cells where the \
+level ran."""
 
 
 def ok_runs(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
@@ -155,7 +158,8 @@ def compare(
     Wilcoxon signed-rank test runs on the matched differences, otherwise Mann-Whitney U on all
     runs (see ``METHODS_TEXT``). Returns test name, sample sizes, means (paired: over
     configurations of the mean over seeds, as the interval weighs them), the mean difference
-    with its bootstrap CI, Cliff's delta and the raw p-value.
+    with its bootstrap CI, Cliff's delta, the raw p-value and ``min_p``, the smallest p the
+    same test gives at these sample sizes (to the most extreme data possible).
     """
     a, b = ok_runs(a, metric), ok_runs(b, metric)
     pairs = _paired_values(a, b, metric, list(pair_on)) if pair_on else None
@@ -163,10 +167,12 @@ def compare(
         x, y, keys = pairs
         diff = x - y
         test, p, ci = "wilcoxon", _wilcoxon_p(diff), seed_ci(pd.Series(diff, index=keys))
+        min_p = _wilcoxon_p(np.arange(1.0, len(diff) + 1))  # every difference of one sign
         mean_a, mean_b = (seed_weighted_mean(pd.Series(v, index=keys)) for v in (x, y))
     else:
         x, y = a[metric].to_numpy(float), b[metric].to_numpy(float)
         test, p, ci = "mannwhitneyu", _mannwhitney_p(x, y), bootstrap_diff_ci(x, y)
+        min_p = _mannwhitney_p(np.arange(1.0, x.size + 1), -np.arange(1.0, y.size + 1))
         mean_a = float(x.mean()) if x.size else np.nan
         mean_b = float(y.mean()) if y.size else np.nan
     return {
@@ -182,6 +188,7 @@ def compare(
         "diff_ci_high": ci[1],
         "cliffs_delta": cliffs_delta(x, y),
         "p": p,
+        "min_p": min_p,
     }
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis.aggregate import SUMMARY_METRICS, ok_runs, pairwise_comparisons, summary_table
-from analysis.effects import COMPETENT_ID_ACC
+from analysis.effects import ALPHA, COMPETENT_ID_ACC
 from analysis.load import CONFIG_COLUMNS
 from analysis.seeds import seed_summary
 from analysis.variants import (
@@ -210,9 +210,15 @@ def _stat_rows(table: pd.DataFrame) -> list[dict]:
                 "n": n,
                 "p": fmt(r["p"], 4),
                 "p (Holm)": fmt(r["p_holm"], 4),
+                "min p": _fmt_min_p(r["min_p"]),
             }
         )
     return rows
+
+
+def _fmt_min_p(min_p: float) -> str:
+    """The smallest p a comparison's test can give; flagged where it cannot reach ALPHA."""
+    return fmt(min_p, 4) + (" (cannot reject)" if min_p >= ALPHA else "")
 
 
 def completeness(

@@ -133,6 +133,25 @@ def test_compare_falls_back_to_mann_whitney_without_shared_keys():
     assert result["p"] == pytest.approx(0.1, abs=0.01)  # exact two-sided p = 2/20
 
 
+def test_compare_states_the_smallest_p_its_test_could_give_at_these_sample_sizes():
+    """Five seeds paired: no data can push the exact two-sided Wilcoxon p below 2/2^5;
+    three runs against three unpaired: none below 2/C(6, 3) = 0.1."""
+    a = make_runs(*level_runs("position", "rope", [0.6, 0.7, 0.8, 0.9, 1.0]))
+    b = make_runs(*level_runs("position", "alibi", [0.5, 0.5, 0.5, 0.5, 0.5]))
+    paired = compare(a, b, "ood_seq_acc", ["seed"])
+    assert paired["min_p"] == pytest.approx(0.0625)
+    assert paired["p"] == pytest.approx(paired["min_p"])  # five of five differences positive
+    unpaired = compare(a.iloc[:3], b.iloc[:3].assign(seed=[7, 8, 9]), "ood_seq_acc", ["seed"])
+    assert unpaired["min_p"] == pytest.approx(0.1)
+    many = compare(
+        make_runs(*level_runs("position", "rope", [0.1 * i for i in range(10)])),
+        make_runs(*level_runs("position", "alibi", [0.0] * 10)),
+        "ood_seq_acc",
+        ["seed"],
+    )
+    assert many["min_p"] == pytest.approx(2 / 2**10)
+
+
 def test_compare_all_zero_differences_give_p_one():
     a = make_runs(*level_runs("position", "rope", [0.5, 0.5]))
     result = compare(a, a, "ood_seq_acc", ["seed"])

@@ -95,6 +95,21 @@ def test_pairwise_ood_statistics_pair_only_competent_runs():
     assert (ood["n"], iid["n"]) == ("3 pairs", "4 pairs")
 
 
+def test_pairwise_rows_say_when_their_test_cannot_reject_whatever_the_data():
+    rows = [
+        BASE_RUN | {"run_id": f"{p}{seed}", "position": p, "seed": seed, "ood_seq_acc": acc}
+        for seed in range(5)
+        for p, acc in (("rope", 0.1 + seed / 100), ("alibi", 0.5))
+    ]
+    tables = {t.key: t for t in statistics_tables(pd.DataFrame(rows))}
+    (five,) = tables["pairwise_position_ood_seq_acc"].rows
+    assert five["min p"] == "0.0625 (cannot reject)"
+    more = [r | {"run_id": f"{r['run_id']}x", "seed": r["seed"] + 5} for r in rows]
+    tables = {t.key: t for t in statistics_tables(pd.DataFrame(rows + more))}
+    (ten,) = tables["pairwise_position_ood_seq_acc"].rows
+    assert ten["min p"] == "0.0020"
+
+
 def test_missing_grid_points_are_listed_when_the_grid_is_a_full_product():
     keys = [f"heads={h},position={p}" for h in (1, 2) for p in ("learned", "rope")]
     runs = pd.DataFrame(

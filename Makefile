@@ -67,7 +67,8 @@ docs: setup
 	$(BIN)/python -m analysis.docs
 
 # docs/calibration.md: steps to competence per task and architecture, from the logged runs
-# of the studies named in CALIBRATION (each must have been run into the store).
+# of the studies named in CALIBRATION (each must have been run into the store); the sections
+# of studies not named are kept as they are.
 CALIBRATION ?= quick modern standard replicate-kazemnejad replicate-deletang
 calibration: setup
 	$(BIN)/python -m analysis.calibration $(CALIBRATION)

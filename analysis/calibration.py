@@ -5,6 +5,9 @@ least ``COMPETENT_ID_ACC``), with the steps they needed. Built from logged runs 
 a preset's budget is justified by measurements, and the variants that fell short are
 named.
 
+The file has one section per study. A run rewrites the sections of the studies it reads
+and keeps the others as they are, so one preset run again updates its own rows only.
+
     python -m analysis.calibration quick modern   # writes docs/calibration.md
     python -m analysis.calibration quick@sqlite:////elsewhere/mlflow.db modern
 """
@@ -12,6 +15,7 @@ named.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,16 +24,26 @@ import pandas as pd
 
 from analysis.aggregate import ok_runs
 from analysis.effects import COMPETENT_ID_ACC
-from analysis.load import Study, StudyError, default_tracking_uri, load_study
+from analysis.load import StudyError, default_tracking_uri, load_study
 from analysis.record import trained_at
 
 OUT = Path("docs/calibration.md")
 BUDGET = ("d_model", "n_layers", "train_max_len", "steps", "lr", "batch_size", "warmup_steps")
 VARIANT = ("position", "score", "randomized", "heads")
 HEADER = (
-    "| study | task | arch | d_model × layers | train lengths | steps (max) | lr | batch "
+    "| task | arch | d_model × layers | train lengths | steps (max) | lr | batch "
     "| warm-up | competent / runs | median steps to 95% (max) | below 0.95 ID |"
 )
+INTRO = f"""\
+# Calibration: steps to competence
+
+Written by `python -m analysis.calibration` (`make calibration`) from the runs logged in
+MLflow, one section per study. A run is competent when its in-distribution exact match is
+at least {COMPETENT_ID_ACC}; only cells that can solve their task count. Training stops
+early once validation exact match reaches 1.0, so a budget is a cap: the steps a run
+needed are its steps to 95%. Regenerate it; do not edit it: a run rewrites the sections
+of the studies it reads and keeps the others.
+"""
 
 
 def solvable_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -38,18 +52,17 @@ def solvable_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return ok[ok["solvable"].fillna(True).astype(bool)] if "solvable" in ok else ok
 
 
-def budget_rows(study: str, runs: pd.DataFrame) -> list[dict]:
+def budget_rows(runs: pd.DataFrame) -> list[dict]:
     """One row per (task, arch, budget) of ``runs``: its competence and steps to it."""
     runs = solvable_runs(runs)
     keys = ["task", "arch", *[c for c in BUDGET if c in runs]]
     groups = runs.groupby(keys)
-    return [_row(study, dict(zip(keys, key, strict=True)), group) for key, group in groups]
+    return [_row(dict(zip(keys, key, strict=True)), group) for key, group in groups]
 
 
-def _row(study: str, budget: dict, group: pd.DataFrame) -> dict:
+def _row(budget: dict, group: pd.DataFrame) -> dict:
     competent = group[group["id_seq_acc"] >= COMPETENT_ID_ACC]
     return budget | {
-        "study": study,
         "runs": len(group),
         "competent": len(competent),
         "median_steps_to_95": competent["steps_to_95"].median(),
@@ -80,23 +93,31 @@ def _label(column: str, value) -> str:
     return f"h{value}" if column == "heads" else str(value)
 
 
-def markdown(rows: list[dict], studies: list[Study]) -> str:
+def section(study: str, runs: pd.DataFrame) -> str:
+    """The calibration section of one study: where its runs come from, then its rows."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    commits = ", ".join(f"`{s.name}` at {trained_at(s.runs)}" for s in studies)
     lines = [
-        "# Calibration: steps to competence",
+        f"## {study}",
         "",
-        f"Written by `python -m analysis.calibration` on {stamp} from the runs logged in "
-        f"MLflow ({commits}). A run is competent when its in-distribution exact match is at "
-        f"least {COMPETENT_ID_ACC}; only cells that can solve their task count. Training stops "
-        "early once validation exact match reaches 1.0, so a budget is a cap: the steps a "
-        "run needed are its steps to 95%. Regenerate it; do not edit it.",
+        f"Runs trained at {trained_at(runs)}; read on {stamp}.",
         "",
         HEADER,
         "|" + "---|" * (HEADER.count("|") - 1),
+        *(_line(r) for r in budget_rows(runs)),
     ]
-    lines += [_line(r) for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def sections_of(text: str) -> dict[str, str]:
+    """The study sections of a calibration file, by study name, in file order."""
+    parts = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
+    return {part.split("\n", 1)[0].strip(): "## " + part.strip() + "\n" for part in parts}
+
+
+def document(old: str, new: dict[str, str]) -> str:
+    """``old``'s sections with those of ``new`` in their place (new studies last)."""
+    sections = sections_of(old) | new
+    return INTRO + "".join("\n" + text for text in sections.values())
 
 
 def _line(r: dict) -> str:
@@ -105,7 +126,7 @@ def _line(r: dict) -> str:
     if r["competent"]:
         steps = f"{r['median_steps_to_95']:.0f} ({r['max_steps_to_95']:.0f})"
     return (
-        f"| {r['study']} | {r['task']} | {r['arch']} | {r.get('d_model', '?')} × "
+        f"| {r['task']} | {r['arch']} | {r.get('d_model', '?')} × "
         f"{r.get('n_layers', '?')} | 1–{r.get('train_max_len', '?')} | {r.get('steps', '?')} "
         f"| {r.get('lr', '?')} | {r.get('batch_size', '?')} | {r.get('warmup_steps', '?')} "
         f"| {rate} | {steps} | {r['short']} |"
@@ -132,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     except StudyError as error:
         print(f"calibration: {error}", file=sys.stderr)
         return 2
-    rows = [row for s in studies for row in budget_rows(s.name, s.runs)]
+    old = args.out.read_text() if args.out.exists() else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(rows, studies))
+    args.out.write_text(document(old, {s.name: section(s.name, s.runs) for s in studies}))
     print(f"wrote {args.out}")
     return 0
 

@@ -1,11 +1,11 @@
 """The calibration table counts competent runs per (task, arch, budget), only among cells
-that can solve their task, and names the variants that fell short."""
+that can solve their task, and names the variants that fell short; a run rewrites the
+sections of the studies it reads and keeps the others."""
 
 import pandas as pd
 from frames import BASE_RUN
 
-from analysis.calibration import budget_rows, markdown
-from analysis.load import Study
+from analysis.calibration import INTRO, budget_rows, document, main, section
 
 BUDGET = {"steps": 1500, "batch_size": 64, "warmup_steps": 50}
 
@@ -30,7 +30,7 @@ def test_competence_counts_only_solvable_finished_runs_and_names_the_short_varia
             {"arch": "encoder", "position": "none", "solvable": False, "id_seq_acc": 0.1},
         ]
     )
-    (row,) = budget_rows("s", runs)
+    (row,) = budget_rows(runs)
     assert (row["runs"], row["competent"]) == (4, 3)
     assert row["median_steps_to_95"] == 500.0 and row["max_steps_to_95"] == 900.0
     assert row["short"] == "none 1/2"
@@ -44,19 +44,41 @@ def test_one_row_per_task_arch_and_budget_and_every_row_in_the_markdown():
             {"task": "reverse", "steps": 4000, "seed": 1},
         ]
     )
-    rows = budget_rows("s", runs)
+    rows = budget_rows(runs)
     assert [(r["task"], r["steps"], r["competent"], r["runs"]) for r in rows] == [
         ("copy", 1500, 1, 1),
         ("reverse", 4000, 1, 2),
     ]
     assert rows[1]["short"] == "all 1/2"
-    text = markdown(rows, [])
-    table = [line for line in text.splitlines() if line.startswith("| s |")]
+    table = [line for line in section("s", runs).splitlines() if line.startswith("| copy |")]
+    table += [line for line in section("s", runs).splitlines() if line.startswith("| reverse |")]
     assert len(table) == 2 and "1/2 (50%)" in table[1] and "| 4000 |" in table[1]
 
 
 def test_the_header_names_each_commit_a_study_s_runs_were_trained_at():
     runs = frame([{"git_commit": "a" * 40}, {"git_commit": "b" * 40}, {"git_commit": "b" * 40}])
-    empty = pd.DataFrame()
-    study = Study("s", "sqlite://", "1", {"tags": {}}, (), runs, empty, empty, empty, empty, None)
-    assert "(`s` at `bbbbbbb` (2), `aaaaaaa` (1))" in markdown(budget_rows("s", runs), [study])
+    text = section("s", runs)
+    assert text.startswith("## s\n")
+    assert "Runs trained at `bbbbbbb` (2), `aaaaaaa` (1);" in text
+
+
+def test_a_run_rewrites_the_sections_of_its_studies_and_keeps_the_others():
+    old = document("", {"a": "## a\n\nold a rows\n", "b": "## b\n\nold b rows\n"})
+    new = document(old, {"b": section("b", frame([{}])), "c": section("c", frame([{}]))})
+    assert new.startswith(INTRO)
+    assert [line for line in new.splitlines() if line.startswith("## ")] == [
+        "## a",
+        "## b",
+        "## c",
+    ]
+    assert "old a rows" in new and "old b rows" not in new
+    assert document(new, {}) == new  # reading nothing changes nothing
+
+
+def test_a_study_that_cannot_be_read_stops_before_the_file_is_touched(tmp_path, capsys):
+    out = tmp_path / "calibration.md"
+    out.write_text("kept\n")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["nosuch", "--tracking-uri", store, "--out", str(out)]) == 2
+    assert "no MLflow store" in capsys.readouterr().err
+    assert out.read_text() == "kept\n"

@@ -10,6 +10,7 @@ and keeps the others as they are, so one preset run again updates its own rows o
 
     python -m analysis.calibration quick modern   # writes docs/calibration.md
     python -m analysis.calibration quick@sqlite:////elsewhere/mlflow.db modern
+    python -m analysis.calibration full@results/estimate-full.csv   # `study estimate --csv`
 """
 
 from __future__ import annotations
@@ -93,13 +94,13 @@ def _label(column: str, value) -> str:
     return f"h{value}" if column == "heads" else str(value)
 
 
-def section(study: str, runs: pd.DataFrame) -> str:
+def section(study: str, runs: pd.DataFrame, source: str = "Runs logged in MLflow") -> str:
     """The calibration section of one study: where its runs come from, then its rows."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"## {study}",
         "",
-        f"Runs trained at {trained_at(runs)}; read on {stamp}.",
+        f"{source}: trained at {trained_at(runs)}; read on {stamp}.",
         "",
         HEADER,
         "|" + "---|" * (HEADER.count("|") - 1),
@@ -139,6 +140,19 @@ def _located(spec: str, default_uri: str) -> tuple[str, str]:
     return name, uri or default_uri
 
 
+def read_section(spec: str, default_uri: str) -> tuple[str, str]:
+    """The study named by ``spec`` and its section, read from an MLflow store or, for a
+    ``.csv``, from the sample `attnstudy study estimate --csv` wrote."""
+    name, uri = _located(spec, default_uri)
+    if not uri.endswith(".csv"):
+        return name, section(name, load_study(name, uri).runs)
+    try:
+        sample = pd.read_csv(uri)
+    except OSError as error:
+        raise StudyError(f"no estimate sample at {uri} ({error.strerror or error})") from None
+    return name, section(name, sample, f"A sample timed by `attnstudy study estimate` ({uri})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -149,13 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         default = args.tracking_uri or default_tracking_uri()  # before any store is opened
-        studies = [load_study(*_located(spec, default)) for spec in args.studies]
+        sections = dict(read_section(spec, default) for spec in args.studies)
     except StudyError as error:
         print(f"calibration: {error}", file=sys.stderr)
         return 2
     old = args.out.read_text() if args.out.exists() else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(document(old, {s.name: section(s.name, s.runs) for s in studies}))
+    args.out.write_text(document(old, sections))
     print(f"wrote {args.out}")
     return 0
 

@@ -5,7 +5,7 @@ sections of the studies it reads and keeps the others."""
 import pandas as pd
 from frames import BASE_RUN
 
-from analysis.calibration import INTRO, budget_rows, document, main, section
+from analysis.calibration import INTRO, budget_rows, document, main, section, sections_of
 
 BUDGET = {"steps": 1500, "batch_size": 64, "warmup_steps": 50}
 
@@ -59,7 +59,7 @@ def test_the_header_names_each_commit_a_study_s_runs_were_trained_at():
     runs = frame([{"git_commit": "a" * 40}, {"git_commit": "b" * 40}, {"git_commit": "b" * 40}])
     text = section("s", runs)
     assert text.startswith("## s\n")
-    assert "Runs trained at `bbbbbbb` (2), `aaaaaaa` (1);" in text
+    assert "Runs logged in MLflow: trained at `bbbbbbb` (2), `aaaaaaa` (1);" in text
 
 
 def test_a_run_rewrites_the_sections_of_its_studies_and_keeps_the_others():
@@ -82,3 +82,24 @@ def test_a_study_that_cannot_be_read_stops_before_the_file_is_touched(tmp_path, 
     assert main(["nosuch", "--tracking-uri", store, "--out", str(out)]) == 2
     assert "no MLflow store" in capsys.readouterr().err
     assert out.read_text() == "kept\n"
+
+
+def test_an_estimate_sample_gets_a_section_of_its_own(tmp_path):
+    """`study estimate --csv` writes what `NAME@CSV` reads: no MLflow store is needed."""
+    sample = frame(
+        [{"seed": 0, "steps_to_95": 400.0}, {"seed": 1, "id_seq_acc": 0.5, "git_commit": "c" * 40}]
+    )
+    path = tmp_path / "estimate-full.csv"
+    sample.to_csv(path, index=False)
+    out = tmp_path / "calibration.md"
+    assert main([f"full@{path}", "--out", str(out)]) == 0
+    (text,) = sections_of(out.read_text()).values()
+    assert text.startswith(f"## full\n\nA sample timed by `attnstudy study estimate` ({path}):")
+    assert "| copy | decoder |" in text and "| 1/2 (50%) | 400 (400) | all 1/2 |" in text
+
+
+def test_a_missing_estimate_sample_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "calibration.md"
+    assert main([f"full@{tmp_path / 'none.csv'}", "--out", str(out)]) == 2
+    assert "no estimate sample at" in capsys.readouterr().err
+    assert not out.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 from dataclasses import replace
@@ -52,6 +53,29 @@ def test_estimate_trains_the_sample_and_writes_no_store(tmp_path, monkeypatch):
     assert all(t.seconds > 0 and t.steps == TINY["fixed"]["steps"] for t in found.sample)
     assert f"{found.hours / 2:.1f} h with 2 workers" in out.getvalue()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+def test_estimate_writes_its_sample_to_csv_when_asked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = study_file(tmp_path, TINY)
+    path = tmp_path / "sample.csv"
+    found = estimate_study(spec, 2, seed=0, workers=1, out=io.StringIO(), threads=1, csv_path=path)
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["grid_key"] for r in rows] == [t.point.key for t in found.sample]
+    for row, timed in zip(rows, found.sample, strict=True):
+        assert row["position"] == timed.point.config.position
+        assert int(row["steps"]) == TINY["fixed"]["steps"] == int(row["steps_trained"])
+        assert float(row["id_seq_acc"]) == pytest.approx(timed.id_seq_acc)
+        assert (row["solvable"], row["status"], len(row["git_commit"])) == ("True", "ok", 40)
+
+
+def test_estimate_refuses_a_csv_path_it_could_not_write_before_training(tmp_path, capsys):
+    spec = study_file(tmp_path, TINY)
+    csv_path = tmp_path / "missing" / "sample.csv"
+    assert main(["study", "estimate", spec.path, "--csv", str(csv_path)]) == 2
+    assert f"--csv: no directory {csv_path.parent}" in capsys.readouterr().err
+    assert not csv_path.parent.exists()
 
 
 def test_estimate_trains_as_many_trials_at_once_as_the_study_has_workers(tmp_path, monkeypatch):

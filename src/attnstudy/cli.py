@@ -10,6 +10,7 @@ import re
 import sys
 from dataclasses import fields
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from attnstudy.config import ZERO_MEANS, Config, ConfigError
 
@@ -208,6 +209,13 @@ def add_study_parser(sub) -> None:
     estimate.add_argument(
         "--workers", type=int, default=1, help="trials at once, as the study's workers (default 1)"
     )
+    estimate.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        help="also write the sample, a row per trial, for `python -m analysis.calibration "
+        "NAME@CSV`",
+    )
     estimate.set_defaults(func=cmd_estimate)
 
 
@@ -217,7 +225,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     spec = load_study(args.file)
     check_positive(args, "sample", "workers")
-    estimate_study(spec, args.sample, args.seed, args.workers, sys.stdout)
+    if args.csv is not None and not args.csv.parent.is_dir():
+        raise ConfigError(f"--csv: no directory {args.csv.parent} to write {args.csv.name} in")
+    estimate_study(spec, args.sample, args.seed, args.workers, sys.stdout, csv_path=args.csv)
     return 0
 
 

@@ -5,11 +5,15 @@ store), as many at once as the study has workers so that they share the cores as
 workers would, times each, and projects the whole grid: the mean trial time × the number of
 points, with a 95% bootstrap interval over the sample. Also says how many sampled trials
 that can solve their task (see `GridPoint.solvable`) reach 95% in-distribution exact match,
-i.e. whether the preset's budget suits its models.
+i.e. whether the preset's budget suits its models. With a CSV path it also writes the
+sample, one row per trial (its config, seconds, ID exact match, steps to 95%), which
+`python -m analysis.calibration NAME@PATH` turns into a calibration section.
 """
 
 from __future__ import annotations
 
+import csv
+import math
 import multiprocessing
 import os
 import queue
@@ -17,6 +21,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -31,6 +36,7 @@ class Timed:
     steps: int
     id_seq_acc: float
     pid: int  # the process that trained it
+    steps_to_95: float = math.nan  # steps until validation first reached 95% (nan: never)
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,10 @@ def time_point(point: GridPoint) -> Timed:
     try:
         result = run(point.config)
         steps, acc = len(result.history), result.summary["id_seq_acc"]
+        to_95 = result.summary["steps_to_95"]
     except Diverged as err:
-        steps, acc = err.step + 1, float("nan")
-    return Timed(point, time.perf_counter() - start, steps, acc, os.getpid())
+        steps, acc, to_95 = err.step + 1, math.nan, math.nan
+    return Timed(point, time.perf_counter() - start, steps, acc, os.getpid(), to_95)
 
 
 def _time_share(share: list[tuple[int, GridPoint]], threads: int, results) -> None:
@@ -109,11 +116,45 @@ def project(points: int, sample: list[Timed], seed: int) -> Estimate:
     return Estimate(points, sample, seconds.mean() * to_hours, (low * to_hours, high * to_hours))
 
 
+def write_sample(path: Path, sample: list[Timed]) -> None:
+    """One CSV row per sampled trial: its grid key and config (columns named as the study's
+    MLflow params), then what it measured and the code it ran."""
+    from attnstudy.provenance import provenance_tags
+
+    code = provenance_tags()
+    rows = [
+        {
+            "grid_key": t.point.key,
+            **t.point.config.to_dict(),
+            "solvable": t.point.solvable,
+            "status": "diverged" if math.isnan(t.id_seq_acc) else "ok",
+            "seconds": round(t.seconds, 2),
+            "steps_trained": t.steps,
+            "id_seq_acc": t.id_seq_acc,
+            "steps_to_95": t.steps_to_95,
+            "git_commit": code["attnstudy.git_commit"],
+            "git_dirty": code["attnstudy.git_dirty"],
+        }
+        for t in sample
+    ]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def estimate_study(
-    spec: StudySpec, n: int, seed: int, workers: int, out: TextIO, threads: int | None = None
+    spec: StudySpec,
+    n: int,
+    seed: int,
+    workers: int,
+    out: TextIO,
+    threads: int | None = None,
+    csv_path: Path | None = None,
 ) -> Estimate:
     """Time `n` sampled points, `workers` at a time with the threads each worker would get,
-    print a line for each as it ends, then the projection."""
+    print a line for each as it ends, then the projection; write the sample to `csv_path`
+    when given."""
     from attnstudy.study import default_threads
 
     threads = threads or default_threads(workers)
@@ -128,6 +169,9 @@ def estimate_study(
     sample = time_points(chosen, workers, threads, print_line)
     found = project(len(points), sample, seed)
     print(summary_lines(found, workers, threads), file=out)
+    if csv_path is not None:
+        write_sample(csv_path, sample)
+        print(f"sample written to {csv_path}", file=out)
     return found
 
 

@@ -38,8 +38,9 @@ HEADER = (
 INTRO = f"""\
 # Calibration: steps to competence
 
-Written by `python -m analysis.calibration` (`make calibration`) from the runs logged in
-MLflow, one section per study. A run is competent when its in-distribution exact match is
+Written by `python -m analysis.calibration` (`make calibration`), one section per study,
+from the runs logged in MLflow or, for a preset too large to run here, from the sample
+`attnstudy study estimate --csv` trained. A run is competent when its in-distribution exact match is
 at least {COMPETENT_ID_ACC}; only cells that can solve their task count. Training stops
 early once validation exact match reaches 1.0, so a budget is a cap: the steps a run
 needed are its steps to 95%. Regenerate it; do not edit it: a run rewrites the sections

@@ -50,8 +50,8 @@ def test_one_row_per_task_arch_and_budget_and_every_row_in_the_markdown():
         ("reverse", 4000, 1, 2),
     ]
     assert rows[1]["short"] == "all 1/2"
-    table = [line for line in section("s", runs).splitlines() if line.startswith("| copy |")]
-    table += [line for line in section("s", runs).splitlines() if line.startswith("| reverse |")]
+    lines = section("s", runs).splitlines()
+    table = [line for line in lines if line.startswith(("| copy |", "| reverse |"))]
     assert len(table) == 2 and "1/2 (50%)" in table[1] and "| 4000 |" in table[1]
 
 

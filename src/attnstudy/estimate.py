@@ -116,12 +116,9 @@ def project(points: int, sample: list[Timed], seed: int) -> Estimate:
     return Estimate(points, sample, seconds.mean() * to_hours, (low * to_hours, high * to_hours))
 
 
-def write_sample(path: Path, sample: list[Timed]) -> None:
+def write_sample(path: Path, sample: list[Timed], code: dict[str, str]) -> None:
     """One CSV row per sampled trial: its grid key and config (columns named as the study's
-    MLflow params), then what it measured and the code it ran."""
-    from attnstudy.provenance import provenance_tags
-
-    code = provenance_tags()
+    MLflow params), then what it measured and the code it ran (`provenance_tags()`)."""
     rows = [
         {
             "grid_key": t.point.key,
@@ -155,8 +152,10 @@ def estimate_study(
     """Time `n` sampled points, `workers` at a time with the threads each worker would get,
     print a line for each as it ends, then the projection; write the sample to `csv_path`
     when given."""
+    from attnstudy.provenance import provenance_tags
     from attnstudy.study import default_threads
 
+    code = provenance_tags()  # the code the sample trains, read before it starts
     threads = threads or default_threads(workers)
     points = spec.points()
     chosen = sample_points(points, n, seed)
@@ -170,7 +169,7 @@ def estimate_study(
     found = project(len(points), sample, seed)
     print(summary_lines(found, workers, threads), file=out)
     if csv_path is not None:
-        write_sample(csv_path, sample)
+        write_sample(csv_path, sample, code)
         print(f"sample written to {csv_path}", file=out)
     return found
 

@@ -340,19 +340,77 @@ def test_attention_layout_matches_what_attention_sees(arch, cfg):
     assert layout.visible == [i + 1 if causal else layout.keys for i in layout.queries]
 
 
-@pytest.mark.parametrize("arch,cfg", list(arch_configs(position="relative", train_max_len=16)))
-@pytest.mark.parametrize("task_name", ["copy", "reverse", "addition"])
-def test_shaw_clip_defaults_to_the_longest_training_distance(arch, cfg, task_name):
-    """Every distance in a training sequence of the longest length gets its own vector
-    (the old clip of 16 cut copy at length 16 in a decoder, distance 34), and no more."""
+TRANSFORMER_ARCHS = [name for name, arch in ARCHS.items() if arch.uses_positions]
+
+
+def step_at_longest(arch: str, position: str, task_name: str, longest: int, prepare=None):
+    """A model after one backward pass of its loss on a batch of the longest training length
+    (`prepare(model)` first, if given)."""
+    cfg = make_config(arch=arch, position=position, **(TINY | dict(train_max_len=longest)))
     task = build_task(task_name, cfg.resolved_eval_max_len)
     model = build_model(cfg, task)
+    if prepare is not None:
+        prepare(model)
     gen = torch.Generator().manual_seed(0)
-    batch = task.sample(torch.full((2,), 16), gen)
-    ids = [pos for _, pos in first_calls(model, lambda: model.loss(batch, gen)).values()]
-    longest = max(int(p.max() - p.min()) for p in ids)
-    clips = {m.clip for m in model.modules() if isinstance(m, POSITIONS["relative"])}
-    assert clips == {longest}
+    model.loss(task.sample(torch.full((3,), longest), gen), gen).backward()
+    return model
+
+
+def rows_with_gradient(table: torch.nn.Parameter) -> list[int]:
+    return [] if table.grad is None else table.grad.abs().sum(-1).nonzero().flatten().tolist()
+
+
+def transformers(model) -> list[Transformer]:
+    return [m for m in model.modules() if isinstance(m, Transformer)]
+
+
+@pytest.mark.parametrize("arch", TRANSFORMER_ARCHS)
+@given(task_name=st.sampled_from(["copy", "duplicate", "addition"]), longest=st.integers(1, 7))
+@settings(max_examples=6, deadline=None)
+def test_every_shaw_row_up_to_the_clip_trains_at_the_longest_training_length(
+    arch, task_name, longest
+):
+    """Shaw's default clip k is the farthest distance between positions a training sequence
+    feeds each Transformer (the decoder's final EOS is only a label): at the longest training
+    length every row its attention reaches gets a gradient, distances −k..0 causal and −k..k
+    bidirectional, so the rows ±k that every longer distance falls on are trained ones."""
+    model = step_at_longest(arch, "relative", task_name, longest)
+    for transformer in transformers(model):
+        enc = transformer.encoding
+        reached = enc.clip + 1 if transformer.causal else 2 * enc.clip + 1
+        assert rows_with_gradient(enc.table) == list(range(reached))
+
+
+def open_every_gate(model) -> None:
+    """q = k = one constant vector in every self-attention, q·k/√d_head = 9·√8 ≈ 25, so every
+    CoPE gate σ(q·k/√d_head) is 1: key j counts exactly i − j + 1 for query i."""
+    with torch.no_grad():
+        for transformer in transformers(model):
+            d = transformer.embedding.embedding_dim
+            for block in transformer.blocks:
+                layer = block.self_attn
+                layer.query.weight.zero_()
+                layer.key_value.weight[:d].zero_()
+                layer.query.bias.fill_(3.0)
+                layer.key_value.bias[:d].fill_(3.0)
+
+
+@pytest.mark.parametrize("arch", TRANSFORMER_ARCHS)
+@given(task_name=st.sampled_from(["copy", "duplicate", "addition"]), longest=st.integers(1, 7))
+@settings(max_examples=6, deadline=None)
+def test_every_cope_count_up_to_npos_trains_at_the_longest_training_length(
+    arch, task_name, longest
+):
+    """CoPE's npos is the most keys a training sequence feeds one query: with every gate open
+    at the longest training length, query i counts key j as i − j + 1 and every count 1..npos
+    gets a gradient, npos (the embedding every longer count is clamped to) from the farthest
+    key; keys after a bidirectional query count 2..npos in the second table."""
+    model = step_at_longest(arch, "cope", task_name, longest, open_every_gate)
+    for transformer in transformers(model):
+        enc = transformer.encoding
+        assert rows_with_gradient(enc.before) == list(range(1, enc.npos + 1))
+        after = [] if transformer.causal else list(range(2, enc.npos + 1))
+        assert rows_with_gradient(enc.after) == after
 
 
 def test_shaw_clip_is_configurable_and_covers_the_random_range():

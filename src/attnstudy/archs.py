@@ -41,8 +41,11 @@ class DecoderOnly(Arch):
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        positions = encoding(self.max_positions, self.trained_positions)
-        self.transformer = Transformer(cfg, self.vocab, score, positions, causal=True)
+        n = cfg.train_max_len
+        fed = task.input_len(n) + task.target_len(n) + 2  # BOS input SEP target; EOS a label
+        self.transformer = Transformer(
+            cfg, self.vocab, score, self.positions(encoding, fed), causal=True
+        )
 
     @staticmethod
     def seq_len(task, n):
@@ -114,8 +117,10 @@ class EncoderOnly(Arch):
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        positions = encoding(self.max_positions, self.trained_positions)
-        self.transformer = Transformer(cfg, self.vocab, score, positions, causal=False)
+        fed = self.seq_len(task, cfg.train_max_len)  # every token, the blanks included
+        self.transformer = Transformer(
+            cfg, self.vocab, score, self.positions(encoding, fed), causal=False
+        )
 
     @staticmethod
     def seq_len(task, n):
@@ -173,9 +178,11 @@ class EncoderDecoder(Arch):
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        ids = (self.max_positions, self.trained_positions)
-        self.encoder = Transformer(cfg, self.vocab, score, encoding(*ids), causal=False)
-        self.decoder = Transformer(cfg, self.vocab, score, encoding(*ids), causal=True, cross=True)
+        n = cfg.train_max_len
+        source = self.positions(encoding, task.input_len(n) + 1)  # BOS input
+        target = self.positions(encoding, task.target_len(n) + 1)  # SEP target; EOS a label
+        self.encoder = Transformer(cfg, self.vocab, score, source, causal=False)
+        self.decoder = Transformer(cfg, self.vocab, score, target, causal=True, cross=True)
 
     @staticmethod
     def seq_len(task, n):

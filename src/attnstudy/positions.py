@@ -11,8 +11,9 @@ Positions are integer ids (B, T). They are 0..T-1, or, with randomized positions
 as long as that sequence: see `position_ids`.
 
 An encoding is built with `max_positions` (ids any evaluation will use) and
-`trained_positions` (ids one training sequence spans at most: the longest training
-sequence, or the whole random range when randomized).
+`trained_positions` (ids one training sequence spans at most: the positions the longest
+training example feeds its Transformer as input, so not a decoder's final EOS, which is
+only a label; or the whole random range when randomized).
 """
 
 from __future__ import annotations
@@ -183,9 +184,10 @@ class ShawRelativePositions(PositionalEncoding):
     """Shaw et al. 2018: a learnable embedding of the clipped distance clip(j − i, ±k),
     added to the key inside the score (shared by heads and layers).
 
-    k is cfg.relative_clip, or by default (0) the longest distance in a training
-    sequence, so every trained distance has its own vector and longer ones reuse the
-    farthest trained vector (how Shaw et al. extrapolate)."""
+    k is cfg.relative_clip, or by default (0) the longest distance between positions a
+    training sequence feeds as input (`trained_positions` − 1), so every trained distance
+    has its own vector and longer ones reuse the farthest trained vector (how Shaw et al.
+    extrapolate)."""
 
     name = "relative"
     family = "relative"
@@ -372,8 +374,8 @@ class ContextualPositions(PositionalEncoding):
     j for query i is p_ij = Σ_{t = j..i} g_it, fractional, clamped to npos; its logit term
     q_i·e[p_ij] interpolates linearly between the learned embeddings e[⌊p⌋] and e[⌈p⌉]
     (npos + 1 vectors of size d_head, initialised to zero as in the paper's code, shared by
-    heads, and here by layers as Shaw's keys are). npos is the longest trained sequence
-    (`trained_positions`): no training sequence counts further.
+    heads, and here by layers as Shaw's keys are). npos is the most positions a training
+    sequence feeds as input (`trained_positions`): no training query counts further.
 
     The sum runs over the keys between j and i by sequence index, so keys a causal query may
     not see never enter it, and neither do padding keys (they follow every real token).

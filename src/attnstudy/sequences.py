@@ -89,7 +89,6 @@ class Arch(nn.Module):
         longest = self.seq_len(task, cfg.resolved_eval_max_len)
         self.random_range = (cfg.max_random_position or 4 * longest) if cfg.randomized else 0
         self.max_positions = self.random_range or longest
-        self.trained_positions = self.random_range or self.seq_len(task, cfg.train_max_len)
         self.vocab = task.vocab_size
         self.head = nn.Linear(cfg.d_model, self.vocab)
 
@@ -112,6 +111,12 @@ class Arch(nn.Module):
         """Where inputs and target queries of an example of length n sit (None: no
         attention)."""
         raise NotImplementedError
+
+    def positions(self, encoding: EncodingFactory, fed: int) -> PositionalEncoding:
+        """The encoding of a Transformer that a training example of the longest length feeds
+        `fed` positions as input: ids past those never train, unless randomized, where the
+        whole random range does."""
+        return encoding(self.max_positions, self.random_range or fed)
 
     def position_ids(self, lens: Tensor, gen: torch.Generator) -> Tensor:
         """Ids for sequences of lengths lens (B,); `gen` is the position generator, a

@@ -12,6 +12,7 @@ from attnstudy.tasks import (
     SEP,
     TASKS,
     build_task,
+    one_length,
     sample_lengths,
 )
 
@@ -127,6 +128,21 @@ def test_training_lengths_cover_the_range():
     gen = torch.Generator().manual_seed(0)
     n = sample_lengths(3, 7, 2000, gen)
     assert set(n.tolist()) == {3, 4, 5, 6, 7}
+
+
+def test_a_by_length_batch_has_one_length_drawn_as_a_padded_example_would_be():
+    gen = torch.Generator().manual_seed(0)
+    draws = [one_length(3, 7, 16, gen) for _ in range(2000)]
+    assert all(len(n) == 16 and (n == n[0]).all() for n in draws)
+    counts = torch.bincount(torch.stack([n[0] for n in draws]), minlength=8)[3:]
+    assert counts.min() > 2000 / 5 * 0.8  # uniform over 3..7 like sample_lengths
+
+
+def test_one_length_batches_have_no_padding():
+    gen = torch.Generator().manual_seed(0)
+    for name in TASKS:
+        batch = build_task(name, 16).sample(one_length(1, 9, 8, gen), gen)
+        assert (batch.inputs != PAD).all() and (batch.targets != PAD).all(), name
 
 
 def test_specials_are_distinct_and_below_every_symbol():

@@ -50,18 +50,26 @@ class Config:
     weight_decay: float = 0.01
     warmup_steps: int = 100
     grad_clip: float = 1.0
+    batching: str = "padded"  # how a step's lengths are drawn: one of BATCHINGS
     # validation (in-distribution only) and evaluation
     val_every: int = 100
     val_samples: int = 256
     patience: int = 0  # validations without improvement before stopping; 0 = never
     stop_at_val_acc: float = 1.0  # stop once in-distribution validation exact match reaches it
-    eval_samples: int = 64  # examples per evaluated length
+    eval_samples: int = 256  # examples per evaluated length up to 2 x train_max_len
+    eval_samples_far: int = 0  # examples per length beyond 2 x train_max_len; 0 → eval_samples
     seed: int = 0
     device: str = "auto"
 
     @property
     def resolved_eval_max_len(self) -> int:
         return self.eval_max_len or 4 * self.train_max_len
+
+    def eval_samples_at(self, length: int) -> int:
+        """Examples evaluated at `length`: eval_samples on the lengths the primary metrics
+        read (1..2 x train_max_len), eval_samples_far beyond."""
+        near = length <= 2 * self.train_max_len
+        return self.eval_samples if near else self.eval_samples_far or self.eval_samples
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,6 +86,12 @@ ZERO_MEANS = {  # what 0 stands for in the fields where it is a default, not a v
     "max_random_position": "4 x the longest evaluated sequence",
     "relative_clip": "the longest distance in a training sequence",
     "patience": "never stop early for lack of improvement",
+    "eval_samples_far": "eval_samples",
+}
+
+BATCHINGS = {  # `batching`: how the examples of one training step get their lengths
+    "padded": "each example its own length, padded to the batch's longest",
+    "by_length": "one length per step, drawn as `padded` draws one example's (no padding)",
 }
 
 FIELD_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(Config)}
@@ -162,6 +176,7 @@ RANGES: tuple[tuple[str, int | str, int], ...] = (
     ("val_samples", 1, 2**16),
     ("patience", 0, 2**40),
     ("eval_samples", 1, 2**16),
+    ("eval_samples_far", 0, 2**16),
     ("seed", 0, 2**63 - 1),
 )
 
@@ -172,6 +187,7 @@ def validate_fields(cfg: Config) -> None:
     number's own range (in field order), then the rules between fields. Raises ConfigError
     naming the first broken rule, what was wrong and what is allowed."""
     check_choice("norm", cfg.norm, ("pre", "post"))
+    check_choice("batching", cfg.batching, BATCHINGS)
     check_choice("device", cfg.device, ("auto", "cpu", "cuda", "mps"))
     available = available_devices()
     _check(

@@ -1,9 +1,11 @@
 """Per-length evaluation with greedy decoding (no teacher forcing), summary metrics, and
 attention maps.
 
-Evaluation examples come from fixed seeds, independent of the training seed, so every
-variant is tested on exactly the same examples (paired comparisons). Randomized position
-ids come from a generator of their own (POSITION_SEED), so they never change the examples.
+Evaluation examples are drawn per run seed (`evaluation_seed`): every variant trained
+with one seed is tested on exactly the same examples (paired comparisons), and each seed
+on examples of its own, so the seeds over which results are compared are independent
+draws of the test set too. Randomized position ids come from a generator of their own
+(POSITION_SEED), so they never change the examples.
 
 Exact match of an autoregressive architecture is the target followed by EOS (Kazemnejad
 et al. 2023 generate until EOS); token accuracy is over the target positions.
@@ -22,6 +24,7 @@ from attnstudy.tasks import EOS, Batch, Task
 
 VALIDATION_SEED = 1_000_003
 TEST_SEED = 2_000_029
+SEED_STRIDE = 2_147_483_647  # a prime > TEST_SEED - VALIDATION_SEED: the streams never meet
 POSITION_SEED = 3_000_017  # randomized position ids in every evaluation
 EXTRAPOLATION_THRESHOLD = 0.9
 POSITION_BY_LENGTH_KEY = "pos_token_acc_id_len"  # step = length·POSITION_STRIDE + target pos
@@ -48,24 +51,31 @@ def score_predictions(predicted: Tensor, targets: Tensor, emits_eos: bool) -> tu
     return correct, exact
 
 
+def evaluation_seed(stream: int, run_seed: int) -> int:
+    """The seed of an evaluation stream (VALIDATION_SEED or TEST_SEED) for a run seeded
+    `run_seed`: the same for every variant of that seed, different for every other seed."""
+    return (stream + SEED_STRIDE * run_seed) % 2**63
+
+
 @torch.no_grad()
 def evaluate(
-    model: Arch, task: Task, lengths: range, samples: int, seed: int, device: torch.device
+    model: Arch, task: Task, samples: dict[int, int], seed: int, device: torch.device
 ) -> list[LengthResult]:
-    """Exact match and token accuracy of greedy predictions at every length."""
+    """Exact match and token accuracy of greedy predictions at every length of `samples`
+    (length → number of examples), drawn in that order from one generator seeded `seed`."""
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     positions = torch.Generator().manual_seed(POSITION_SEED)
     results = []
-    for length in lengths:
-        batch = task.sample(torch.full((samples,), length), gen).to(device)
+    for length, n in samples.items():
+        batch = task.sample(torch.full((n,), length), gen).to(device)
         predicted = model.predict(batch, positions)
         correct, exact = score_predictions(predicted, batch.targets, model.emits_eos)
         results.append(
             LengthResult(
                 length=length,
-                n=samples,
+                n=n,
                 token_acc=correct.float().mean().item(),
                 seq_acc=exact.float().mean().item(),
                 position_acc=correct.float().mean(dim=0).tolist(),
@@ -90,11 +100,14 @@ def extrapolation_len(results: list[LengthResult], threshold=EXTRAPOLATION_THRES
 
 
 def summarize(results: list[LengthResult], train_max_len: int) -> dict[str, float]:
-    """In-distribution (length ≤ train_max_len) and out-of-distribution means."""
+    """In-distribution (length ≤ train_max_len) and out-of-distribution means, and the
+    exact match at the longest training length (the competence gate: short lengths are
+    trivial, so the mean over 1..L can pass while length L fails)."""
     id_ = [r for r in results if r.length <= train_max_len]
     ood = [r for r in results if r.length > train_max_len]
     return {
         "id_seq_acc": _mean([r.seq_acc for r in id_]),
+        "id_seq_acc_at_max": _mean([r.seq_acc for r in id_ if r.length == train_max_len]),
         "id_token_acc": _mean([r.token_acc for r in id_]),
         "ood_seq_acc": _mean([r.seq_acc for r in ood]),
         "ood_token_acc": _mean([r.token_acc for r in ood]),

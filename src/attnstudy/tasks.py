@@ -259,3 +259,14 @@ def build_task(name: str, max_len: int) -> Task:
 def sample_lengths(lo: int, hi: int, batch_size: int, gen: torch.Generator) -> Tensor:
     """(B,) training lengths, uniform over [lo, hi]."""
     return torch.randint(lo, hi + 1, (batch_size,), generator=gen)
+
+
+def one_length(lo: int, hi: int, batch_size: int, gen: torch.Generator) -> Tensor:
+    """(B,) one training length for the whole batch, uniform over [lo, hi]: each example's
+    length is distributed as under `sample_lengths`, and no token of the step is padding
+    (Ruoss et al. 2023 train one length per step)."""
+    n = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+    return torch.full((batch_size,), n, dtype=torch.long)
+
+
+LENGTH_SAMPLERS = {"padded": sample_lengths, "by_length": one_length}  # keys: config.BATCHINGS

@@ -25,10 +25,11 @@ from attnstudy.evaluate import (
     VALIDATION_SEED,
     LengthResult,
     evaluate,
+    evaluation_seed,
     position_table,
     summarize,
 )
-from attnstudy.tasks import Task, build_task, sample_lengths
+from attnstudy.tasks import LENGTH_SAMPLERS, Task, build_task
 
 Callback = Callable[[int, dict[str, float]], None]
 POSITION_SEED_OFFSET = 4_000_037  # the position generator's seed is the run seed + this
@@ -113,7 +114,8 @@ def validate_in_distribution(model: Arch, task: Task, cfg: Config, device) -> di
     """Exact match on fresh examples of the training lengths only (never longer ones)."""
     lengths = range(cfg.train_min_len, cfg.train_max_len + 1)
     per = max(1, math.ceil(cfg.val_samples / len(lengths)))
-    results = evaluate(model, task, lengths, per, VALIDATION_SEED, device)
+    seed = evaluation_seed(VALIDATION_SEED, cfg.seed)
+    results = evaluate(model, task, dict.fromkeys(lengths, per), seed, device)
     s = summarize(results, cfg.train_max_len)
     return {"val_seq_acc": s["id_seq_acc"], "val_token_acc": s["id_token_acc"]}
 
@@ -173,14 +175,16 @@ def train_step(model: Arch, optimizer, batch, positions: torch.Generator, step: 
 
 
 def train(model: Arch, task: Task, cfg: Config, device, callback: Callback | None) -> Training:
-    """The training loop: cfg.steps batches of the training lengths, validated every
-    `val_every` steps and at the last, stopped early by the Selection's rule."""
+    """The training loop: cfg.steps batches of the training lengths (drawn as cfg.batching
+    says), validated every `val_every` steps and at the last, stopped early by the
+    Selection's rule."""
+    draw_lengths = LENGTH_SAMPLERS[cfg.batching]
     optimizer = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     positions = torch.Generator().manual_seed(cfg.seed + POSITION_SEED_OFFSET)
     done = Training([], Selection(), 0.0, math.nan)
     for step in range(cfg.steps):
-        lengths = sample_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen)
+        lengths = draw_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen)
         batch = task.sample(lengths, gen).to(device)
         if step == 0:  # measured with a generator of its own: training draws stay the same
             own = torch.Generator().manual_seed(cfg.seed)
@@ -201,10 +205,12 @@ def train(model: Arch, task: Task, cfg: Config, device, callback: Callback | Non
 
 
 def final_evaluation(model: Arch, task: Task, cfg: Config, device, done: Training) -> TrainResult:
-    """The selected checkpoint evaluated at every length 1..eval_max_len."""
+    """The selected checkpoint evaluated at every length 1..eval_max_len, on the test
+    examples of cfg's seed."""
     model.load_state_dict(done.selection.state)
-    lengths = range(1, cfg.resolved_eval_max_len + 1)
-    per_length = evaluate(model, task, lengths, cfg.eval_samples, TEST_SEED, device)
+    samples = {n: cfg.eval_samples_at(n) for n in range(1, cfg.resolved_eval_max_len + 1)}
+    seed = evaluation_seed(TEST_SEED, cfg.seed)
+    per_length = evaluate(model, task, samples, seed, device)
     summary = summarize(per_length, cfg.train_max_len) | {
         "best_step": done.selection.step,
         "steps_trained": len(done.history),

@@ -31,6 +31,7 @@ from mlflow.tracking import MlflowClient
 
 from analysis.aggregate import PAIR_COLUMNS
 from attnstudy.evaluate import POSITION_BY_LENGTH_KEY, POSITION_STRIDE
+from attnstudy.redact import redact
 
 DEFAULT_STORE = Path("runs") / "mlflow.db"
 TRIAL_FILTER = "tags.`attnstudy.role` = 'trial'"
@@ -99,14 +100,15 @@ def default_tracking_uri() -> str:
 def load_study(name: str, tracking_uri: str | None = None) -> Study:
     """Every trial of study ``name`` as tidy frames; ``StudyError`` if there is nothing."""
     uri = tracking_uri or default_tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        raise StudyError(f"no MLflow store at {uri.removeprefix('sqlite:///')}; run a study first")
+    path = uri.removeprefix("sqlite:///")
+    if path != uri and not Path(path.split("?")[0]).exists():
+        raise StudyError(f"no MLflow store at {redact(path)}; run a study first")
     quiet()
     client = MlflowClient(tracking_uri=uri)
     experiment = _experiment(client, uri, name)
     attempts, params = _attempts(uri, experiment.experiment_id)
     if attempts.empty:
-        raise StudyError(f"study {name!r} has no trial runs yet in {uri}")
+        raise StudyError(f"study {name!r} has no trial runs yet in {redact(uri)}")
     parent = _parent(uri, experiment.experiment_id)
     grid = _grid(client, parent.get("run_id"))
     if grid:  # points a grid change dropped (`--allow-grid-change`) are not the study's
@@ -171,7 +173,8 @@ def _experiment(client: MlflowClient, uri: str, name: str):
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         known = sorted(e.name for e in client.search_experiments() if e.name != "Default")
-        raise StudyError(f"no study named {name!r} in {uri}; known: {', '.join(known) or 'none'}")
+        known = ", ".join(known) or "none"
+        raise StudyError(f"no study named {name!r} in {redact(uri)}; known: {known}")
     return experiment
 
 

@@ -31,6 +31,7 @@ from analysis.load import Study, load_study, save_frames
 from analysis.record import RESULTS, write_record
 from analysis.seeds import SEED_CI_TEXT
 from analysis.tables import Table
+from attnstudy.redact import redact
 
 TEMPLATES = Path(__file__).with_name("templates")
 MLFLOW_UI = "http://127.0.0.1:5000"
@@ -260,7 +261,7 @@ def _study_meta(data: Study) -> dict:
     return {
         "name": data.name,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "tracking_uri": data.tracking_uri,
+        "tracking_uri": redact(data.tracking_uri),
         "experiment_id": data.experiment_id,
         "experiment_url": experiment,
         "parent_run_id": data.parent.get("run_id", "none"),

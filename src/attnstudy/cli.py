@@ -232,13 +232,17 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from analysis.load import StudyError
+    from analysis.load import StudyError, default_tracking_uri
     from analysis.report import build_report
+    from attnstudy.redact import redact
+    from attnstudy.tracking import check_tracking_uri
 
+    uri = args.tracking_uri or default_tracking_uri()
+    check_tracking_uri(uri, args.study)  # the report is attached to the study's parent run
     try:
-        html, pdf = build_report(args.study, args.out, args.tracking_uri)
+        html, pdf = build_report(args.study, args.out, uri)
     except StudyError as err:
-        print(f"attnstudy: error: {err}", file=sys.stderr)
+        print(f"attnstudy: error: {redact(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"{html}\n{pdf}")
     return 0
@@ -258,14 +262,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
+    from attnstudy.redact import redact
     from attnstudy.tracking import check_tracking_uri, default_tracking_uri, runs_page, silence
 
     silence()
     uri = args.tracking_uri or default_tracking_uri(Path(args.runs_dir))
-    check_tracking_uri(uri)
+    check_tracking_uri(uri, args.study)  # the page tags the study's experiment
     remote = uri.startswith(("http://", "https://"))
     server = uri.rstrip("/") if remote else f"http://127.0.0.1:{args.port}"
-    print(f"MLflow UI over {uri}, study {args.study}:\n  {runs_page(uri, args.study, server)}")
+    page = runs_page(uri, args.study, server)
+    print(f"MLflow UI over {redact(uri)}, study {args.study}:\n  {redact(page)}")
     if remote:
         return 0
     sys.stdout.flush()
@@ -332,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as err:
-        print(f"attnstudy: error: {err}", file=sys.stderr)
+        from attnstudy.redact import redact
+
+        print(f"attnstudy: error: {redact(str(err))}", file=sys.stderr)  # whatever it quotes
         return EXIT_BAD_INPUT
 
 

@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial
 
 from attnstudy.progress import Monitor, counts
 from attnstudy.provenance import host_tags, provenance_tags
+from attnstudy.redact import redact
 from attnstudy.study_config import GridPoint, StudySpec
 from attnstudy.tracking import (
     BLOCK,
@@ -47,7 +48,6 @@ from attnstudy.work_queue import (
     check_stores,
     describe_error,
     make_folder,
-    safe_url,
 )
 
 MAX_RESTARTS = 10  # worker processes replaced after dying abnormally
@@ -264,7 +264,7 @@ def run_study(
     Ctrl-C."""
     out = out or sys.stdout
     silence()
-    check_stores(stores)
+    check_stores(stores, spec.name)
     make_folder(stores.storage_url)
     queue = Queue(spec, spec.points(), stores)
     queue.check_grid(allow_grid_change)
@@ -301,7 +301,7 @@ def _open_parent(queue: Queue, tags: dict[str, str]) -> tuple[Tracker, str]:
     parent_tags = {
         "attnstudy.grid_size": str(len(queue.points)),
         "attnstudy.grid_fingerprint": queue.study.user_attrs["grid_fingerprint"],
-        "attnstudy.optuna_storage": safe_url(stores.storage_url),
+        "attnstudy.optuna_storage": redact(stores.storage_url),
         **tags,
     }
     if spec.named_blocks:

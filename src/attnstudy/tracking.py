@@ -22,6 +22,7 @@ import math
 import os
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from attnstudy.artifacts import attention_summary, long_example_attention, write
 from attnstudy.config import Config, ConfigError
 from attnstudy.evaluate import position_metric
 from attnstudy.provenance import DEVICE, device_name, host_tags
+from attnstudy.redact import redact
 from attnstudy.train import TrainResult
 
 ROLE, STUDY, TRIAL, STATUS, REASON = (
@@ -73,20 +75,20 @@ def default_tracking_uri(runs_dir: Path) -> str:
 
 
 TRACKING_ALLOWED = "http(s)://HOST:PORT of a running `mlflow server`, sqlite:///PATH, or a DB URL"
+CREDENTIALS = (
+    "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment, or "
+    "mlflow_tracking_username and mlflow_tracking_password under [mlflow] in "
+    "~/.mlflow/credentials (chmod 600)"
+)
 
 
-def check_tracking_uri(uri: str) -> None:
+def check_tracking_uri(uri: str, study: str | None = None) -> None:
     """Fail fast (ConfigError) on a tracking URI MLflow cannot use, before anything is
-    written: a server that does not answer (MLflow itself retries for minutes), or a URI
-    no MLflow store accepts. A SQLite store is created on first use."""
+    written: a server that does not answer (MLflow itself retries for minutes) or refuses
+    this machine's MLflow credentials, a study's experiment this user may not write to,
+    or a URI no MLflow store accepts. A SQLite store is created on first use."""
     if uri.startswith(("http://", "https://")):
-        try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
-        except (OSError, ValueError) as err:
-            raise ConfigError(
-                f"--tracking-uri {uri}: no MLflow server answers there ({err}); allowed: "
-                + TRACKING_ALLOWED
-            ) from None
+        check_server(uri, study)
     elif not uri.startswith("sqlite:///"):
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
@@ -97,8 +99,69 @@ def check_tracking_uri(uri: str) -> None:
         except MlflowException as err:
             why = "unknown scheme" if isinstance(err, Unknown) else str(err).split(". ")[0][:200]
             raise ConfigError(
-                f"--tracking-uri {uri}: MLflow cannot use it ({why}); allowed: " + TRACKING_ALLOWED
+                f"--tracking-uri {redact(uri)}: MLflow cannot use it ({redact(why)}); allowed: "
+                + TRACKING_ALLOWED
             ) from None
+
+
+def check_server(uri: str, study: str | None = None) -> None:
+    """The `mlflow server` at `uri` answers, takes the credentials MLflow reads on this
+    machine (never the URL's: a command line shows in `ps` and in shell history), and, with
+    `study`, lets this user write to the study's experiment if it exists (a study creates
+    it otherwise). The only write, on success, is the experiment tag a study sets anyway."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    where = f"--tracking-uri {redact(uri)}"
+    if "@" in urllib.parse.urlsplit(uri).netloc:
+        raise ConfigError(
+            f"{where}: a user or password in the URL is refused (a command line shows in `ps` "
+            f"and in shell history); allowed: {CREDENTIALS}"
+        )
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"{where}: no MLflow server answers there ({redact(str(err))}); allowed: "
+            + TRACKING_ALLOWED
+        ) from None
+    creds = get_default_host_creds(uri)
+    user = f"user {creds.username!r}" if creds.username else "no user"
+
+    def ask(endpoint: str, method: str = "GET", **kwargs):
+        try:
+            return http_request(creds, endpoint, method, max_retries=0, timeout=30, **kwargs)
+        except MlflowException as err:
+            raise ConfigError(f"{where}: {redact(str(err).splitlines()[0])}") from None
+
+    answer = ask("/api/2.0/mlflow/experiments/search", params={"max_results": 1})
+    if answer.status_code == 401:
+        if creds.username and creds.password:
+            why = f"it refuses the password of {user} (wrong password, or no such user)"
+        elif creds.username:
+            why = f"it asks for a password, and none is set for {user}"
+        else:
+            why = "it asks for a user and a password, and none is set"
+        raise ConfigError(f"{where}: {why}; set them in {CREDENTIALS}")
+    if answer.status_code != 200:
+        raise ConfigError(f"{where}: the server answers {answer.status_code} to {user}")
+    if study is None:
+        return
+    found = ask("/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": study})
+    if found.status_code == 404:
+        return
+    if found.status_code == 200:
+        experiment = found.json()["experiment"]["experiment_id"]
+        key, value = next(iter(EXPERIMENT_KIND.items()))
+        tag = {"experiment_id": experiment, "key": key, "value": value}
+        found = ask("/api/2.0/mlflow/experiments/set-experiment-tag", "POST", json=tag)
+        if found.status_code == 200:
+            return
+    raise ConfigError(
+        f"{where}: {user} may not write to the study's experiment {study!r} (the server "
+        f"answers {found.status_code}); the server's admin grants it (README, Scale-out)"
+    )
 
 
 def run_name(cfg: Config, seed: bool = True) -> str:
@@ -195,13 +258,16 @@ def runs_page(uri: str, study: str, server: str) -> str:
     model training (stores made before the tag); ConfigError if the store lacks the study."""
     from mlflow import MlflowClient
 
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        raise ConfigError(f"no MLflow store at {uri}: run the study first (make study)")
+    if (
+        uri.startswith("sqlite:///")
+        and not Path(uri.removeprefix("sqlite:///").split("?")[0]).exists()
+    ):
+        raise ConfigError(f"no MLflow store at {redact(uri)}: run the study first (make study)")
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
         found = ", ".join(e.name for e in client.search_experiments()) or "none"
-        raise ConfigError(f"--study {study}: no such experiment in {uri}; there: {found}")
+        raise ConfigError(f"--study {study}: no such experiment in {redact(uri)}; there: {found}")
     tag_as_training(client, experiment.experiment_id)
     return f"{server}/#/experiments/{experiment.experiment_id}/runs?{RUNS_VIEW}"
 

@@ -31,6 +31,7 @@ import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
 from attnstudy.config import ConfigError
+from attnstudy.redact import redact
 from attnstudy.study_config import GridPoint, StudySpec, fingerprint
 from attnstudy.tracking import (
     check_tracking_uri,
@@ -88,17 +89,18 @@ def make_stores(
     )
 
 
-def check_stores(stores: Stores) -> None:
+def check_stores(stores: Stores, study: str | None = None) -> None:
     """Refuse stores that cannot be opened before anything is written to either (only the
-    runs directory is created on demand)."""
+    runs directory is created on demand); with `study`, a tracking server must let this
+    user write to the study's experiment."""
     for flag, url in (("--storage", stores.storage_url), ("--tracking-uri", stores.tracking_uri)):
         folder = sqlite_path(url).parent if url.startswith("sqlite:///") else None
         if folder and folder != stores.runs_dir and not folder.is_dir():
             raise ConfigError(
-                f"{flag} {url}: folder {folder} does not exist; allowed: a SQLite file in an "
-                "existing folder, or a database server URL"
+                f"{flag} {redact(url)}: folder {folder} does not exist; allowed: a SQLite file "
+                "in an existing folder, or a database server URL"
             )
-    check_tracking_uri(stores.tracking_uri)
+    check_tracking_uri(stores.tracking_uri, study)
 
 
 def open_storage(url: str, **kwargs) -> optuna.storages.RDBStorage:
@@ -115,7 +117,7 @@ def open_storage(url: str, **kwargs) -> optuna.storages.RDBStorage:
             time.sleep(1)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
             raise ConfigError(
-                f"--storage {safe_url(url)}: cannot open it ({_first_line(err)}); allowed: "
+                f"--storage {redact(url)}: cannot open it ({redact(_first_line(err))}); allowed: "
                 "sqlite:///PATH, postgresql+psycopg2://USER@HOST:PORT/DB or another SQLAlchemy URL"
             ) from None
     raise AssertionError("unreachable")
@@ -252,8 +254,8 @@ class Queue:
             added, removed = len(set(self.points) - old), len(old - set(self.points))
             raise ConfigError(
                 f"{self.spec.path}: the grid of study {self.spec.name!r} changed since it was "
-                f"started in {self.stores.storage_url} ({added} points not tried yet, {removed} "
-                "tried points gone, or settings changed). Use a new study name, or pass "
+                f"started in {redact(self.stores.storage_url)} ({added} points not tried yet, "
+                f"{removed} tried points gone, or settings changed). Use a new study name, or pass "
                 "--allow-grid-change to keep the results whose settings did not change and run "
                 "the rest."
             )
@@ -354,14 +356,6 @@ def make_folder(url: str) -> None:
         sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
 
 
-def safe_url(url: str) -> str:
-    """The URL with any password hidden."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return url
-
-
 def _first_line(err: BaseException) -> str:
     """The driver's message of a database error (or the missing driver), on one line."""
     lines = str(getattr(err, "orig", None) or err.__cause__ or err).strip().splitlines()
@@ -375,4 +369,4 @@ def _engine_kwargs(url: str) -> dict:
 def describe_error(err: BaseException) -> str:
     frame = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
     where = f" at {Path(frame[0].filename).name}:{frame[0].lineno}" if frame else ""
-    return f"{type(err).__name__}: {err}{where}"
+    return redact(f"{type(err).__name__}: {err}{where}")  # a trial's `reason`: a tag

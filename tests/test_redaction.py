@@ -1,0 +1,286 @@
+"""No secret in anything shown or stored. URLs that carry a password (in the user part or
+the query string) go through every command, with good and bad input: the password is in
+no printed line, no file the commands write (both stores, artifacts, the report, the
+results record, an estimate's sample); the URLs are shown with the password masked.
+
+The PostgreSQL and `mlflow server` forms of the same check are in test_scaleout.py."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from servers import PORT_TAKEN, _answers, free_port, on_a_free_port, stop, wait_for
+from test_study import TINY, study_file
+
+ATTNSTUDY = Path(sys.executable).with_name("attnstudy")
+SECRET = "Hunter2-q7Zx"  # unique enough to grep for
+SECRET_FORMS = (SECRET, quote(SECRET, safe=""))
+SPEC = TINY | {"name": "secretive"}
+
+# What redact() makes of a URL (or a message holding one): the password masked, the rest
+# kept, whatever the URL's form.
+REDACTED = [
+    (
+        "postgresql://attnstudy:{s}@db.lab.example/optuna",
+        "postgresql://attnstudy:***@db.lab.example/optuna",
+    ),
+    (
+        "postgresql+psycopg2://attnstudy:{s}@db.lab.example:5432/optuna",
+        "postgresql+psycopg2://attnstudy:***@db.lab.example:5432/optuna",
+    ),
+    ("http://worker1:{s}@db.lab.example:5000", "http://worker1:***@db.lab.example:5000"),
+    ("https://worker1:{s}@mlflow.lab.example/", "https://worker1:***@mlflow.lab.example/"),
+    (
+        "postgresql://attnstudy@db/optuna?password={s}",
+        "postgresql://attnstudy@db/optuna?password=***",
+    ),
+    (
+        "postgresql://u@db/optuna?sslmode=require&sslpassword={s}&x=1",
+        "postgresql://u@db/optuna?sslmode=require&sslpassword=***&x=1",
+    ),
+    ("sqlite:////tmp/runs/optuna.db?password={s}", "sqlite:////tmp/runs/optuna.db?password=***"),
+    ("https://mlflow.lab.example/?token={s}", "https://mlflow.lab.example/?token=***"),
+    ("https://h/?access_token={s}#x", "https://h/?access_token=***#x"),
+    ("mysql://u:p%40{s}@db/x", "mysql://u:***@db/x"),  # a percent-encoded password
+    ("postgresql://u:pa/ss@{s}@db/optuna", "postgresql://u:***@db/optuna"),  # unencoded / and @
+    ("postgresql://:{s}@db/optuna", "postgresql://:***@db/optuna"),  # a password, no user
+    ("https://{s}@mlflow.lab.example", "https://***@mlflow.lab.example"),  # a token as user
+    (
+        "--storage postgresql://u:{s}@db/optuna: cannot open it (timeout)",
+        "--storage postgresql://u:***@db/optuna: cannot open it (timeout)",
+    ),
+    ("started in 'http://u:{s}@h:5000' (2 points)", "started in 'http://u:***@h:5000' (2 points)"),
+    ("host=db user=u password={s} dbname=optuna", "host=db user=u password=*** dbname=optuna"),
+    ("MLFLOW_TRACKING_PASSWORD={s}", "MLFLOW_TRACKING_PASSWORD=***"),
+]
+UNCHANGED = [
+    "sqlite:////tmp/runs/optuna.db",
+    "postgresql+psycopg2://attnstudy@db.lab.example/optuna",
+    "http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning&orderByAsc=true",
+    "file:///tmp/mlartifacts/a@b/model.pt",
+    "mlflow-artifacts:/1/abc/artifacts",
+    "study tiny: 4 grid points, 4 to run (1 worker x 1 thread)",
+    "",
+]
+
+
+@pytest.mark.parametrize(("shown", "redacted"), REDACTED)
+def test_redact_masks_the_password_of_every_url_form(shown, redacted):
+    from attnstudy.redact import redact
+
+    assert redact(shown.format(s=SECRET)) == redacted
+    assert redact(redacted) == redacted  # idempotent
+
+
+@pytest.mark.parametrize("shown", UNCHANGED)
+def test_redact_leaves_text_without_secrets_alone(shown):
+    from attnstudy.redact import redact
+
+    assert redact(shown) == shown
+
+
+def closed_port() -> int:
+    """A port nothing listens on (free a moment ago): connections are refused."""
+    return free_port()
+
+
+def attnstudy(*args, env: dict | None = None, timeout: float = 600) -> tuple[int, str]:
+    """The command as a user types it; (exit status, stdout and stderr together). The
+    timeout only bounds a hang."""
+    done = subprocess.run(
+        [ATTNSTUDY, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or clean_env(),
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def clean_env() -> dict:
+    drop = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+def assert_no_secret(text: str) -> None:
+    for form in SECRET_FORMS:
+        assert form not in text, f"secret {form!r} shown:\n{text[-3000:]}"
+
+
+def assert_one_error_line(status: int, out: str, shows: str | None = None) -> None:
+    assert status == 2, out
+    errors = [line for line in out.splitlines() if line.startswith("attnstudy: error:")]
+    assert len(errors) == 1 and "Traceback" not in out, out
+    if shows:
+        assert shows in errors[0], out
+
+
+@pytest.fixture(scope="module")
+def secretive(tmp_path_factory):
+    """The tiny study run and reported on SQLite stores whose URLs carry a password in the
+    query string (SQLite ignores it: the URL still works). Returns (folder, spec, storage
+    URL, tracking URI, what the commands printed)."""
+    root = tmp_path_factory.mktemp("secretive")
+    spec = study_file(root, SPEC)
+    runs = root / "runs"
+    storage = f"sqlite:///{runs}/optuna.db?password={SECRET}"
+    tracking = f"sqlite:///{runs}/mlflow.db?password={SECRET}"
+    stores = ["--runs-dir", runs, "--storage", storage, "--tracking-uri", tracking]
+    printed = []
+    status, out = attnstudy("study", "run", spec.path, *stores, "--workers", "1")
+    printed.append(out)
+    assert status == 0, out
+    report = ["report", "--study", spec.name, "--out", root / "report", "--tracking-uri", tracking]
+    status, out = attnstudy(*report)
+    printed.append(out)
+    assert status == 0, out
+    return root, spec, storage, tracking, "\n".join(printed)
+
+
+def test_study_run_and_report_print_no_secret(secretive):
+    *_, printed = secretive
+    assert_no_secret(printed)
+
+
+def test_study_status_prints_no_secret(secretive):
+    root, spec, storage, _, _ = secretive
+    status, out = attnstudy(
+        "study", "status", spec.path, "--runs-dir", root / "runs", "--storage", storage
+    )
+    assert status == 0, out
+    assert_no_secret(out)
+
+
+def test_the_grid_change_refusal_masks_the_storage_url(secretive):
+    root, spec, storage, tracking, _ = secretive
+    changed = study_file(root / "report", SPEC | {"axes": SPEC["axes"] | {"heads": [1]}})
+    stores = ["--runs-dir", root / "runs", "--storage", storage, "--tracking-uri", tracking]
+    status, out = attnstudy("study", "run", changed.path, *stores)
+    assert_one_error_line(status, out, shows="optuna.db?password=***")
+    assert_no_secret(out)
+
+
+def test_report_of_an_unknown_study_masks_the_tracking_uri(secretive):
+    _, _, _, tracking, _ = secretive
+    status, out = attnstudy("report", "--study", "nope", "--tracking-uri", tracking)
+    assert_one_error_line(status, out, shows="mlflow.db?password=***")
+    assert_no_secret(out)
+
+
+def test_ui_of_an_unknown_study_masks_the_tracking_uri(secretive):
+    root, _, _, tracking, _ = secretive
+    status, out = attnstudy(
+        "ui", "--study", "nope", "--runs-dir", root / "runs", "--tracking-uri", tracking
+    )
+    assert_one_error_line(status, out, shows="mlflow.db?password=***")
+    assert_no_secret(out)
+
+
+def _start_ui(study: str, runs: Path, tracking: str, log: Path, port: int):
+    argv = [ATTNSTUDY, "ui", "--study", study, "--runs-dir", runs, "--tracking-uri", tracking]
+    ui = subprocess.Popen(
+        [*argv, "--port", str(port)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=clean_env(),
+    )
+    try:  # the timeout only bounds a hang: `mlflow ui` took up to 17 s to start under load
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), ui, log, 300, "attnstudy ui")
+    except BaseException:
+        stop(ui, signal.SIGTERM)
+        raise
+    return ui
+
+
+def test_ui_serving_a_store_prints_no_secret(secretive, tmp_path):
+    root, spec, _, tracking, _ = secretive
+    log = tmp_path / "ui.log"
+    ui = on_a_free_port(functools.partial(_start_ui, spec.name, root / "runs", tracking, log))
+    stop(ui, signal.SIGTERM)
+    out = log.read_text()
+    assert "mlflow.db?password=***" in out and PORT_TAKEN not in out, out
+    assert_no_secret(out)
+
+
+def test_estimate_with_a_secret_tracking_uri_in_the_environment_prints_no_secret(secretive):
+    root, spec, _, tracking, _ = secretive
+    env = clean_env() | {"MLFLOW_TRACKING_URI": tracking}
+    status, out = attnstudy(
+        "study", "estimate", spec.path, "--sample", "1", "--csv", root / "estimate.csv", env=env
+    )
+    assert status == 0, out
+    assert_no_secret(out)
+
+
+def bad_urls() -> list[tuple[str, list[str]]]:
+    """(the part of the URL the error line shows, options) of URLs with secrets that no
+    store answers at."""
+    port = closed_port()
+    pg = f"postgresql+psycopg2://attnstudy:{SECRET}@127.0.0.1:{port}/optuna"
+    return [
+        (f"attnstudy:***@127.0.0.1:{port}", ["--storage", pg]),
+        (
+            "sslpassword=***",
+            [
+                "--storage",
+                f"postgresql+psycopg2://attnstudy@127.0.0.1:{port}/optuna?sslpassword={SECRET}",
+            ],
+        ),
+        (
+            f"worker1:***@127.0.0.1:{port}",
+            ["--tracking-uri", f"http://worker1:{SECRET}@127.0.0.1:{port}"],
+        ),
+        ("token=***", ["--tracking-uri", f"http://127.0.0.1:{port}/?token={SECRET}"]),
+        ("u:***@127.0.0.1", ["--tracking-uri", f"nosuchdb://u:{SECRET}@127.0.0.1:{port}/mlflow"]),
+    ]
+
+
+@pytest.mark.parametrize(("shows", "options"), bad_urls())
+def test_bad_store_urls_are_one_masked_error_line_for_every_command(secretive, shows, options):
+    root, spec, storage, tracking, _ = secretive
+    runs = ["--runs-dir", root / "bad-runs"]
+    if options[0] == "--storage":
+        commands = [
+            ["study", "run", spec.path, *runs, "--tracking-uri", tracking, *options],
+            ["study", "status", spec.path, *runs, *options],
+        ]
+    else:
+        commands = [
+            ["study", "run", spec.path, *runs, "--storage", storage, *options],
+            ["report", "--study", spec.name, "--out", root / "bad-report", *options],
+            ["ui", "--study", spec.name, *runs, *options],
+        ]
+    for command in commands:
+        status, out = attnstudy(*command, timeout=120)
+        assert_one_error_line(status, out, shows=shows)
+        assert_no_secret(out)
+    assert not (root / "bad-runs").exists() and not (root / "bad-report").exists()
+
+
+def test_no_file_written_holds_the_secret(secretive, tmp_path):
+    """Both stores (SQLite files), the artifacts, the report and its tables, the results
+    record and the estimate's sample: read byte for byte."""
+    root, *_ = secretive
+    files = [p for p in root.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"optuna.db", "mlflow.db", "report.html", "report.pdf", "secretive.md"} <= names
+    assert "model.pt" in names  # the artifacts
+    pdftotext = shutil.which("pdftotext")  # the PDF's text is compressed: read it as text
+    if pdftotext:
+        text = subprocess.run([pdftotext, root / "report" / "report.pdf", "-"], capture_output=True)
+        assert text.returncode == 0 and b"secretive" in text.stdout
+        files.append(tmp_path / "report.txt")
+        files[-1].write_bytes(text.stdout)
+    for path in files:
+        data = path.read_bytes()
+        for form in SECRET_FORMS:
+            assert form.encode() not in data, f"{path} holds the secret"

@@ -67,6 +67,7 @@ def test_estimate_writes_its_sample_to_csv_when_asked(tmp_path, monkeypatch):
         assert row["position"] == timed.point.config.position
         assert int(row["steps"]) == TINY["fixed"]["steps"] == int(row["steps_trained"])
         assert float(row["id_seq_acc"]) == pytest.approx(timed.id_seq_acc)
+        assert float(row["id_seq_acc_at_max"]) == pytest.approx(timed.id_seq_acc_at_max)
         assert (row["solvable"], row["status"], len(row["git_commit"])) == ("True", "ok", 40)
 
 
@@ -116,22 +117,36 @@ def test_estimate_samples_across_blocks_and_counts_only_solvable_trials(tmp_path
     assert sorted(t.point.key for t in found.sample) == sorted(p.key for p in spec.points())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocks.yaml"]
     solvable = [t for t in found.sample if t.point.solvable]
-    reached = sum(t.id_seq_acc >= 0.95 for t in solvable)
+    reached = sum(t.id_seq_acc_at_max >= 0.95 for t in solvable)
     assert (
         out.getvalue()
         .rstrip()
         .endswith(
-            f"{reached} of 3 sampled trials reach >= 95% in-distribution exact match "
-            "(1 sampled unsolvable by construction left out)"
+            f"{reached} of 3 sampled trials reach >= 95% exact match at the longest training "
+            "length (1 sampled unsolvable by construction left out)"
         )
     )
 
 
 def test_unsolvable_trials_do_not_count_towards_competence(tmp_path):
     points = {p.solvable: p for p in study_file(tmp_path, BLOCKS).points()}
-    sample = [Timed(points[True], 1.0, 10, 1.0, 0), Timed(points[False], 1.0, 10, 1.0, 0)]
+    sample = [
+        Timed(points[True], 1.0, 10, 1.0, 0, id_seq_acc_at_max=1.0),
+        Timed(points[False], 1.0, 10, 1.0, 0, id_seq_acc_at_max=1.0),
+    ]
     lines = summary_lines(project(4, sample, seed=0), 1, 1).splitlines()
     assert lines[-1] == (
-        "1 of 1 sampled trials reach >= 95% in-distribution exact match "
+        "1 of 1 sampled trials reach >= 95% exact match at the longest training length "
         "(1 sampled unsolvable by construction left out)"
     )
+
+
+def test_competence_is_exact_match_at_the_longest_training_length_not_the_mean(tmp_path):
+    """The analysis's gate: a run at 0.97 mean over 1..L but 0.80 at L is not competent."""
+    point = study_file(tmp_path, TINY).points()[0]
+    sample = [
+        Timed(point, 1.0, 10, 0.97, 0, id_seq_acc_at_max=0.80),
+        Timed(point, 1.0, 10, 0.90, 0, id_seq_acc_at_max=0.95),
+    ]
+    assert [t.competent for t in sample] == [False, True]
+    assert summary_lines(project(4, sample, seed=0), 1, 1).splitlines()[-1].startswith("1 of 2")

@@ -91,12 +91,11 @@ def _print_table(result) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from attnstudy.progress import progress_bar
     from attnstudy.train import Diverged, run
 
     cfg = config_from_args(args)
-    bar = tqdm(total=cfg.steps, desc="train", file=sys.stderr, leave=False, disable=args.quiet)
+    bar = progress_bar(cfg.steps, "train", sys.stderr, "step", leave=False, disable=args.quiet)
 
     def progress(step, record):
         bar.update(1)

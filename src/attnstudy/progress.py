@@ -1,12 +1,15 @@
 """What a study shows of its progress: the live display while `study run` works (one bar,
 one line per finished trial) and `study status` (the state of every grid point), both
-read from the Optuna storage, so they see every worker.
+read from the Optuna storage, so they see every worker; and the progress bar every command
+draws (`progress_bar`): tqdm's on a terminal, a line every tenth of the way to a file or
+a pipe.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import TextIO
 
 import optuna
@@ -28,24 +31,68 @@ from attnstudy.work_queue import (
 )
 
 
+class Milestones:
+    """A progress bar for a file or a pipe: one line each time another tenth of `total` is
+    done (and at the end), where tqdm would redraw one line thousands of times."""
+
+    def __init__(self, total: int, desc: str, file: TextIO, unit: str, initial: int = 0):
+        self.total, self.desc, self.file, self.unit = total, desc, file, unit
+        self.n, self.postfix, self.start = initial, "", time.monotonic()
+        self.tenths = self._tenths()
+
+    def _tenths(self) -> int:
+        return 10 * self.n // self.total if self.total else 10
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self._tenths() > self.tenths:
+            self.tenths = self._tenths()
+            self._line()
+
+    def set_postfix(self, **values) -> None:
+        """What the next line ends with (`key=value` pairs), as tqdm's postfix."""
+        self.postfix = "  " + " ".join(f"{k}={v}" for k, v in values.items())
+
+    def _line(self) -> None:
+        elapsed = time.monotonic() - self.start
+        done = f"{self.n}/{self.total} {self.unit}"
+        percent = 100 * self.n // self.total if self.total else 100
+        line = f"{self.desc}: {percent:3d}% {done}  {elapsed:.0f} s{self.postfix}"
+        print(line, file=self.file, flush=True)
+
+    def close(self) -> None:
+        """Nothing to erase: every line written stays."""
+
+
+def progress_bar(
+    total: int,
+    desc: str,
+    file: TextIO,
+    unit: str = "it",
+    initial: int = 0,
+    disable: bool = False,
+    **terminal,
+):
+    """tqdm's bar (with the `terminal` options) when `file` is a terminal, else
+    `Milestones` (a line every 10%); both take update(n), set_postfix(**values), close()."""
+    if disable or file.isatty():
+        from tqdm import tqdm
+
+        options = dict(desc=desc, file=file, unit=unit, initial=initial, disable=disable)
+        return tqdm(total=total, **options, **terminal)
+    return Milestones(total, desc, file, unit, initial)
+
+
 class Monitor:
     """One progress bar (points finished / total, ETA) and one line per finished trial,
     read from the Optuna storage so it sees every worker."""
 
     def __init__(self, queue: Queue, out: TextIO):
-        from tqdm import tqdm
-
         self.queue, self.out = queue, out
         self.seen = {t.number for t in queue.trials() if t.state.is_finished()}
         done = sum(s.state in RESULTS for s in queue.states().values())
-        self.bar = tqdm(
-            total=len(queue.points),
-            initial=done,
-            desc=queue.spec.name,
-            unit="trial",
-            smoothing=0,
-            file=sys.stderr,
-            disable=not sys.stderr.isatty(),
+        self.bar = progress_bar(
+            len(queue.points), queue.spec.name, sys.stderr, "trial", done, smoothing=0
         )
         self.done = done
         self.stop = threading.Event()

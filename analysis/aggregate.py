@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from analysis.effects import stratified_bootstrap
+from analysis.effects import MIN_SEEDS, seed_interval, sign_flip_p, smallest_p
 
 CONFIG_COLUMNS = (
     "task",
@@ -39,36 +39,32 @@ SUMMARY_METRICS = (
     "ood_token_acc",
     "extrapolation_len",
 )
-MIN_PAIRS = 2
 MAX_PERMUTATION_N = 20
 
-METHODS_TEXT = """\
-Confidence intervals are 95% percentile bootstrap intervals (2,000 resamples, fixed seed) of the \
-mean over seeds; runs that diverged or failed are counted but excluded from means. Differences \
-between two levels of a factor are paired when at least two keys (every other configuration value \
-plus the seed) occur at both levels: runs sharing a key are first averaged, only matched keys are \
-kept, and the Wilcoxon signed-rank test (two-sided, zero differences dropped) is applied to the \
-paired differences. Their interval treats the seed as the unit of replication: seeds are resampled \
-within each configuration and the configurations averaged (stratified bootstrap); with no \
-configuration of two seeds it is undefined (–). Otherwise the two-sided Mann-Whitney U test \
-compares all runs of the two levels and the interval comes from resampling each level \
-independently. Wilcoxon p-values are exact for up to 50 pairs without ties or zeros, from all sign \
-flips for up to 13 pairs with them, and from the tie-corrected normal approximation otherwise \
-(SciPy's "auto"); Mann-Whitney p-values come from the permutation distribution (exact up to 9,999 \
-arrangements, else 9,999 seeded resamples; valid with ties) when both samples have two or more and \
-together at most 20 runs, otherwise from the tie-corrected normal approximation. Neither test \
-assumes normality; Wilcoxon assumes the paired differences are symmetric about their median, \
-Mann-Whitney that runs are independent, and both treat seeds as exchangeable. Effect sizes are the \
-mean difference and Cliff's delta, P(A > B) - P(A < B) over all cross pairs of runs. Each \
-comparison also states its smallest attainable p, the p its test gives the most extreme data \
-possible at its sample sizes (five paired seeds: 2/2^5 = 0.0625): where that is not below 0.05 the \
-test cannot reject whatever the data, and the interval is the comparison's evidence. p-values \
-within one table are Holm-corrected (Holm 1979) over all its comparisons: each table is one family \
-(the claims' verdicts form their own). A test with an empty side has an undefined p (NaN); \
-identical samples give p = 1. Mean reciprocal rank (Kazemnejad et al. 2023) ranks the levels of a \
-factor by mean metric within each task and architecture (rank 1 = best, ties share the best of \
-their ranks), plain and randomized positions apart, and averages 1/rank over the cells where the \
-level ran."""
+METHODS_TEXT = f"""\
+Confidence intervals of a mean are 95% percentile bootstrap intervals over seeds (2,000 \
+resamples, fixed seed); runs that diverged or failed are counted but excluded from means. The seed \
+is the unit of every test: seed s draws the same training batches and test examples in every \
+configuration, so configurations run with one seed are not independent replicates. A difference \
+between two levels of a factor is therefore computed per seed: runs are matched on every other \
+configuration value and the seed, each seed's matched differences are averaged over \
+configurations, and the exact sign-flip permutation test (all 2^n sign patterns of the n per-seed \
+differences; two-sided) gives p. It assumes only that, with no difference, each seed's difference \
+is as likely negative as positive, so it stays valid at 3 seeds and for outcomes where some seeds \
+learn and others do not. Its interval resamples seed ids with replacement (each drawn seed brings \
+all its configurations). When fewer than {MIN_SEEDS} seeds have runs at both levels, each \
+level's runs are averaged per seed and the two-sided Mann-Whitney U test compares those per-seed \
+means (permutation distribution, seeds as units) with an independent two-sample bootstrap \
+interval. Effect sizes are the mean difference and Cliff's delta, P(A > B) - P(A < B) over the \
+compared values. Each comparison states its smallest attainable p, the p its test gives the most \
+extreme data possible at its number of seeds (three seeds: 2/2^3 = 0.25; five: 0.0625): where \
+that is not below 0.05 the test cannot reject whatever the data, and the interval is the \
+comparison's evidence. p-values within one table are Holm-corrected (Holm 1979) over all its \
+comparisons: each table is one family (the claims' verdicts form their own). A test with an empty \
+side has an undefined p (NaN); identical samples give p = 1. Mean reciprocal rank (Kazemnejad et \
+al. 2023) ranks the levels of a factor by mean metric within each task and architecture (rank 1 = \
+best, ties share the best of their ranks), plain and randomized positions apart, and averages \
+1/rank over the cells where the level ran."""
 
 
 def ok_runs(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
@@ -150,37 +146,38 @@ def summary_table(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def compare(
-    a: pd.DataFrame, b: pd.DataFrame, metric: str, pair_on: Sequence[str] = ()
+    a: pd.DataFrame, b: pd.DataFrame, metric: str, pair_on: Sequence[str] = ("seed",)
 ) -> dict[str, object]:
-    """Two-sided test of a difference in ``metric`` between run sets ``a`` and ``b`` (A − B).
+    """Two-sided test of a difference in ``metric`` between run sets ``a`` and ``b`` (A − B),
+    seeds as units (see ``METHODS_TEXT``).
 
-    Runs are averaged per ``pair_on`` key; with at least ``MIN_PAIRS`` keys on both sides the
-    Wilcoxon signed-rank test runs on the matched differences, otherwise Mann-Whitney U on all
-    runs (see ``METHODS_TEXT``). Returns test name, sample sizes, means (paired: over
-    configurations of the mean over seeds, as the interval weighs them), the mean difference
-    with its bootstrap CI, Cliff's delta, the raw p-value and ``min_p``, the smallest p the
-    same test gives at these sample sizes (to the most extreme data possible).
+    Runs are matched on ``pair_on`` (which must name "seed"); with at least ``MIN_SEEDS``
+    seeds matched, each seed's differences are averaged and the sign-flip test and a bootstrap
+    over seeds run on them; otherwise Mann-Whitney U compares the per-seed means of each side.
+    Returns test name, seeds and runs, means (over seeds), the mean difference with its CI,
+    Cliff's delta, the raw p-value and ``min_p``, the smallest p the same test gives at these
+    numbers of seeds (to the most extreme data possible).
     """
     a, b = ok_runs(a, metric), ok_runs(b, metric)
-    pairs = _paired_values(a, b, metric, list(pair_on)) if pair_on else None
-    if pairs is not None:
-        x, y, keys = pairs
-        diff = x - y
-        test, p, ci = "wilcoxon", _wilcoxon_p(diff), seed_ci(pd.Series(diff, index=keys))
-        min_p = _wilcoxon_p(np.arange(1.0, len(diff) + 1))  # every difference of one sign
-        mean_a, mean_b = (seed_weighted_mean(pd.Series(v, index=keys)) for v in (x, y))
+    diffs = _seed_differences(a, b, metric, list(pair_on))
+    if len(diffs) >= MIN_SEEDS:
+        x, y = diffs["a"].to_numpy(float), diffs["b"].to_numpy(float)
+        d = x - y
+        test, p, ci, min_p = "sign-flip", sign_flip_p(d), seed_interval(d), smallest_p(d.size)
     else:
-        x, y = a[metric].to_numpy(float), b[metric].to_numpy(float)
+        x, y = (side.groupby("seed")[metric].mean().to_numpy(float) for side in (a, b))
         test, p, ci = "mannwhitneyu", _mannwhitney_p(x, y), bootstrap_diff_ci(x, y)
         min_p = _mannwhitney_p(np.arange(1.0, x.size + 1), -np.arange(1.0, y.size + 1))
-        mean_a = float(x.mean()) if x.size else np.nan
-        mean_b = float(y.mean()) if y.size else np.nan
+    mean_a = float(x.mean()) if x.size else np.nan
+    mean_b = float(y.mean()) if y.size else np.nan
     return {
         "test": test,
-        "paired": pairs is not None,
+        "paired": test == "sign-flip",
         "n_a": len(a),
         "n_b": len(b),
-        "n_pairs": len(x) if pairs is not None else 0,
+        "n_seeds_a": int(a["seed"].nunique()),
+        "n_seeds_b": int(b["seed"].nunique()),
+        "n_seeds": len(diffs) if test == "sign-flip" else 0,
         "mean_a": mean_a,
         "mean_b": mean_b,
         "mean_diff": mean_a - mean_b,
@@ -279,34 +276,6 @@ def length_trend(lengths: pd.DataFrame, metric: str = "seq_acc") -> pd.Series:
     )
 
 
-def seed_weighted_mean(values: pd.Series) -> float:
-    """The estimate ``seed_ci`` brackets: the mean over configurations of the mean over seeds
-    of ``values`` (indexed by pair keys), so a configuration run with more seeds does not
-    weigh more; the plain mean without a "seed" level."""
-    strata = [n for n in values.index.names if n != "seed"]
-    if "seed" not in values.index.names or not strata:
-        return float(values.mean())
-    return float(values.groupby(level=strata, dropna=False).mean().mean())
-
-
-def seed_ci(diff: pd.Series, alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile interval of the mean over configurations of the mean over seeds of
-    ``diff`` (indexed by pair keys, one level named "seed"): seeds are resampled within each
-    configuration (stratified bootstrap). Without a "seed" level the values are resampled
-    as one sample; with no configuration of two seeds the interval is undefined (NaN)."""
-    if "seed" not in diff.index.names:
-        return bootstrap_ci(diff.to_numpy(float), alpha=alpha)
-    strata = [n for n in diff.index.names if n != "seed"]
-    cells = diff.groupby(level=strata, dropna=False) if strata else [((), diff)]
-    groups = [g.dropna().to_numpy(float) for _, g in cells]
-    groups = [g for g in groups if g.size]
-    if not groups or max(g.size for g in groups) < 2:
-        return np.nan, np.nan
-    _, boot = stratified_bootstrap(groups)
-    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
-
-
 def source_position_gap(
     positions: pd.DataFrame, mirrored: bool = False, fraction: float = 0.25
 ) -> pd.Series:
@@ -355,23 +324,15 @@ def _describe(values: pd.Series, metric: str) -> dict[str, float]:
     }
 
 
-def _paired_values(
+def _seed_differences(
     a: pd.DataFrame, b: pd.DataFrame, metric: str, pair_on: list[str]
-) -> tuple[np.ndarray, np.ndarray, pd.Index] | None:
-    """Per-key means of ``a`` and ``b`` on their matched keys, and those keys; None below
-    ``MIN_PAIRS``."""
+) -> pd.DataFrame:
+    """Per seed: the mean over matched ``pair_on`` keys of ``a`` and of ``b`` (columns "a",
+    "b"); runs sharing a key are averaged first, keys without both sides dropped."""
     mean_a = a.groupby(pair_on, dropna=False)[metric].mean()
     mean_b = b.groupby(pair_on, dropna=False)[metric].mean()
-    matched = mean_a.index.intersection(mean_b.index)
-    if len(matched) < MIN_PAIRS:
-        return None
-    return mean_a.loc[matched].to_numpy(float), mean_b.loc[matched].to_numpy(float), matched
-
-
-def _wilcoxon_p(diff: np.ndarray) -> float:
-    if np.all(diff == 0):
-        return 1.0
-    return float(stats.wilcoxon(diff).pvalue)
+    matched = pd.DataFrame({"a": mean_a, "b": mean_b}).dropna()
+    return matched.groupby(level="seed").mean() if len(matched) else matched
 
 
 def _mannwhitney_p(x: np.ndarray, y: np.ndarray) -> float:

@@ -17,7 +17,7 @@ from analysis.aggregate import (
     mean_reciprocal_rank,
     ok_runs,
 )
-from analysis.effects import COMPETENT_ID_ACC
+from analysis.effects import competent
 from analysis.seeds import seed_means
 from analysis.tables import competent_extrapolation, fmt, fmt_ci
 
@@ -91,7 +91,7 @@ def deletang(runs: pd.DataFrame) -> dict:
     with randomized positions, beside the randomization gain Ruoss et al. report; over the
     runs that learned the training lengths, each seed's runs averaged first."""
     encoder = _matching(runs, {"arch": "encoder"})
-    ours = _varied(encoder[encoder["id_seq_acc"] >= COMPETENT_ID_ACC], "randomized")
+    ours = _varied(encoder[competent(encoder)], "randomized")
     block = _block("Randomized positions in a bidirectional encoder", DELETANG, not ours.empty)
     rows = [
         {"task": task, "encoding": position, "randomized": str(bool(randomized))}

@@ -1,7 +1,8 @@
 """The calibration table: for each study, task and architecture, the training budget its
 preset gave (steps, learning rate, batch, warm-up, model size) and how many of the runs
-that could solve their task learned the training lengths (in-distribution exact match at
-least ``COMPETENT_ID_ACC``), with the steps they needed. Built from logged runs only, so
+that could solve their task learned the training lengths (``effects.competent``: exact
+match at the longest training length at least 0.95), with the steps they needed. Built from
+logged runs only, so
 a preset's budget is justified by measurements, and the variants that fell short are
 named.
 
@@ -24,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.aggregate import ok_runs
-from analysis.effects import COMPETENT_ID_ACC
+from analysis.effects import COMPETENCE_TEXT, competent
 from analysis.load import StudyError, default_tracking_uri, load_study
 from analysis.record import trained_at
 
@@ -33,15 +34,16 @@ BUDGET = ("d_model", "n_layers", "train_max_len", "steps", "lr", "batch_size", "
 VARIANT = ("position", "score", "randomized", "heads")
 HEADER = (
     "| task | arch | d_model × layers | train lengths | steps (max) | lr | batch "
-    "| warm-up | competent / runs | median steps to 95% (max) | below 0.95 ID |"
+    "| warm-up | competent / runs | median steps to 95% (max) | not competent |"
 )
 INTRO = f"""\
 # Calibration: steps to competence
 
 Written by `python -m analysis.calibration` (`make calibration`), one section per study,
 from the runs logged in MLflow or, for a preset too large to run here, from the sample
-`attnstudy study estimate --csv` trained. A run is competent when its in-distribution exact match is
-at least {COMPETENT_ID_ACC}; only cells that can solve their task count. Training stops
+`attnstudy study estimate --csv` trained. A run is competent when its {COMPETENCE_TEXT}
+(sections written before 2026-12-06 used the mean exact match over the training lengths);
+only cells that can solve their task count. Training stops
 early once validation exact match reaches 1.0, so a budget is a cap: the steps a run
 needed are its steps to 95%. Regenerate it; do not edit it: a run rewrites the sections
 of the studies it reads and keeps the others.
@@ -63,12 +65,12 @@ def budget_rows(runs: pd.DataFrame) -> list[dict]:
 
 
 def _row(budget: dict, group: pd.DataFrame) -> dict:
-    competent = group[group["id_seq_acc"] >= COMPETENT_ID_ACC]
+    learned = group[competent(group)]
     return budget | {
         "runs": len(group),
-        "competent": len(competent),
-        "median_steps_to_95": competent["steps_to_95"].median(),
-        "max_steps_to_95": competent["steps_to_95"].max(),
+        "competent": len(learned),
+        "median_steps_to_95": learned["steps_to_95"].median(),
+        "max_steps_to_95": learned["steps_to_95"].max(),
         "short": _short_variants(group),
     }
 
@@ -78,7 +80,7 @@ def _short_variants(group: pd.DataFrame) -> str:
     varying = [c for c in VARIANT if c in group and group[c].nunique() > 1]
     parts = []
     for key, runs in group.groupby(varying, sort=True) if varying else [((), group)]:
-        short = int((runs["id_seq_acc"] < COMPETENT_ID_ACC).sum())
+        short = int((~competent(runs)).sum())
         if short:
             label = "·".join(_label(c, v) for c, v in zip(varying, _tuple(key), strict=True))
             parts.append(f"{label or 'all'} {short}/{len(runs)}")

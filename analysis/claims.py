@@ -1,11 +1,13 @@
 """Verdicts on the lecture notes' claims C1..C12: a registry of claims, each with its text,
 its rule (fixed before any data is seen), its one primary metric and its check function
-(``analysis.rules``). Every rule is decided alike (``DECISION_RULE``): the primary effect's
-seed-level interval and p-value (``analysis.effects``), Holm-corrected over the family of
-the claims' primary tests."""
+(``analysis.rules``), and its smallest effect of interest with the reason for its size. Every
+rule is decided alike (``DECISION_RULE``): the primary effect's seed-level interval, exact
+sign-flip p (``analysis.effects``), Holm-corrected over the family of the claims' primary
+tests, and an equivalence test against the smallest effect."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,13 +16,34 @@ import pandas as pd
 
 from analysis import rules
 from analysis.aggregate import holm
-from analysis.effects import ALPHA, COMPETENT_ID_ACC, FLOAT_TOL, MIN_SEEDS, N_BOOT, Effect
+from analysis.effects import (
+    ALPHA,
+    COMPETENT_ID_ACC,
+    FLOAT_TOL,
+    MIN_SEEDS,
+    N_BOOT,
+    Effect,
+    equivalence_p,
+    seeds_needed,
+)
 from analysis.rules import Finding, Frames
 from analysis.variants import LONG_RANGE_TASKS
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 
-VERDICTS = ("supported", "refuted", "mixed", "inconclusive")
+VERDICTS = ("supported", "refuted", "no meaningful difference", "inconclusive")
+RULE_VERSION = 2
+RULE_CHANGES = {  # version: what changed, so a record names the rules it was decided by
+    1: "Stratified bootstrap p over seeds within configurations; verdicts supported, refuted, "
+    "mixed, inconclusive; competence = mean in-distribution exact match ≥ 0.95.",
+    2: "Seeds are the unit: each seed reduced to its mean difference over configurations, "
+    "exact sign-flip test, bootstrap over seed ids, smallest p printed; a smallest effect of "
+    "interest per claim and an equivalence test (no meaningful difference); competence = exact "
+    "match at the longest training length ≥ 0.95; C1 on copy and reverse where the plain RNN "
+    "misses the longest training length; C3 against the same statistic at initialisation; C5 "
+    "most vs fewest heads on long-length exact match; C6 in the causal decoder; C7 against "
+    "learned; C8 with runs that never reach 0.95 censored; C12 on log step time.",
+}
 ABSOLUTE_NAMES = ", ".join(n for n, c in POSITIONS.items() if c.family == "absolute")
 RELATIVE_NAMES = ", ".join(  # those shift-invariant with some score: FIRE never is
     n
@@ -32,17 +55,26 @@ RELATIVE = (
 )
 ABSOLUTE = f"absolute encodings ({ABSOLUTE_NAMES})"
 DECISION_RULE = (
-    "Each rule names one primary effect E = A − B. Units are a configuration and a seed; "
-    "E is the mean over configurations of the mean over seeds of A − B. Its 95% interval and "
-    f"two-sided p-value come from the stratified bootstrap ({N_BOOT:,} resamples of the seeds "
-    "within each configuration). Holm's correction is applied over the family of the "
-    "claims' primary tests, one per claim that could be tested; secondary metrics are shown "
-    f"but never decide. Supported if p (Holm) < {ALPHA} and E has the claimed sign; refuted "
-    f"if p (Holm) < {ALPHA} and E has the other sign; mixed otherwise. A configuration "
-    f"counts only with {MIN_SEEDS} or more seeds that have runs on both sides; without one "
-    "the claim is inconclusive (n = the most seeds a configuration had). "
-    "Out-of-distribution comparisons keep only runs that reached in-distribution exact "
-    f"match ≥ {COMPETENT_ID_ACC}, on both sides of every unit."
+    "Each rule names one primary effect E = A − B, a smallest effect of interest Δ and a "
+    "claimed sign. The seed is the unit: a unit is a configuration and a seed, and each seed "
+    "is reduced to one number, its mean A − B over the configurations it ran (seed s draws "
+    "the same batches and examples in every configuration, so configurations are not "
+    "independent replicates). E is the mean of those per-seed differences; its two-sided p "
+    "comes from the exact sign-flip permutation test over seeds (all 2^n sign patterns; the "
+    "smallest p n seeds allow, 2/2^n, is printed beside it) and its 95% interval from "
+    f"{N_BOOT:,} bootstrap resamples of seed ids, each drawn seed bringing all its "
+    "configurations. Holm's correction is applied over the family of the claims' primary "
+    "tests, one per claim that could be tested; secondary metrics are shown but never decide. "
+    f"**Supported** if p (Holm) < {ALPHA} and E has the claimed sign; **refuted** if p (Holm) "
+    f"< {ALPHA} and E has the other sign; **no meaningful difference** if not and two "
+    f"one-sided sign-flip tests (TOST, each at {ALPHA}) show E within ± Δ; **inconclusive** "
+    "otherwise, with about how many seeds would decide it (enough for the test to reach "
+    "Holm's first step and for 80% power at Δ given the seeds' spread). A claim needs "
+    f"{MIN_SEEDS} or more seeds with runs on both sides to be tested at all. "
+    "Out-of-distribution comparisons keep only competent runs (exact match at the longest "
+    f"training length ≥ {COMPETENT_ID_ACC}), on both sides of every unit. The error rate of "
+    "this procedure is checked by simulation under the null in the test suite "
+    "(tests/test_inference.py)."
 )
 
 
@@ -53,6 +85,8 @@ class Claim:
     rule: str  # fixed before the data: the primary effect and its claimed sign
     metric: str  # the one primary metric
     sign: int  # +1: the claim predicts E > 0; −1: E < 0
+    smallest_effect: float  # Δ: the smallest |E| that matters, in the metric's units
+    why_smallest: str  # why Δ is that size
     needs: str  # the runs that test it
     figure: str  # report figure key
     check: Callable[[Frames], Finding]
@@ -60,8 +94,8 @@ class Claim:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A claim's verdict, its primary effect (seed-level 95% CI, n seeds per side, runs
-    kept and excluded) and the evidence shown beside it."""
+    """A claim's verdict, its primary effect (seed-level 95% CI, n seeds, runs kept and
+    excluded), the equivalence p and the evidence shown beside it."""
 
     claim: str
     text: str
@@ -70,6 +104,9 @@ class Verdict:
     verdict: str  # one of VERDICTS
     effect: Effect
     p_holm: float
+    p_equivalence: float  # TOST p of |E| ≥ smallest_effect
+    smallest_effect: float
+    seeds_needed: int  # about how many seeds would decide an inconclusive claim
     evidence: str  # secondary metrics, shown beside the primary effect
     reason: str  # why inconclusive; "" otherwise
     needs: str
@@ -82,6 +119,10 @@ class Verdict:
         return self.verdict
 
 
+ACCURACY_DELTA = (
+    "five points of accuracy: below it, a reader choosing a variant would not choose "
+    "differently, and 256 test examples per length resolve it"
+)
 CLAIMS: dict[str, Claim] = {
     c.id: c
     for c in (
@@ -92,11 +133,16 @@ CLAIMS: dict[str, Claim] = {
             "early_minus_late: on copy and reverse, within each training length L, token "
             "accuracy at target positions reproducing the first quarter of the input (relative "
             "input position (i + ½)/L ≤ 0.25) minus the last quarter (≥ 0.75), averaged over "
-            "lengths. E = rnn − rnn-attention, same task, width, depth, lr, lengths and seed "
-            "(the attention side averaged over its variants); claimed sign negative.",
+            "lengths. Read only in configurations where the plain RNN has not mastered its "
+            f"longest training length (mean exact match there < {rules.RNN_STRUGGLES}): where it "
+            "has, there is no bottleneck to see. E = rnn − rnn-attention, same task, width, "
+            "depth, lr, lengths and seed (the attention side averaged over its variants); "
+            "claimed sign negative.",
             "early_minus_late",
             -1,
-            "arch rnn and rnn-attention on copy or reverse (presets quick, standard, full)",
+            0.05,
+            "five points of token accuracy between the earliest and latest quarter",
+            "arch rnn and rnn-attention on copy and reverse (presets quick, standard, full)",
             "per_position",
             rules.c1_bottleneck,
         ),
@@ -110,6 +156,8 @@ CLAIMS: dict[str, Claim] = {
             "is shown.",
             "long_id_seq_acc",
             1,
+            0.05,
+            ACCURACY_DELTA,
             "arch rnn and rnn-attention (presets quick, standard, full)",
             "rnn",
             rules.c2_attention_removes_bottleneck,
@@ -120,10 +168,13 @@ CLAIMS: dict[str, Claim] = {
             "(diagonal / anti-diagonal) alignment.",
             "attn_alignment: the best head's attention mass on the expected input position "
             "(copy: the aligned one, reverse: the mirrored one) at target queries. E = "
-            "attn_alignment − attn_alignment_uniform (the mass uniform attention over the same "
-            "keys would put there), per run; claimed sign positive.",
+            "attn_alignment − attn_alignment_init (the same statistic, best head included, of "
+            "the same model at initialisation: what the architecture gives before any data), "
+            "per run; claimed sign positive. The uniform-attention mass is shown.",
             "attn_alignment",
             1,
+            0.05,
+            "five points of attention mass on the expected key",
             "attention runs on copy or reverse"
             " (presets quick, standard, replicate-kazemnejad, full)",
             "attention_maps",
@@ -139,6 +190,9 @@ CLAIMS: dict[str, Claim] = {
             "test of ood_seq_acc are shown.",
             "id_seq_acc",
             1,
+            0.02,
+            "two points of exact match around the competence line: a form that close to it "
+            "is as workable as the line itself",
             "score functions dot, cosine, general and additive (presets quick, standard, full)",
             "heatmap_score_position",
             rules.c4_score_forms_viable,
@@ -147,27 +201,33 @@ CLAIMS: dict[str, Claim] = {
             "C5",
             "Multi-head attention, several readers with their own viewpoints, captures relations "
             "a single head cannot.",
-            "head_diversity: mean pairwise Jensen-Shannon divergence between a layer's heads. "
-            "E = head_diversity after training − head_diversity_init of the same heads at "
-            "initialisation, runs with two or more heads; claimed sign positive. Most minus "
-            "fewest heads at one width (id_seq_acc; ood_seq_acc on competent pairs) is shown.",
-            "head_diversity",
+            "long_id_seq_acc: exact match over the longer half of the training lengths. E = the "
+            "most − the fewest heads at one width (the same d_model, so each head is narrower), "
+            "same other configuration and seed, in every architecture and width run with two or "
+            "more head counts; claimed sign positive. ood_seq_acc (competent pairs) and head "
+            "diversity (trained − initial Jensen-Shannon divergence) are shown.",
+            "long_id_seq_acc",
             1,
-            "runs with two or more heads (every preset)",
+            0.05,
+            ACCURACY_DELTA,
+            "two or more head counts at one width (presets quick, standard, full)",
             "heads",
-            rules.c5_heads_diverge,
+            rules.c5_heads_help,
         ),
         Claim(
             "C6",
             "A Transformer has no notion of order by itself, so it needs positional encodings.",
-            "id_seq_acc in the bidirectional encoder (arch encoder), plain positions. E = "
-            "position none − the mean over every other encoding, same other configuration and "
-            "seed; claimed sign negative. The causal decoder is shown, not deciding (a causal "
-            "mask can give order, Kazemnejad et al. 2023).",
+            "id_seq_acc in the causal decoder (arch decoder), plain positions. E = position "
+            "none − the mean over every other encoding, same other configuration and seed; "
+            "claimed sign negative. A causal mask can give order (Kazemnejad et al. 2023), so "
+            "this can fail. The bidirectional encoder, which without positions sees an unordered "
+            "bag and cannot solve an order task by construction, is shown as that check.",
             "id_seq_acc",
             -1,
-            "arch encoder with position none and other encodings (presets quick, standard, "
-            "replicate-deletang, full)",
+            0.05,
+            ACCURACY_DELTA,
+            "arch decoder with position none and other encodings (presets quick, standard, "
+            "replicate-kazemnejad, full)",
             "acc_vs_length",
             rules.c6_order_needs_encoding,
         ),
@@ -175,26 +235,32 @@ CLAIMS: dict[str, Claim] = {
             "C7",
             "Fixed sinusoidal encodings, being a formula, handle sequences longer than any seen "
             "in training.",
-            "ood_seq_acc, plain positions, competent runs. E = sinusoidal − the better of "
-            "learned and none (all three needed), same other configuration and seed; claimed "
-            "sign positive. extrapolation_len − train_max_len and each comparison alone are "
-            "shown.",
+            "ood_seq_acc, plain positions, competent runs. E = sinusoidal − learned (the "
+            "lecture's contrast: a formula against a learned table), same other configuration "
+            "and seed; claimed sign positive. extrapolation_len − train_max_len and sinusoidal "
+            "− none are shown.",
             "ood_seq_acc",
             1,
-            "plain sinusoidal, learned and none"
-            " (presets quick, standard, replicate-deletang, full)",
+            0.05,
+            ACCURACY_DELTA,
+            "plain sinusoidal and learned (presets quick, standard, replicate-deletang, full)",
             "acc_vs_length",
             rules.c7_sinusoidal_extrapolates,
         ),
         Claim(
             "C8",
             "Fixed encodings cannot adapt to the data; learnable ones can adapt to the task.",
-            "steps_to_95: training steps until validation exact match first reaches 0.95 (a "
-            "run that never does counts at the steps it trained), plain positions. E = learned "
-            "− sinusoidal, same other configuration and seed; claimed sign negative. "
-            "id_seq_acc is shown.",
-            "steps_to_95",
+            "reached_95_first: for each pair of runs (learned, sinusoidal) of one configuration "
+            "and seed, +1 if learned reached validation exact match 0.95 at a later step than "
+            "sinusoidal, −1 if earlier, 0 if it cannot be told; a run that never reached 0.95 "
+            "is censored at the steps it trained (it did not reach 0.95 by then, and may have "
+            "after), so two censored runs, or a censored one against a later success, count 0 "
+            "(Gehan's pairwise score). Plain positions. E = the mean score; claimed sign "
+            "negative. id_seq_acc is shown.",
+            "reached_95_first",
             -1,
+            0.2,
+            "one pair in five more often decided one way than the other",
             "plain learned and sinusoidal (presets quick, standard, replicate-deletang, full)",
             "training_curves",
             rules.c8_learned_adapts,
@@ -207,6 +273,8 @@ CLAIMS: dict[str, Claim] = {
             "extrapolation_len − train_max_len is shown.",
             "ood_seq_acc",
             -1,
+            0.05,
+            ACCURACY_DELTA,
             "plain learned and relative encodings"
             " (presets quick, standard, replicate-deletang, full)",
             "acc_vs_length",
@@ -221,6 +289,8 @@ CLAIMS: dict[str, Claim] = {
             f"mean of the {ABSOLUTE}, same other configuration and seed; claimed sign positive.",
             "ood_seq_acc",
             1,
+            0.05,
+            ACCURACY_DELTA,
             f"a long-range task ({' or '.join(LONG_RANGE_TASKS)}) with absolute and relative "
             "encodings (presets standard, full)",
             "acc_vs_length",
@@ -234,6 +304,8 @@ CLAIMS: dict[str, Claim] = {
             "extrapolation_len − train_max_len is shown.",
             "ood_seq_acc",
             1,
+            0.05,
+            ACCURACY_DELTA,
             "absolute and relative encodings (every preset)",
             "heatmap_score_position",
             rules.c11_relative_extrapolates_better,
@@ -241,11 +313,14 @@ CLAIMS: dict[str, Claim] = {
         Claim(
             "C12",
             "Relative encodings cost more to implement and run.",
-            f"step_time_ms. E = mean of the {RELATIVE} − mean of the {ABSOLUTE}, same other "
-            "configuration and seed; claimed sign positive. "
-            "peak_mem_mb and n_params are shown, not deciding.",
-            "step_time_ms",
+            f"log_step_time: the natural log of step_time_ms, so E is a log ratio. E = mean of "
+            f"the {RELATIVE} − mean of the {ABSOLUTE}, same other configuration and seed; "
+            "claimed sign positive. peak_mem_mb and n_params are shown, not deciding.",
+            "log_step_time",
             1,
+            round(math.log(1.1), 4),
+            "a step 10% slower (log 1.1): less is within the run-to-run noise of a shared "
+            "machine and would not change a choice",
             "absolute and relative encodings (every preset)",
             "cost",
             rules.c12_relative_costs_more,
@@ -262,19 +337,22 @@ def evaluate_claims(
     frames = Frames.of(runs, lengths, positions)
     findings = [claim.check(frames) for claim in CLAIMS.values()]
     p_holm = holm(np.array([f.effect.p for f in findings], dtype=float))
+    family_size = sum(f.effect.tested for f in findings) or 1
     return [
-        _verdict(claim, finding, p)
+        _verdict(claim, finding, p, family_size)
         for claim, finding, p in zip(CLAIMS.values(), findings, p_holm, strict=True)
     ]
 
 
-def decide(effect: Effect, p_holm: float, sign: int) -> str:
+def decide(effect: Effect, p_holm: float, sign: int, smallest_effect: float) -> str:
     """The verdict of a primary effect with the claimed ``sign`` (see DECISION_RULE)."""
     if not effect.tested:
         return "inconclusive"
     if p_holm < ALPHA and abs(effect.estimate) > FLOAT_TOL:
         return "supported" if np.sign(effect.estimate) == sign else "refuted"
-    return "mixed"
+    if equivalence_p(effect.seed_diffs, smallest_effect) < ALPHA:
+        return "no meaningful difference"
+    return "inconclusive"
 
 
 def holm_family(verdicts: list[Verdict]) -> str:
@@ -288,19 +366,31 @@ def holm_family(verdicts: list[Verdict]) -> str:
     )
 
 
-def _verdict(claim: Claim, finding: Finding, p_holm: float) -> Verdict:
+def _verdict(claim: Claim, finding: Finding, p_holm: float, family_size: int) -> Verdict:
     effect = finding.effect
-    reason = ""
+    verdict = decide(effect, p_holm, claim.sign, claim.smallest_effect)
+    needed = seeds_needed(effect.seed_diffs, claim.smallest_effect, family_size)
     if not effect.tested:
         reason = f"{effect.reason}; tested by {claim.needs}"
+    elif verdict == "inconclusive":
+        reason = (
+            f"neither a difference (p (Holm) {p_holm:.3g}, smallest possible "
+            f"{effect.min_p:.3g}) nor one within ±{claim.smallest_effect:g} shown with "
+            f"{effect.n_seeds} seeds; about {needed} would decide it"
+        )
+    else:
+        reason = ""
     return Verdict(
         claim=claim.id,
         text=claim.text,
         rule=claim.rule,
         metric=claim.metric,
-        verdict=decide(effect, p_holm, claim.sign),
+        verdict=verdict,
         effect=effect,
         p_holm=float(p_holm),
+        p_equivalence=equivalence_p(effect.seed_diffs, claim.smallest_effect),
+        smallest_effect=claim.smallest_effect,
+        seeds_needed=needed,
         evidence=finding.evidence,
         reason=reason,
         needs=claim.needs,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from analysis.claims import CLAIMS, DECISION_RULE
+from analysis.claims import CLAIMS, DECISION_RULE, RULE_CHANGES, RULE_VERSION
+from analysis.power import seeds_text
 
 CLAIMS_DOC = Path(__file__).resolve().parent.parent / "docs" / "claims.md"
 INTRO = """\
@@ -20,25 +21,34 @@ its one primary metric. The report computes every verdict from the logged runs b
 rules; none is typed by hand. This file is generated from `analysis/claims.py`
 (`make docs`); a test fails if the two differ.
 
+Rule version {version}; each record in `results/` names the version it was decided by.
+
 ## How every rule is decided
 
 {decision}
 
-Verdicts: **supported**, **refuted**, **mixed** (the interval allows either sign), or
-**inconclusive (n = …)** (too few seeds or competent runs; the report says which runs it
-needs).
+Verdicts: **supported**, **refuted**, **no meaningful difference** (the effect shown to lie
+within ± Δ), or **inconclusive (n = …)** (neither shown with the seeds there are; the report
+says about how many seeds would decide it, or which runs it needs).
+
+## How many seeds a claim needs
+
+{seeds}
 """
 
 
 def claims_markdown() -> str:
-    parts = [INTRO.format(decision=DECISION_RULE)]
+    parts = [INTRO.format(version=RULE_VERSION, decision=DECISION_RULE, seeds=seeds_text())]
     for claim in CLAIMS.values():
         sign = "positive" if claim.sign > 0 else "negative"
         parts.append(
             f"\n## {claim.id}\n\n**Claim.** {claim.text}\n\n**Primary metric.** "
             f"`{claim.metric}` (claimed sign of the effect: {sign}).\n\n**Rule.** {claim.rule}\n\n"
-            f"**Runs it needs.** {claim.needs}\n"
+            f"**Smallest effect of interest.** Δ = {claim.smallest_effect:g}: "
+            f"{claim.why_smallest}.\n\n**Runs it needs.** {claim.needs}\n"
         )
+    parts.append("\n## Rule changes\n\n")
+    parts += [f"- **Version {v}.** {text}\n" for v, text in RULE_CHANGES.items()]
     return "".join(parts)
 
 

@@ -5,6 +5,7 @@ as PNG data URIs; each is left out when the study has no data for it."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from matplotlib.figure import Figure
 
 from analysis import figures_attention, plots, tables
 from analysis.aggregate import ok_runs
+from analysis.effects import COMPETENCE_TEXT, competent
 from analysis.load import Study, load_attention
 
 PNG_DPI = 120
@@ -157,18 +159,37 @@ FIGURES = (  # every figure the report can hold, in order; each is left out with
 
 
 def make_figures(data: Study) -> list[ReportFigure]:
-    """The figures that have data, numbered, each encoded as a PNG data URI."""
+    """The figures that have data, numbered, each encoded as a PNG data URI; every value
+    beyond the training lengths from competent runs only (`competent_beyond_training`)."""
+    data, note = competent_beyond_training(data)
     out = []
     for spec in FIGURES:
         figure = spec.make(data)
         if figure is not None:
             number = len(out) + 1
+            caption = f"{spec.caption} {note}"
             out.append(
-                ReportFigure(
-                    spec.key, number, spec.title, spec.caption, figure, png_data_uri(figure)
-                )
+                ReportFigure(spec.key, number, spec.title, caption, figure, png_data_uri(figure))
             )
     return out
+
+
+def competent_beyond_training(data: Study) -> tuple[Study, str]:
+    """``data`` with every out-of-distribution value of a run that did not learn its
+    training lengths removed (its summary metrics blanked, its longer lengths and positions
+    dropped), and a sentence saying how many runs that leaves."""
+    learned = competent(data.runs)
+    keep = set(data.runs.loc[learned, "run_id"])
+    ok = int((data.runs["status"] == "ok").sum())
+    lengths = data.lengths[data.lengths["in_distribution"] | data.lengths["run_id"].isin(keep)]
+    positions = data.positions
+    positions = positions[(positions["split"] == "id") | positions["run_id"].isin(keep)]
+    runs = tables.competent_extrapolation(data.runs)
+    note = (
+        f"Beyond the training lengths only competent runs count ({COMPETENCE_TEXT}): "
+        f"{len(keep)} of {ok} finished runs."
+    )
+    return dataclasses.replace(data, runs=runs, lengths=lengths, positions=positions), note
 
 
 def png_data_uri(figure: Figure) -> str:

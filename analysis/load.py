@@ -30,6 +30,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from analysis.aggregate import PAIR_COLUMNS
+from analysis.effects import COMPETENCE_METRIC, competence_accuracy
 from attnstudy.evaluate import POSITION_BY_LENGTH_KEY, POSITION_STRIDE
 from attnstudy.redact import redact
 
@@ -39,6 +40,7 @@ STUDY_FILTER = "tags.`attnstudy.role` = 'study'"
 CONFIG_COLUMNS = PAIR_COLUMNS  # the config columns of every tidy frame, seed included
 SUMMARY_METRICS = (
     "id_seq_acc",
+    COMPETENCE_METRIC,
     "id_token_acc",
     "ood_seq_acc",
     "ood_token_acc",
@@ -50,6 +52,7 @@ SUMMARY_METRICS = (
     "attn_sharpness",
     "attn_alignment",
     "attn_alignment_uniform",
+    "attn_alignment_init",
     "head_diversity",
     "head_diversity_init",
     "best_step",
@@ -116,6 +119,8 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
     runs = _latest_per_grid_point(attempts)
     histories = _histories(client, runs["run_id"].tolist())
     config = runs[["run_id", *CONFIG_COLUMNS]]
+    lengths = _lengths(histories, config)
+    runs = runs.assign(**{COMPETENCE_METRIC: competence_accuracy(runs, lengths)})
     return Study(
         name=name,
         tracking_uri=uri,
@@ -124,7 +129,7 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
         grid=grid,
         param_names=tuple(sorted(c for c in params if c in runs)),
         runs=runs.reset_index(drop=True),
-        lengths=_lengths(histories, config),
+        lengths=lengths,
         positions=_positions(histories, config),
         curves=_curves(histories, config),
         attempts=attempts[

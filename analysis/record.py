@@ -13,8 +13,8 @@ import pandas as pd
 
 from analysis.aggregate import ok_runs
 from analysis.anchors import comparisons
-from analysis.claims import Verdict
-from analysis.effects import COMPETENT_ID_ACC
+from analysis.claims import RULE_VERSION, Verdict
+from analysis.effects import COMPETENCE_TEXT
 from analysis.load import Study
 from analysis.tables import competent_extrapolation
 from analysis.variants import transformers, variant_labels
@@ -39,15 +39,24 @@ def _fmt(x: float) -> str:
 
 def claim_rows(verdicts: list[Verdict]) -> list[str]:
     rows = [
-        "| claim | verdict | primary metric | effect E [95% CI] | seeds | runs kept / excluded |",
-        "|---|---|---|---|---|---|",
+        "| claim | verdict | primary metric | effect E [95% CI] | Δ | p (Holm) | min p | seeds "
+        "| runs kept / excluded |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for v in verdicts:
         e = v.effect
         effect = f"{_fmt(e.estimate)} [{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]" if e.tested else "–"
         kept = f"{e.n_kept} / {e.n_excluded}"
-        rows.append(f"| {v.claim} | {v.label} | `{v.metric}` | {effect} | {e.n_seeds} | {kept} |")
+        p = f"{_p(v.p_holm)} | {_p(e.min_p)}"
+        rows.append(
+            f"| {v.claim} | {v.label} | `{v.metric}` | {effect} | {v.smallest_effect:g} | {p} "
+            f"| {e.n_seeds} | {kept} |"
+        )
     return rows
+
+
+def _p(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x:.3g}"
 
 
 def encoding_rows(runs: pd.DataFrame) -> list[str]:
@@ -122,12 +131,13 @@ def record_markdown(study: Study, verdicts: list[Verdict], now: datetime | None 
         "",
         *claim_rows(verdicts),
         "",
-        "Rules and metrics: [docs/claims.md](../docs/claims.md).",
+        f"Decided by rule version {RULE_VERSION} of [docs/claims.md](../docs/claims.md) "
+        "(Δ: the claim's smallest effect of interest; min p: the smallest p its seeds allow).",
         "",
         "## Accuracy by encoding",
         "",
-        "OOD exact match and extrapolation length over the competent runs only (ID exact "
-        f"match ≥ {COMPETENT_ID_ACC}), the count in brackets.",
+        "OOD exact match and extrapolation length over the competent runs only "
+        f"({COMPETENCE_TEXT}), the count in brackets.",
         "",
         *encoding_rows(runs),
         "",

@@ -24,8 +24,8 @@ from mlflow.tracking import MlflowClient
 
 from analysis import anchors, modern, tables
 from analysis.aggregate import METHODS_TEXT
-from analysis.claims import DECISION_RULE, Verdict, evaluate_claims, holm_family
-from analysis.effects import ALPHA, COMPETENT_ID_ACC, MIN_SEEDS
+from analysis.claims import DECISION_RULE, RULE_VERSION, Verdict, evaluate_claims, holm_family
+from analysis.effects import ALPHA, COMPETENCE_TEXT, MIN_SEEDS
 from analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
 from analysis.load import Study, load_study, save_frames
 from analysis.record import RESULTS, write_record
@@ -58,11 +58,16 @@ SELECTION_RULE = (
     "fixed validation seed) and the checkpoint with the best validation exact match is kept; "
     "early stopping (patience, stop_at_val_acc) reads the same validation. No longer "
     "sequence is seen before the final evaluation, which decodes greedily eval_samples fresh "
-    "examples of every length 1..eval_max_len drawn from one fixed test seed, the same "
-    "examples for every variant (so comparisons can be paired)."
+    "examples of every length 1..eval_max_len, the same examples for every variant of a "
+    "seed (so comparisons can be paired)."
 )
 NUMERIC = re.compile(r"^[-+−–]?[\d.,]+( \[|$| \(n = 1\)$)|^–$")  # cells aligned right
-VERDICT_CLASS = {"supported": "ok", "refuted": "bad", "mixed": "mid", "inconclusive": "none"}
+VERDICT_CLASS = {
+    "supported": "ok",
+    "refuted": "bad",
+    "no meaningful difference": "mid",
+    "inconclusive": "none",
+}
 AXIS_PHRASES = {
     "position": "the positional encoding",
     "score": "the score function",
@@ -70,11 +75,13 @@ AXIS_PHRASES = {
     "arch": "the architecture",
 }
 CLAIMS_IN_SHORT = (
-    "One primary effect E = A − B per claim, with its 95% interval over seeds: supported or "
-    f"refuted when p (Holm) < {ALPHA} with the claimed or the other sign, mixed otherwise, "
-    f"inconclusive without a configuration of {MIN_SEEDS} seeds on both sides; "
-    "out-of-distribution comparisons keep only runs with in-distribution exact match "
-    f"≥ {COMPETENT_ID_ACC} on both sides."
+    "One primary effect E = A − B per claim, each seed reduced to one difference, with its "
+    "95% interval over seeds and an exact sign-flip p (min p: the smallest p its seeds "
+    f"allow): supported or refuted when p (Holm) < {ALPHA} with the claimed or the other "
+    "sign; no meaningful difference when an equivalence test puts E within ± the claim's "
+    "smallest effect Δ; inconclusive otherwise (with about how many seeds would decide it) "
+    f"or with fewer than {MIN_SEEDS} seeds; out-of-distribution comparisons keep only "
+    f"competent runs ({COMPETENCE_TEXT}) on both sides. Rule version {RULE_VERSION}."
 )
 CLAIM_COLUMNS = {  # claims.csv: column -> key of the claim row, in the claim table's order
     "claim": "claim",
@@ -85,7 +92,11 @@ CLAIM_COLUMNS = {  # claims.csv: column -> key of the claim row, in the claim ta
     "effect A − B [95% CI]": "effect",
     "p": "p",
     "p (Holm)": "p_holm",
-    "seeds per side": "seeds",
+    "min p": "min_p",
+    "smallest effect Δ": "smallest_effect",
+    "p (equivalence)": "p_equivalence",
+    "seeds": "seeds",
+    "seeds needed": "seeds_needed",
     "runs kept": "kept",
     "runs excluded": "excluded",
     "exclusions": "exclusions",
@@ -304,7 +315,11 @@ def claim_row(verdict: Verdict, figures: list[ReportFigure]) -> dict:
         "effect_text": e.text(verdict.metric),
         "p": tables.fmt(e.p, 4),
         "p_holm": tables.fmt(verdict.p_holm, 4),
+        "min_p": tables.fmt(e.min_p, 4),
+        "smallest_effect": f"{verdict.smallest_effect:g}",
+        "p_equivalence": tables.fmt(verdict.p_equivalence, 4),
         "seeds": e.n_seeds,
+        "seeds_needed": verdict.seeds_needed if verdict.verdict == "inconclusive" else "",
         "kept": e.n_kept,
         "excluded": e.n_excluded,
         "exclusions": e.exclusions(),

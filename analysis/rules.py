@@ -17,7 +17,15 @@ from analysis.aggregate import (
     long_length_accuracy,
     source_position_gap,
 )
-from analysis.effects import COMPETENT_ID_ACC, Combine, Effect, contrast, within_runs
+from analysis.effects import (
+    COMPETENCE_METRIC,
+    COMPETENT_ID_ACC,
+    Combine,
+    Effect,
+    competence_accuracy,
+    contrast,
+    within_runs,
+)
 from analysis.variants import LONG_RANGE_TASKS
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
@@ -26,6 +34,7 @@ SOURCE_MIRRORED = {"copy": False, "reverse": True}  # target i reproduces input 
 SCORE_FORMS = ("dot", "cosine", "general", "additive")  # Luong et al. 2015's four forms
 SAME_BUDGET = ("task", "d_model", "n_layers", "lr", "train_max_len", "eval_max_len", "seed")
 MARGIN = "extrapolation_len − train_max_len"
+RNN_STRUGGLES = 0.9  # C1 reads configurations where the plain RNN's exact match at L is below
 RECORDED = (  # run metrics the rules read; a study that did not record one reads NaN
     "id_seq_acc",
     "ood_seq_acc",
@@ -38,6 +47,7 @@ RECORDED = (  # run metrics the rules read; a study that did not record one read
     "attn_sharpness",
     "attn_alignment",
     "attn_alignment_uniform",
+    "attn_alignment_init",
     "head_diversity",
     "head_diversity_init",
 )
@@ -101,18 +111,22 @@ def pair_on(*axes: str) -> list[str]:
 
 def derive(runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
     """The runs with the metrics the rules derive: early_minus_late (C1), long_id_seq_acc
-    (C2), extrapolation_margin and steps_to_95_or_trained (C8)."""
+    (C2, C5), steps_to_95_censored (C8), log_step_time (C12), extrapolation_margin, and the
+    competence metric where the study did not log it (read from the per-length frame)."""
     gap = pd.concat(
         [
             source_position_gap(positions[positions["task"] == task], mirrored)
             for task, mirrored in SOURCE_MIRRORED.items()
         ]
     )
+    reached = runs["steps_to_95"].notna()
     return runs.assign(
         early_minus_late=runs["run_id"].map(gap).astype(float),
         long_id_seq_acc=runs["run_id"].map(long_length_accuracy(lengths)).astype(float),
         extrapolation_margin=runs["extrapolation_len"] - runs["train_max_len"],
-        steps_to_95_or_trained=runs["steps_to_95"].fillna(runs["steps_trained"]),
+        steps_to_95_censored=runs["steps_to_95"].where(reached, -runs["steps_trained"]),
+        log_step_time=np.log(runs["step_time_ms"].astype(float)),
+        **{COMPETENCE_METRIC: competence_accuracy(runs, lengths)},
     )
 
 
@@ -122,7 +136,7 @@ def plain(runs: pd.DataFrame) -> pd.DataFrame:
 
 def c1_bottleneck(frames: Frames) -> Finding:
     runs = frames.runs
-    runs = runs[runs["task"].isin(SOURCE_MIRRORED)]
+    runs = struggling_rnn_configurations(runs[runs["task"].isin(SOURCE_MIRRORED)])
     side = _levels(runs, "arch", ["rnn"], ["rnn-attention"])
     effect = contrast(runs, side, "early_minus_late", SAME_BUDGET)
     rnn = runs[runs["arch"] == "rnn"]
@@ -134,11 +148,21 @@ def c1_bottleneck(frames: Frames) -> Finding:
     return Finding(effect, f"{alone.text('rnn early_minus_late against 0')}; {trend}")
 
 
+def struggling_rnn_configurations(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of configurations (task, width, depth, lr, lengths) where the plain RNN's
+    mean exact match at its longest training length is below RNN_STRUGGLES."""
+    budget = [c for c in SAME_BUDGET if c != "seed"]
+    rnn = runs[(runs["arch"] == "rnn") & (runs["status"] == "ok")]
+    at_max = rnn.groupby(budget, dropna=False)[COMPETENCE_METRIC].mean()
+    struggling = at_max[at_max < RNN_STRUGGLES].index
+    return runs[runs.set_index(budget).index.isin(struggling)]
+
+
 def c2_attention_removes_bottleneck(frames: Frames) -> Finding:
     runs = frames.runs
     side = _levels(runs, "arch", ["rnn-attention"], ["rnn"])
     effect = contrast(runs, side, "long_id_seq_acc", SAME_BUDGET)
-    ood = contrast(runs, side, "ood_seq_acc", SAME_BUDGET, competent=True)
+    ood = contrast(runs, side, "ood_seq_acc", SAME_BUDGET, need_competent=True)
     return Finding(effect, ood.text("ood_seq_acc, competent pairs") + "; " + ood.exclusions())
 
 
@@ -146,9 +170,14 @@ def c3_alignment_emerges(frames: Frames) -> Finding:
     runs = frames.runs
     measured = runs.loc[runs["attn_alignment_uniform"].notna(), ["task", "arch"]]
     runs = runs[runs["task"].isin(measured["task"]) & runs["arch"].isin(measured["arch"])]
-    effect = within_runs(runs, "attn_alignment", "attn_alignment_uniform", pair_on())
+    effect = within_runs(runs, "attn_alignment", "attn_alignment_init", pair_on())
+    uniform = within_runs(runs, "attn_alignment", "attn_alignment_uniform", pair_on())
     sharp = runs["attn_sharpness"].mean()
-    return Finding(effect, f"attn_sharpness (largest weight, not alignment) mean {sharp:.3f}")
+    return Finding(
+        effect,
+        f"{uniform.text('trained minus uniform attention')}; attn_sharpness (largest weight, "
+        f"not alignment) mean {sharp:.3f}",
+    )
 
 
 def c4_score_forms_viable(frames: Frames) -> Finding:
@@ -170,55 +199,65 @@ def c4_score_forms_viable(frames: Frames) -> Finding:
     )
 
 
-def c5_heads_diverge(frames: Frames) -> Finding:
+def c5_heads_help(frames: Frames) -> Finding:
     runs = frames.runs
-    effect = within_runs(
+    side = _head_extremes(runs)
+    effect = contrast(runs, side, "long_id_seq_acc", pair_on("heads"))
+    ood = contrast(runs, side, "ood_seq_acc", pair_on("heads"), need_competent=True)
+    diversity = within_runs(
         runs[runs["heads"] > 1], "head_diversity", "head_diversity_init", pair_on()
     )
-    side = _head_extremes(runs)
-    texts = [
-        contrast(runs, side, m, pair_on("heads"), competent=m.startswith("ood")).text(
-            f"most minus fewest heads at one width, {m}"
-        )
-        for m in ("id_seq_acc", "ood_seq_acc")
-    ]
-    return Finding(effect, "; ".join(texts))
+    return Finding(
+        effect,
+        f"{ood.text('most minus fewest heads, ood_seq_acc (competent)')}; "
+        f"{diversity.text('head diversity, trained minus initial')}",
+    )
 
 
 def c6_order_needs_encoding(frames: Frames) -> Finding:
     runs = plain(frames.all_runs)
     fam = family(runs)
     side = sides(fam == "none", fam != "none")
-    effect, decoder = (
+    effect, encoder = (
         contrast(runs[runs["arch"] == arch], side, "id_seq_acc", pair_on("position"))
-        for arch in ("encoder", "decoder")
+        for arch in ("decoder", "encoder")
     )
-    return Finding(effect, decoder.text("causal decoder, none minus other encodings"))
+    check = encoder.text("bidirectional encoder (unsolvable without positions by construction)")
+    return Finding(effect, check)
 
 
 def c7_sinusoidal_extrapolates(frames: Frames) -> Finding:
     runs = plain(frames.runs)
-    side = runs["position"].where(runs["position"].isin(("sinusoidal", "learned", "none")))
-
-    def against_best(wide: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        wide = wide.reindex(columns=["sinusoidal", "learned", "none"])
-        return wide["sinusoidal"], wide[["learned", "none"]].max(axis=1, skipna=False)
-
-    effect = _across_encodings(runs, side, "ood_seq_acc", True, against_best)
-    margin = _across_encodings(runs, side, "extrapolation_margin", True, against_best)
-    texts = [margin.text("extrapolation_len − train_max_len, same units")]
-    for other in ("learned", "none"):
-        alone = _levels(runs, "position", ["sinusoidal"], [other])
-        texts.append(_across_encodings(runs, alone, "ood_seq_acc").text(f"sinusoidal − {other}"))
+    side = _levels(runs, "position", ["sinusoidal"], ["learned"])
+    effect = _across_encodings(runs, side, "ood_seq_acc")
+    margin = _across_encodings(runs, side, "extrapolation_margin")
+    against_none = _levels(runs, "position", ["sinusoidal"], ["none"])
+    none = _across_encodings(runs, against_none, "ood_seq_acc")
+    texts = [margin.text(f"{MARGIN}, sinusoidal − learned"), none.text("sinusoidal − none")]
     return Finding(effect, "; ".join(texts))
 
 
 def c8_learned_adapts(frames: Frames) -> Finding:
     runs = plain(frames.runs)
     side = _levels(runs, "position", ["learned"], ["sinusoidal"])
-    effect = _across_encodings(runs, side, "steps_to_95_or_trained", competent=False)
-    acc = _across_encodings(runs, side, "id_seq_acc", competent=False)
+    effect = _across_encodings(runs, side, "steps_to_95_censored", False, reached_first_score)
+    acc = _across_encodings(runs, side, "id_seq_acc", need_competent=False)
     return Finding(effect, acc.text("id_seq_acc, learned − sinusoidal"))
+
+
+def reached_first_score(wide: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Gehan's score of each (a, b) unit of ``steps_to_95_censored`` values (positive: the
+    step 0.95 was reached; negative: never reached, censored at that many steps): +1 when a
+    reached 0.95 later than b, −1 earlier, 0 when censoring hides the order; against 0."""
+    a, b = wide.get("a"), wide.get("b")
+    if a is None or b is None:
+        missing = pd.Series(np.nan, index=wide.index)
+        return missing, missing
+    a_time, b_time = a.abs(), b.abs()
+    a_first = (a > 0) & ((b < 0) & (a_time <= b_time) | (b > 0) & (a_time < b_time))
+    b_first = (b > 0) & ((a < 0) & (b_time <= a_time) | (a > 0) & (b_time < a_time))
+    score = b_first.astype(float) - a_first.astype(float)
+    return score.where(a.notna() & b.notna()), pd.Series(0.0, index=wide.index)
 
 
 def c9_learned_fails_beyond_training(frames: Frames) -> Finding:
@@ -242,9 +281,9 @@ def c11_relative_extrapolates_better(frames: Frames) -> Finding:
 def c12_relative_costs_more(frames: Frames) -> Finding:
     runs = frames.runs
     side = relative_vs_absolute(runs)
-    effect = _across_encodings(runs, side, "step_time_ms", competent=False)
+    effect = _across_encodings(runs, side, "log_step_time", need_competent=False)
     shown = [
-        _across_encodings(runs, side, m, competent=False).text(f"{m} (shown only)")
+        _across_encodings(runs, side, m, need_competent=False).text(f"{m} (shown only)")
         for m in ("peak_mem_mb", "n_params")
     ]
     return Finding(effect, "; ".join(shown) + _left_out(runs))
@@ -262,12 +301,12 @@ def _across_encodings(
     runs: pd.DataFrame,
     side: pd.Series,
     metric: str,
-    competent: bool = True,
+    need_competent: bool = True,
     combine: Combine | None = None,
 ) -> Effect:
     """``contrast`` of encodings, paired on every other configuration column and the seed;
     competent runs only unless told otherwise (the out-of-distribution default)."""
-    return contrast(runs, side, metric, pair_on("position"), competent, combine)
+    return contrast(runs, side, metric, pair_on("position"), need_competent, combine)
 
 
 def _levels(runs: pd.DataFrame, column: str, a: list[str], b: list[str]) -> pd.Series:

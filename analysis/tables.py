@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis.aggregate import SUMMARY_METRICS, ok_runs, pairwise_comparisons, summary_table
-from analysis.effects import ALPHA, COMPETENT_ID_ACC
+from analysis.effects import ALPHA, competent
 from analysis.load import CONFIG_COLUMNS
 from analysis.seeds import seed_summary
 from analysis.variants import (
@@ -45,7 +45,11 @@ AXES = {  # the study's axes, each summarised in one table, and what its levels 
     "arch": "architecture",
 }
 AXIS_METRICS = ("id_seq_acc", "ood_seq_acc", "extrapolation_len")
-EXTRAPOLATION_METRICS = ("ood_seq_acc", "extrapolation_len")  # compared over competent runs
+EXTRAPOLATION_METRICS = (  # compared over competent runs only
+    "ood_seq_acc",
+    "ood_token_acc",
+    "extrapolation_len",
+)
 GRID_POINT = ("grid point",)
 NOT_APPLICABLE = {  # architectures an axis means nothing for, read from their class facts
     "position": POSITIONLESS_ARCHS,
@@ -119,10 +123,10 @@ def configuration_table(runs: pd.DataFrame) -> Table:
 
 
 def competent_extrapolation(runs: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` with OOD exact match and extrapolation length blanked (NaN) where the run
-    did not learn the training lengths (ID exact match < COMPETENT_ID_ACC): extrapolation
-    is compared only between runs that did."""
-    keep = runs["id_seq_acc"] >= COMPETENT_ID_ACC
+    """``runs`` with the out-of-distribution metrics blanked (NaN) where the run did not
+    learn its training lengths (`effects.competent`): extrapolation is compared only
+    between runs that did."""
+    keep = competent(runs)
     return runs.assign(**{m: runs[m].where(keep) for m in EXTRAPOLATION_METRICS if m in runs})
 
 
@@ -194,8 +198,11 @@ def statistics_tables(runs: pd.DataFrame) -> list[Table]:
 def _stat_rows(table: pd.DataFrame) -> list[dict]:
     rows = []
     for _, r in table.iterrows():
-        n = f"{r['n_pairs']} pairs" if r["paired"] else f"{r['n_a']} + {r['n_b']} runs"
-        smallest = r["n_pairs"] if r["paired"] else min(r["n_a"], r["n_b"])
+        if r["paired"]:
+            n = f"{r['n_seeds']} seeds ({r['n_a']} + {r['n_b']} runs)"
+        else:
+            n = f"{r['n_seeds_a']} + {r['n_seeds_b']} seeds ({r['n_a']} + {r['n_b']} runs)"
+        smallest = r["n_seeds"] if r["paired"] else min(r["n_seeds_a"], r["n_seeds_b"])
         diff = r["mean_diff"], r["diff_ci_low"], r["diff_ci_high"]
         rows.append(
             {

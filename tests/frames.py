@@ -18,6 +18,7 @@ BASE_RUN = {
     "train_max_len": 20,
     "eval_max_len": 80,
     "id_seq_acc": 1.0,
+    "id_seq_acc_at_max": 1.0,
     "id_token_acc": 1.0,
     "ood_seq_acc": 0.0,
     "ood_token_acc": 0.5,
@@ -32,6 +33,7 @@ BASE_RUN = {
     "attn_alignment_uniform": float("nan"),
     "head_diversity": float("nan"),
     "head_diversity_init": float("nan"),
+    "attn_alignment_init": float("nan"),
 }
 
 

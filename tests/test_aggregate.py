@@ -20,11 +20,9 @@ from analysis.aggregate import (
     long_length_accuracy,
     mean_reciprocal_rank,
     pairwise_comparisons,
-    seed_ci,
     source_position_gap,
     summary_table,
 )
-from analysis.effects import bootstrap_p, stratified_bootstrap
 from attnstudy.evaluate import LengthResult, position_metric, position_table
 
 accuracies = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12)
@@ -120,7 +118,8 @@ def test_compare_pairs_runs_sharing_config_and_seed():
     result = compare(
         runs[runs.position == "rope"], runs[runs.position == "alibi"], "ood_seq_acc", ["seed"]
     )
-    assert (result["test"], result["n_pairs"]) == ("wilcoxon", 3)
+    assert (result["test"], result["n_seeds"]) == ("sign-flip", 3)
+    assert result["p"] == result["min_p"] == 0.25  # three seeds can never reject
     assert (result["diff_ci_low"], result["diff_ci_high"]) == pytest.approx((0.1, 0.1))
 
 
@@ -128,14 +127,14 @@ def test_compare_falls_back_to_mann_whitney_without_shared_keys():
     a = make_runs(*level_runs("position", "rope", [1.0, 1.0, 1.0]))
     b = make_runs(*level_runs("position", "alibi", [0.0, 0.0, 0.0])).assign(seed=[7, 8, 9])
     result = compare(a, b, "ood_seq_acc", ["seed"])
-    assert (result["test"], result["paired"], result["n_pairs"]) == ("mannwhitneyu", False, 0)
+    assert (result["test"], result["paired"], result["n_seeds"]) == ("mannwhitneyu", False, 0)
     assert result["cliffs_delta"] == 1.0
     assert result["p"] == pytest.approx(0.1, abs=0.01)  # exact two-sided p = 2/20
 
 
 def test_compare_states_the_smallest_p_its_test_could_give_at_these_sample_sizes():
-    """Five seeds paired: no data can push the exact two-sided Wilcoxon p below 2/2^5;
-    three runs against three unpaired: none below 2/C(6, 3) = 0.1."""
+    """Five seeds paired: no data can push the exact two-sided sign-flip p below 2/2^5;
+    three seeds against three unpaired: none below 2/C(6, 3) = 0.1."""
     a = make_runs(*level_runs("position", "rope", [0.6, 0.7, 0.8, 0.9, 1.0]))
     b = make_runs(*level_runs("position", "alibi", [0.5, 0.5, 0.5, 0.5, 0.5]))
     paired = compare(a, b, "ood_seq_acc", ["seed"])
@@ -184,7 +183,7 @@ def test_pairwise_comparisons_has_one_row_per_level_pair_and_cell():
         ("alibi", "t5"),
         ("rope", "t5"),
     }
-    assert (table["test"] == "wilcoxon").all()
+    assert (table["test"] == "sign-flip").all()
     assert (table["p_holm"] == 1.0).all()
 
 
@@ -328,19 +327,19 @@ def test_long_length_accuracy_averages_the_longer_half_of_training_lengths():
     assert long_length_accuracy(lengths)["r"] == pytest.approx(0.25)
 
 
-def test_seed_ci_resamples_seeds_within_configurations():
-    # issue 10 item 10: two configurations, seeds agree within each; resampling the six
-    # cells as if independent gives a wide interval, resampling seeds gives none
-    keys = pd.MultiIndex.from_product([["a", "b"], [0, 1, 2]], names=["heads", "seed"])
-    diff = pd.Series([1.0, 1.0, 1.0, 0.0, 0.0, 0.0], index=keys)
-    assert seed_ci(diff) == pytest.approx((0.5, 0.5))
-    low, high = bootstrap_ci(diff.to_numpy())
-    assert high - low > 0.3
-
-
-def test_seed_ci_without_replicated_seeds_is_undefined():
-    keys = pd.MultiIndex.from_product([["a", "b", "c"], [0]], names=["heads", "seed"])
-    assert all(np.isnan(seed_ci(pd.Series([1.0, 0.0, 0.5], index=keys))))
+def test_compare_counts_seeds_not_configurations():
+    """Six configurations of three seeds, every difference positive: three units and
+    p 0.25, where pairing by configuration and seed counted 18 pairs and gave p 0.004."""
+    rows = [
+        {"heads": h, "position": p, "seed": s, "ood_seq_acc": acc + 0.01 * s}
+        for h in (1, 2, 3, 4, 5, 6)
+        for s in range(3)
+        for p, acc in (("rope", 0.9), ("alibi", 0.1))
+    ]
+    runs = make_runs(*rows)
+    rope, alibi = runs[runs.position == "rope"], runs[runs.position == "alibi"]
+    result = compare(rope, alibi, "ood_seq_acc", ["heads", "seed"])
+    assert (result["n_seeds"], result["p"], result["min_p"]) == (3, 0.25, 0.25)
 
 
 def test_compare_interval_resamples_seeds_within_configurations():
@@ -360,7 +359,7 @@ def test_compare_interval_resamples_seeds_within_configurations():
 def test_compare_estimate_weights_configurations_as_its_interval_does():
     # found in the replicate-deletang report: a configuration with 3 seeds and one with 1
     # gave a mean difference of 63.2 outside its own interval [59.8, 62.3]; the estimate
-    # must be the mean over configurations of the mean over seeds, like the interval
+    # must weigh what the interval weighs: each seed's mean over its configurations
     rows = [
         {"heads": h, "position": p, "seed": s, "ood_seq_acc": acc}
         for h, seeds, gain in ((2, range(3), 0.2), (4, range(1), 1.0))
@@ -370,35 +369,11 @@ def test_compare_estimate_weights_configurations_as_its_interval_does():
     runs = make_runs(*rows)
     rope, alibi = runs[runs.position == "rope"], runs[runs.position == "alibi"]
     result = compare(rope, alibi, "ood_seq_acc", ["heads", "seed"])
-    assert result["mean_diff"] == pytest.approx(0.6)
-    assert result["mean_a"] - result["mean_b"] == pytest.approx(0.6)
+    assert result["mean_diff"] == pytest.approx((0.6 + 0.2 + 0.2) / 3)
+    assert result["mean_a"] - result["mean_b"] == pytest.approx(result["mean_diff"])
     assert result["diff_ci_low"] <= result["mean_diff"] <= result["diff_ci_high"]
 
 
-def test_stratified_bootstrap_averages_strata_equally():
-    estimate, boot = stratified_bootstrap([np.array([1.0, 1.0, 1.0, 1.0]), np.array([0.0])])
-    assert estimate == 0.5 and np.allclose(boot, 0.5)
-
-
-@given(st.lists(accuracies, min_size=1, max_size=4), st.floats(-1, 1))
-@settings(max_examples=30, deadline=None)
-def test_stratified_bootstrap_shifts_with_the_data(strata, shift):
-    arrays = [np.array(s) for s in strata]
-    estimate, boot = stratified_bootstrap(arrays, n_boot=200)
-    moved, moved_boot = stratified_bootstrap([a + shift for a in arrays], n_boot=200)
-    assert moved == pytest.approx(estimate + shift)
-    np.testing.assert_allclose(moved_boot, boot + shift, atol=1e-9)
-    assert min(a.min() for a in arrays) - 1e-9 <= boot.min()
-    assert boot.max() <= max(a.max() for a in arrays) + 1e-9
-
-
-def test_bootstrap_p_is_small_only_when_resamples_sit_on_one_side_of_zero():
-    assert bootstrap_p(np.full(1999, 0.3)) == pytest.approx(2 / 2000)
-    assert bootstrap_p(np.zeros(1999)) == 1.0
-    assert bootstrap_p(np.r_[np.full(1000, -1.0), np.full(999, 1.0)]) == 1.0
-    assert 0.05 < bootstrap_p(np.r_[np.full(100, -1.0), np.full(1899, 1.0)]) < 0.2
-
-
 def test_methods_text_names_every_test_used():
-    for name in ("Wilcoxon", "Mann-Whitney", "Holm", "bootstrap", "Cliff"):
+    for name in ("sign-flip", "Mann-Whitney", "Holm", "bootstrap", "Cliff"):
         assert name in METHODS_TEXT

@@ -18,6 +18,7 @@ def synthetic_runs(**fixed) -> pd.DataFrame:
         | fixed
         | {"task": "copy", "position": p, "seed": s, "run_id": f"{p}{s}"}
         | {"ood_seq_acc": 0.1 * i, "ood_token_acc": 0.5, "id_seq_acc": 1.0}
+        | {"id_seq_acc_at_max": 1.0}
         for i, p in enumerate(KAZEMNEJAD_OOD["copy"])
         for s in range(3)
     ]
@@ -39,11 +40,15 @@ def test_kazemnejad_setting_puts_our_means_beside_theirs():
 
 def test_kazemnejad_ours_counts_only_runs_that_learned_the_training_lengths():
     runs = synthetic_runs()
-    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "ood_seq_acc"]] = [0.5, 0.9]
+    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "id_seq_acc_at_max", "ood_seq_acc"]] = [
+        0.5,
+        0.5,
+        0.9,
+    ]
     copy = {r["encoding"]: r for r in kazemnejad(runs)["rows"] if r["task"] == "copy"}
     assert copy["t5"]["ours mean [95% CI]"].startswith("0.100 [")  # seeds 1 and 2 only
     assert copy["t5"]["seeds"] == 2 and copy["t5"]["ours ID"] == "0.833"
-    runs.loc[runs["position"] == "none", "id_seq_acc"] = 0.8
+    runs.loc[runs["position"] == "none", ["id_seq_acc", "id_seq_acc_at_max"]] = 0.8
     copy = {r["encoding"]: r for r in kazemnejad(runs)["rows"] if r["task"] == "copy"}
     assert copy["none"]["ours mean [95% CI]"] == "no competent run"
     assert copy["none"]["ours ID"] == "0.800"
@@ -70,7 +75,7 @@ def test_deletang_setting_pairs_only_competent_runs_of_configurations_run_both_w
     runs = synthetic_runs(arch="encoder", train_max_len=8, eval_max_len=32)
     shuffled = runs.assign(randomized=True, ood_token_acc=0.7)
     assert not deletang(runs)["matched"]  # no randomized counterpart: not the Ruoss setting
-    failed = shuffled.assign(id_seq_acc=0.5)  # did not learn the training lengths
+    failed = shuffled.assign(id_seq_acc_at_max=0.5)  # did not learn the training lengths
     assert not deletang(pd.concat([runs, failed], ignore_index=True))["matched"]
 
 
@@ -88,7 +93,7 @@ def test_score_functions_compare_only_configurations_run_with_several_scores_ove
     rows += [
         base
         | {"arch": "encoder", "position": "none", "score": "scaled_dot", "seed": seed}
-        | {"run_id": f"enc{seed}", "id_seq_acc": 0.1}
+        | {"run_id": f"enc{seed}", "id_seq_acc_at_max": 0.1}
         for seed in range(3)
     ]
     rows += [  # a second task doubles the runs of each seed, not the seeds

@@ -24,10 +24,15 @@ def test_competence_counts_only_solvable_finished_runs_and_names_the_short_varia
         [
             {"position": "rope", "seed": 0, "steps_to_95": 300.0},
             {"position": "rope", "seed": 1, "steps_to_95": 500.0},
-            {"position": "none", "seed": 0, "id_seq_acc": 0.70, "steps_to_95": float("nan")},
+            {"position": "none", "seed": 0, "id_seq_acc_at_max": 0.70, "steps_to_95": float("nan")},
             {"position": "none", "seed": 1, "steps_to_95": 900.0},
-            {"position": "none", "seed": 2, "status": "diverged", "id_seq_acc": float("nan")},
-            {"arch": "encoder", "position": "none", "solvable": False, "id_seq_acc": 0.1},
+            {
+                "position": "none",
+                "seed": 2,
+                "status": "diverged",
+                "id_seq_acc_at_max": float("nan"),
+            },
+            {"arch": "encoder", "position": "none", "solvable": False, "id_seq_acc_at_max": 0.1},
         ]
     )
     (row,) = budget_rows(runs)
@@ -40,7 +45,7 @@ def test_one_row_per_task_arch_and_budget_and_every_row_in_the_markdown():
     runs = frame(
         [
             {"task": "copy"},
-            {"task": "reverse", "steps": 4000, "id_seq_acc": 0.5},
+            {"task": "reverse", "steps": 4000, "id_seq_acc_at_max": 0.5},
             {"task": "reverse", "steps": 4000, "seed": 1},
         ]
     )
@@ -87,7 +92,10 @@ def test_a_study_that_cannot_be_read_stops_before_the_file_is_touched(tmp_path, 
 def test_an_estimate_sample_gets_a_section_of_its_own(tmp_path):
     """`study estimate --csv` writes what `NAME@CSV` reads: no MLflow store is needed."""
     sample = frame(
-        [{"seed": 0, "steps_to_95": 400.0}, {"seed": 1, "id_seq_acc": 0.5, "git_commit": "c" * 40}]
+        [
+            {"seed": 0, "steps_to_95": 400.0},
+            {"seed": 1, "id_seq_acc_at_max": 0.5, "git_commit": "c" * 40},
+        ]
     )
     path = tmp_path / "estimate-full.csv"
     sample.to_csv(path, index=False)

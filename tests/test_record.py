@@ -40,14 +40,19 @@ def test_record_carries_provenance_verdicts_and_per_encoding_accuracy():
     claim_lines = [line for line in text.splitlines() if line.startswith("| C")]
     assert [line.split(" | ")[0] for line in claim_lines] == [f"| C{i}" for i in range(1, 13)]
     c11 = next(line for line in claim_lines if line.startswith("| C11 "))
-    assert "supported" in c11 and "`ood_seq_acc`" in c11
+    assert "inconclusive (n = 3)" in c11 and "`ood_seq_acc`" in c11 and "| 0.25 |" in c11
+    assert "rule version 2" in text
     encodings = [line.split(" | ")[3] for line in text.splitlines() if line.startswith("| copy ")]
     assert encodings == ["t5", "alibi", "sinusoidal", "learned"]  # best OOD first
 
 
 def test_per_encoding_rows_keep_score_functions_apart_and_extrapolation_competent_only():
     runs = runs_frame()
-    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "ood_seq_acc"]] = [0.5, 1.0]
+    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "id_seq_acc_at_max", "ood_seq_acc"]] = [
+        0.5,
+        0.5,
+        1.0,
+    ]
     sigmoid = {**BASE_RUN, "run_id": "sig", "score": "sigmoid", "position": "t5"}
     runs = pd.concat([runs, pd.DataFrame([sigmoid | {"ood_seq_acc": 0.9}])])
     text = record_markdown(study_of(runs), [], datetime(2026, 12, 2, tzinfo=timezone.utc))

@@ -238,7 +238,7 @@ def test_pdf_holds_the_sections_claim_table_rules_methods_and_every_caption(stud
     for claim in CLAIMS:
         row = html.split(f'<td><a href="#{claim}">{claim}</a></td>')[1].split("</tr>")[0]
         cells = [plain(part) for part in row.split("</td>")[:-1]]
-        assert len(cells) == 7 and cells[1].split()[0] in VERDICTS  # statement, verdict, ...
+        assert len(cells) == 8 and cells[1].startswith(VERDICTS)  # statement, verdict, ...
         for cell in cells:  # pdftotext reads a wrapped table's columns in no fixed order
             assert holds(verdicts, cell), (claim, cell)
         block = html.split(f'<div class="claim" id="{claim}">')[1].split("</div>")[0]
@@ -311,15 +311,17 @@ def supported_verdict(claim: str = "C4") -> Verdict:
         estimate=0.2,
         ci_low=0.1,
         ci_high=0.3,
-        p=0.001,
+        p=0.03125,
+        min_p=0.03125,
         mean_a=0.9,
         mean_b=0.7,
-        n_seeds=3,
+        n_seeds=6,
         n_configs=2,
         n_runs=14,
         n_kept=11,
         n_not_ok=1,
         n_incompetent=2,
+        seed_diffs=(0.2, 0.21, 0.19, 0.2, 0.22, 0.18),
     )
     spec = CLAIMS_SPEC[claim]
     return Verdict(
@@ -330,6 +332,9 @@ def supported_verdict(claim: str = "C4") -> Verdict:
         verdict="supported",
         effect=effect,
         p_holm=0.012,
+        p_equivalence=1.0,
+        smallest_effect=spec.smallest_effect,
+        seeds_needed=14,
         evidence="per-form means shown",
         reason="",
         needs=spec.needs,
@@ -342,12 +347,13 @@ def test_claim_table_row_shows_verdict_metric_effect_seeds_runs_and_evidence_lin
     table = templates().get_template("_claims.html.j2").module.claim_table([row])
     cells = [plain(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", str(table), re.S)]
     assert cells[:4] == ["C4", CLAIMS_SPEC["C4"].text, "supported", "id_seq_acc"]
-    assert cells[4] == "+0.200 [+0.100, +0.300] p (Holm) 0.0120"
-    assert cells[5:7] == ["3", "11 / 3"]
+    assert cells[4] == "+0.200 [+0.100, +0.300] p (Holm) 0.0120, min p 0.0312"
+    assert cells[5:8] == ["±0.02", "6", "11 / 3"]
     assert '<a href="#C4">rule and numbers</a>' in str(table)
     evidence = str(templates().get_template("_claims.html.j2").module.claim_evidence([row]))
-    assert "effect +0.200 [+0.100, +0.300]" in evidence and "p 0.0010 (Holm 0.0120)" in evidence
-    assert "11 of 14 runs kept" in evidence and "2 below 0.95 in-distribution" in evidence
+    assert "effect +0.200 [+0.100, +0.300]" in evidence and "p 0.0312 (Holm 0.0120;" in evidence
+    assert "the smallest p 6 seeds allow: 0.0312" in evidence
+    assert "11 of 14 runs kept" in evidence and "2 not competent" in evidence
     assert "per-form means shown" in evidence
 
 

@@ -73,7 +73,9 @@ def test_axis_table_counts_extrapolation_only_over_runs_that_learned_the_trainin
     runs = pd.DataFrame(
         [
             BASE_RUN | {"run_id": "a", "seed": 0, "ood_seq_acc": 0.2},
-            BASE_RUN | {"run_id": "b", "seed": 1, "id_seq_acc": 0.5, "ood_seq_acc": 0.9},
+            BASE_RUN
+            | {"run_id": "b", "seed": 1, "id_seq_acc": 0.5, "id_seq_acc_at_max": 0.5}
+            | {"ood_seq_acc": 0.9},
         ]
     )
     (row,) = axis_table(runs, "position").rows
@@ -88,11 +90,11 @@ def test_pairwise_ood_statistics_pair_only_competent_runs():
         for seed in range(4)
         for p, acc in (("rope", 0.1), ("alibi", 0.3))
     ]
-    rows[0] |= {"id_seq_acc": 0.2, "ood_seq_acc": 0.9}  # rope seed 0 never learned the task
+    rows[0] |= {"id_seq_acc_at_max": 0.2, "ood_seq_acc": 0.9}  # rope seed 0 never learned
     tables = {t.key: t for t in statistics_tables(pd.DataFrame(rows))}
     (ood,) = tables["pairwise_position_ood_seq_acc"].rows
     (iid,) = tables["pairwise_position_id_seq_acc"].rows
-    assert (ood["n"], iid["n"]) == ("3 pairs", "4 pairs")
+    assert (ood["n"], iid["n"]) == ("3 seeds (4 + 3 runs)", "4 seeds (4 + 4 runs)")
 
 
 def test_pairwise_rows_say_when_their_test_cannot_reject_whatever_the_data():

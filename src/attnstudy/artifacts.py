@@ -18,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from attnstudy.archs import Arch
 from attnstudy.evaluate import (
     TEST_SEED,
     LengthResult,
@@ -29,6 +30,7 @@ from attnstudy.evaluate import (
     uniform_mass,
 )
 from attnstudy.model import Block, MultiHeadAttention
+from attnstudy.tasks import Task
 from attnstudy.train import TrainResult, initial_model
 
 Maps = dict[str, Tensor]  # "layer{i}_{self|cross}" → (H, Tq, Tk)
@@ -62,44 +64,48 @@ def long_example_attention(result: TrainResult) -> tuple[Maps, Tensor]:
 def attention_summary(result: TrainResult, maps: Maps) -> dict[str, float]:
     """Over the attention layers of the trained model's `maps`: alignment sharpness and
     head diversity (averaged), the same head diversity at initialisation, and the
-    alignment with the expected source token (none for a model without attention)."""
+    alignment with the expected source token, trained and at initialisation (none for a
+    model without attention)."""
     if not maps:
         return {}
+    cfg, task, device = result.config, result.task, result.device
+    with torch.random.fork_rng(devices=[]):
+        untrained = initial_model(cfg, task, device)
+    initial, _ = attention_maps(untrained, task, cfg.train_max_len, TEST_SEED, device)
+    trained = attention_alignment(result.model, task, cfg.train_max_len, device)
+    at_init = attention_alignment(untrained, task, cfg.train_max_len, device)
     return {
         "attn_sharpness": float(np.mean([alignment_sharpness(w) for w in maps.values()])),
         "head_diversity": float(np.mean([head_diversity(w) for w in maps.values()])),
-        "head_diversity_init": initial_head_diversity(result),
-    } | attention_alignment(result)
+        "head_diversity_init": float(np.mean([head_diversity(w) for w in initial])),
+        "attn_alignment": trained,
+        "attn_alignment_uniform": uniform_alignment(result.model, task, cfg.train_max_len),
+        "attn_alignment_init": at_init,
+    }
 
 
-def initial_head_diversity(result: TrainResult) -> float:
-    """`head_diversity` of the model at initialisation (same seed, before training), on the
-    example `long_example_attention` uses, averaged over the attention layers."""
-    cfg = result.config
-    with torch.random.fork_rng(devices=[]):
-        model = initial_model(cfg, result.task, result.device)
-    weights, _ = attention_maps(model, result.task, cfg.train_max_len, TEST_SEED, result.device)
-    return float(np.mean([head_diversity(w) for w in weights]))
-
-
-def attention_alignment(result: TrainResult) -> dict[str, float]:
+def attention_alignment(model: Arch, task: Task, n: int, device: torch.device) -> float:
     """Claim C3, alignment rather than peakedness: the attention mass that target queries
     put on the input token they copy (`Task.aligned_source`), averaged over those queries
-    and ALIGNMENT_SAMPLES examples of the longest training length, for the best layer and
-    head (`attn_alignment`); and the mass uniform attention would put there
-    (`attn_alignment_uniform`). NaN for tasks without an aligned source."""
-    model, task, n = result.model, result.task, result.config.train_max_len
+    and ALIGNMENT_SAMPLES examples of length `n`, for the best layer and head. NaN for tasks
+    without an aligned source. Applied to the trained model and, as C3's baseline, to the
+    same model at initialisation (the same statistic, best head included)."""
     layout, source = model.attention_layout(task, n), task.aligned_source(n)
     if layout is None or source is None:
-        return {"attn_alignment": math.nan, "attn_alignment_uniform": math.nan}
-    weights, _ = attention_weights(model, task, n, ALIGNMENT_SAMPLES, TEST_SEED, result.device)
+        return math.nan
+    weights, _ = attention_weights(model, task, n, ALIGNMENT_SAMPLES, TEST_SEED, device)
     keys = [layout.inputs[i] for i in source]
-    best = max(
+    return max(
         alignment_mass(w, layout.queries, keys).max().item()
         for name, w in zip(attention_names(model), weights, strict=True)
         if name.endswith(f"_{layout.kind}")
     )
-    return {"attn_alignment": best, "attn_alignment_uniform": uniform_mass(layout.visible)}
+
+
+def uniform_alignment(model: Arch, task: Task, n: int) -> float:
+    """The mass uniform attention over the same keys would put on the expected one."""
+    layout, source = model.attention_layout(task, n), task.aligned_source(n)
+    return math.nan if layout is None or source is None else uniform_mass(layout.visible)
 
 
 def plot_accuracy_vs_length(per_length: list[LengthResult], train_max_len: int) -> Figure:

@@ -176,14 +176,15 @@ def classic(registry: dict) -> set[str]:
 
 def test_quick_preset_covers_what_the_issue_requires():
     """Every classic score and encoding (the length-aware ones have the modern preset), the
-    encoder with and without positions (C6), both RNNs on copy (C1, C2), copy for
-    alignment (C3), and 3 seeds of every configuration."""
+    encoder with and without positions (C6), both RNNs on copy and reverse (C1, C2), copy
+    for alignment (C3), and 3 seeds of every configuration."""
     spec = load_study(Path(__file__).parent.parent / "study" / "quick.yaml")
     configs = [p.config for p in spec.points()]
     assert {c.score for c in configs} == classic(SCORES)
     assert {c.position for c in configs} == classic(POSITIONS)
     assert {c.position for c in configs if c.arch == "encoder"} >= {"none", "sinusoidal"}
     assert {c.arch for c in configs if c.task == "copy"} >= {"decoder", "rnn", "rnn-attention"}
+    assert {c.task for c in configs if c.arch.startswith("rnn")} == {"copy", "reverse"}
     seeds = {}
     for c in configs:
         seeds.setdefault(dataclasses.replace(c, seed=0), set()).add(c.seed)

@@ -22,7 +22,7 @@ from attnstudy.scores import SCORES
 from attnstudy.study_config import load_study
 from attnstudy.tasks import build_task
 
-SECTIONS = {str(n) for n in range(1, 8)}
+SECTIONS = {str(n) for n in range(1, 9)}
 
 
 def test_quick_bench_writes_json_markdown_and_one_mlflow_run(tmp_path, monkeypatch):

@@ -156,6 +156,7 @@ class Training:
     selection: Selection
     step_seconds: float  # summed over the optimizer steps, data sampling excluded
     activation_mb: float
+    validation_seconds: float = 0.0  # summed over the validations
 
 
 def train_step(model: Arch, optimizer, batch, positions: torch.Generator, step: int, cfg: Config):
@@ -194,7 +195,9 @@ def train(model: Arch, task: Task, cfg: Config, device, callback: Callback | Non
         done.step_seconds += time.perf_counter() - t0
         validated = (step + 1) % cfg.val_every == 0 or step == cfg.steps - 1
         if validated:
+            t0 = time.perf_counter()
             record |= validate_in_distribution(model, task, cfg, device)
+            done.validation_seconds += time.perf_counter() - t0
             done.selection.update(model, record["val_seq_acc"], step + 1)
         done.history.append(record)
         if callback is not None:
@@ -209,8 +212,8 @@ def final_evaluation(model: Arch, task: Task, cfg: Config, device, done: Trainin
     examples of cfg's seed."""
     model.load_state_dict(done.selection.state)
     samples = {n: cfg.eval_samples_at(n) for n in range(1, cfg.resolved_eval_max_len + 1)}
-    seed = evaluation_seed(TEST_SEED, cfg.seed)
-    per_length = evaluate(model, task, samples, seed, device)
+    start = time.perf_counter()
+    per_length = evaluate(model, task, samples, evaluation_seed(TEST_SEED, cfg.seed), device)
     summary = summarize(per_length, cfg.train_max_len) | {
         "best_step": done.selection.step,
         "steps_trained": len(done.history),
@@ -218,6 +221,8 @@ def final_evaluation(model: Arch, task: Task, cfg: Config, device, done: Trainin
         "n_params": count_parameters(model),
         "step_time_ms": 1000 * done.step_seconds / len(done.history),
         "activation_mb": done.activation_mb,
+        "validation_seconds": done.validation_seconds,
+        "evaluation_seconds": time.perf_counter() - start,
     }
     table = position_table(per_length, cfg.train_max_len)
     return TrainResult(cfg, model, task, device, summary, per_length, table, done.history)

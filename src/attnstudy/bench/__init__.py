@@ -6,6 +6,7 @@ one process (issue 7). Each section is one module returning table rows:
 5.   memory.py     — peak forward memory of each score function and encoding
 6.   throughput.py — study trials per hour with 1 and 2 workers
 7.   overheads.py  — data generation and MLflow tracking inside a trial
+8.   trials.py     — trials per hour at the standard regime, one length per step vs padded
 
 `run_bench` returns the rows and a description of the machine; report.py writes them.
 """
@@ -18,7 +19,7 @@ import time
 
 import torch
 
-from attnstudy.bench import decoding, memory, overheads, throughput
+from attnstudy.bench import decoding, memory, overheads, throughput, trials
 from attnstudy.bench.rows import Row, row
 from attnstudy.bench.shapes import Plan, make_plan
 from attnstudy.bench.timing import machine, matmul_flops
@@ -42,6 +43,7 @@ def sections(plan: Plan, flops: float):
     yield memory.SECTION, lambda: memory.memory_rows(plan)
     yield throughput.SECTION, lambda: throughput.throughput_rows(plan)
     yield overheads.SECTION, lambda: overheads.overhead_rows(plan)
+    yield trials.SECTION, lambda: trials.trial_rows(plan)
 
 
 def run_section(title: str, section) -> tuple[list[Row], float]:

@@ -14,7 +14,7 @@ from attnstudy.bench.rows import Row, row
 from attnstudy.bench.shapes import Plan, trial_config
 from attnstudy.bench.timing import timed
 from attnstudy.config import Config
-from attnstudy.tasks import build_task, sample_lengths
+from attnstudy.tasks import LENGTH_SAMPLERS, build_task
 from attnstudy.train import TrainResult, run
 
 SECTION = "7. overheads in a trial"
@@ -23,10 +23,11 @@ SECTION = "7. overheads in a trial"
 def data_seconds(cfg: Config, steps: int) -> float:
     """Time to draw `steps` training batches exactly as train.run does."""
     task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    draw_lengths = LENGTH_SAMPLERS[cfg.batching]
     gen = torch.Generator().manual_seed(cfg.seed)
     start = time.perf_counter()
     for _ in range(steps):
-        task.sample(sample_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen), gen)
+        task.sample(draw_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen), gen)
     return time.perf_counter() - start
 
 

@@ -1,0 +1,98 @@
+"""Section 8: trials per hour at the standard regime (issue 28) — one trial as a study
+runs it (tracked to a fresh MLflow store, artifacts included) with padded batches, today's
+loop, and with one length per step, in the same run; and where each trial's time goes.
+
+The regime is the replicate-kazemnejad one, where models extrapolate: a causal decoder,
+d_model 64, 2 layers, 4 heads, RoPE, copy, training lengths 1–20, tested to 40, at a fixed
+step count (never stopped early)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from attnstudy.bench.overheads import artifact_seconds, data_seconds, tracked_trial
+from attnstudy.bench.rows import Row, row
+from attnstudy.bench.shapes import TINY, Plan
+from attnstudy.config import Config
+from attnstudy.registries import make_config
+
+SECTION = "8. trials per hour at the standard regime"
+STANDARD = dict(
+    task="copy",
+    arch="decoder",
+    position="rope",
+    d_model=64,
+    n_layers=2,
+    heads=4,
+    train_min_len=1,
+    train_max_len=20,
+    eval_max_len=40,
+    batch_size=64,
+    lr=1e-3,
+    warmup_steps=100,
+    steps=2000,
+    val_every=250,
+    val_samples=128,
+    eval_samples=256,
+    stop_at_val_acc=2.0,  # never reached: every trial trains its steps
+    device="cpu",
+)
+QUICK = STANDARD | TINY | dict(eval_max_len=8, steps=10, val_every=5, eval_samples=4)
+BASELINE, NEW = "padded", "by_length"
+
+
+def standard_config(plan: Plan, batching: str) -> Config:
+    return make_config(**(QUICK if plan.quick else STANDARD), batching=batching)
+
+
+def breakdown(cfg: Config, root: Path) -> tuple[float, dict[str, float]]:
+    """One tracked trial: its wall seconds and the seconds of each part of it. `other` is
+    what no part accounts for (building the model, keeping the best checkpoint, …)."""
+    wall, tracking, result = tracked_trial(cfg, root)
+    artifacts = artifact_seconds(result, root / "again")
+    s, steps = result.summary, len(result.history)
+    parts = {
+        "training steps": s["step_time_ms"] * steps / 1000,
+        "training data": data_seconds(cfg, steps),
+        "validation": s["validation_seconds"],
+        "final evaluation": s["evaluation_seconds"],
+        "MLflow logging": tracking - artifacts,
+        "artifacts": artifacts,
+    }
+    return wall, parts | {"other": wall - sum(parts.values())}
+
+
+def trial_rows(plan: Plan) -> list[Row]:
+    found = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "warm-up").mkdir()  # first imports and first calls of every op
+        breakdown(make_config(**QUICK), Path(tmp) / "warm-up")
+        for batching in (BASELINE, NEW):
+            root = Path(tmp) / batching
+            root.mkdir()
+            found[batching] = breakdown(standard_config(plan, batching), root)
+    cfg = standard_config(plan, BASELINE)
+    what = (
+        f"{cfg.position}, d{cfg.d_model} L{cfg.n_layers} H{cfg.heads}, lengths "
+        f"{cfg.train_min_len}-{cfg.train_max_len}, {cfg.steps} steps"
+    )
+    per_hour = {b: 3600 / wall for b, (wall, _) in found.items()}
+    rows = [
+        row(SECTION, f"padded batches (today): {what}", per_hour[BASELINE], "trials/h"),
+        row(
+            SECTION,
+            f"one length per step vs padded: {what}",
+            per_hour[NEW],
+            "trials/h",
+            per_hour[BASELINE],
+            (">=", 1.8),
+            note="one trial each, tracked to MLflow with its artifacts, as a study runs it",
+        ),
+    ]
+    for batching, (wall, parts) in found.items():
+        rows += [
+            row(SECTION, f"{part}, {batching} ({wall:.1f} s a trial)", seconds, "s", wall)
+            for part, seconds in parts.items()
+        ]
+    return rows

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
 import pandas as pd
-import weasyprint
 from mlflow.tracking import MlflowClient
 
 from analysis import anchors, modern, tables
@@ -108,11 +108,12 @@ CLAIM_COLUMNS = {  # claims.csv: column -> key of the claim row, in the claim ta
 
 def build_report(
     study: str, out_dir: Path | str | None = None, tracking_uri: str | None = None
-) -> tuple[Path, Path]:
+) -> tuple[Path, Path | None]:
     """Write report.html, report.pdf, tables/*.csv and the tidy CSVs into ``out_dir``
     (default reports/<study>), log the reports and tables to the study's parent run, and
     write the dated record results/<study>.md (into ``out_dir`` when one is given); return
-    the reports' paths. Raises ``analysis.load.StudyError`` when the study has no trial runs."""
+    the reports' paths (the PDF's None when WeasyPrint could not run). Raises
+    ``analysis.load.StudyError`` when the study has no trial runs."""
     data = load_study(study, tracking_uri)
     out = Path(out_dir) if out_dir is not None else Path("reports") / study
     save_frames(data, out)
@@ -122,10 +123,10 @@ def build_report(
     write_tables(out, report_tables(context))
     html_path, pdf_path = out / "report.html", out / "report.pdf"
     html_path.write_text(render_html(context), encoding="utf-8")
-    write_pdf(html_path, pdf_path)
-    log_report(data, [html_path, pdf_path], out / "tables")
+    pdf_written = write_pdf(html_path, pdf_path)
+    log_report(data, [html_path, *([pdf_path] if pdf_written else [])], out / "tables")
     write_record(data, verdicts, RESULTS if out_dir is None else out)
-    return html_path, pdf_path
+    return html_path, pdf_path if pdf_written else None
 
 
 def report_context(data: Study, figures: list[ReportFigure], verdicts: list[Verdict]) -> dict:
@@ -247,12 +248,27 @@ def write_tables(out: Path, shown: list[Table]) -> None:
         pd.DataFrame(table.rows, columns=table.columns).to_csv(out / table.csv, index=False)
 
 
-def write_pdf(html: Path, pdf: Path) -> None:
+PANGO_MISSING = (
+    "attnstudy: report.pdf not written: WeasyPrint could not load ({error}); it needs Pango: "
+    "install it (Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0; macOS: "
+    "brew install pango) and run the report again; report.html is written"
+)
+
+
+def write_pdf(html: Path, pdf: Path) -> bool:
     """The HTML typeset for print (its ``@page`` and ``@media print`` rules) by WeasyPrint:
-    the same sections, figures, tables and links; page numbers and a table of contents."""
+    the same sections, figures, tables and links; page numbers and a table of contents.
+    WeasyPrint is imported here, so a machine without Pango still gets the HTML: one line
+    says what to install, and False comes back."""
+    try:
+        import weasyprint
+    except (OSError, ImportError) as error:  # OSError: WeasyPrint found no Pango
+        print(PANGO_MISSING.format(error=str(error).splitlines()[0]), file=sys.stderr)
+        return False
     for name in ("weasyprint", "fontTools"):
         logging.getLogger(name).setLevel(logging.ERROR)
     weasyprint.HTML(filename=html).write_pdf(pdf)
+    return True
 
 
 def log_report(data: Study, paths: list[Path], folder: Path) -> None:

@@ -8,6 +8,7 @@ import html as html_lib
 import re
 import shutil
 import subprocess
+import sys
 import unicodedata
 
 import numpy as np
@@ -34,6 +35,7 @@ from analysis.report import (
     claim_row,
     numbered_sections,
     templates,
+    write_pdf,
 )
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
@@ -464,3 +466,15 @@ def test_modern_section_comes_after_the_claims_only_when_the_study_ran_one():
     text = plain(html)
     assert '<h2 id="modern">5. Length-aware variants' in html and 'id="table-modern"' in html
     assert "normalisers sigmoid, encodings fire, beside" in text
+
+
+def test_without_weasyprint_the_html_is_written_and_one_line_says_what_to_install(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # import fails as without Pango
+    html = tmp_path / "report.html"
+    html.write_text("<p>report</p>", encoding="utf-8")
+    assert write_pdf(html, tmp_path / "report.pdf") is False
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "report.pdf not written" in line and "Pango" in line and "report.html is written" in line
+    assert not (tmp_path / "report.pdf").exists()

@@ -243,7 +243,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except StudyError as err:
         print(f"attnstudy: error: {redact(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"{html}\n{pdf}")
+    print("\n".join(str(path) for path in (html, pdf) if path))
     return 0
 
 

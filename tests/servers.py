@@ -166,18 +166,20 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _start_mlflow(backend_store: str, artifacts: Path, port: int):
-    """`mlflow server` on `port`, once its /health answers and the listener is its own."""
-    log = artifacts.parent / "mlflow-server.log"
+def plain_mlflow(backend_store: str, artifacts: Path, port: int) -> tuple[list, dict]:
+    """The argv and environment of `mlflow server` without authentication."""
     argv = [Path(sys.executable).with_name("mlflow"), "server", "--workers", "1"]
     argv += ["--backend-store-uri", backend_store, "--artifacts-destination", str(artifacts)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
+    return argv, os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def _start_mlflow(command, log: Path, port: int):
+    """`mlflow server` as `command(port)` starts it, once its /health answers and the
+    listener is its own."""
+    argv, env = command(port)
     server = subprocess.Popen(
-        argv,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        argv, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, env=env
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -193,11 +195,24 @@ def _start_mlflow(backend_store: str, artifacts: Path, port: int):
 
 
 @contextmanager
-def mlflow_server(backend_store: str, artifacts: Path) -> Iterator[str]:
-    """`mlflow server` over `backend_store`, serving artifacts stored under `artifacts`;
-    yields its http URL."""
-    server, url = on_a_free_port(functools.partial(_start_mlflow, backend_store, artifacts))
+def mlflow_server(backend_store: str, artifacts: Path, command=None) -> Iterator[str]:
+    """`mlflow server` over `backend_store`, serving artifacts stored under `artifacts`, on
+    127.0.0.1 at a free port; yields its http URL. `command(port)` gives its argv and
+    environment (default: `plain_mlflow`); its output goes to mlflow-server.log beside
+    `artifacts`."""
+    command = command or functools.partial(plain_mlflow, backend_store, artifacts)
+    log = artifacts.parent / "mlflow-server.log"
+    server, url = on_a_free_port(functools.partial(_start_mlflow, command, log))
     try:
         yield url
     finally:
         stop(server, signal.SIGTERM)
+
+
+def dump(server: str, database: str) -> str:
+    """Everything `database` of the `postgres()` server at `server` holds, as SQL text."""
+    port = server.rsplit(":", 1)[1]
+    argv = [_postgres_bin() / "pg_dump", "-h", "127.0.0.1", "-p", port, "-U", "attnstudy"]
+    done = subprocess.run([*argv, database], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -20,10 +20,10 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -119,22 +119,24 @@ def check_server(uri: str, study: str | None = None) -> None:
             f"{where}: a user or password in the URL is refused (a command line shows in `ps` "
             f"and in shell history); allowed: {CREDENTIALS}"
         )
-    try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
-    except (OSError, ValueError) as err:
-        raise ConfigError(
-            f"{where}: no MLflow server answers there ({redact(str(err))}); allowed: "
-            + TRACKING_ALLOWED
-        ) from None
-    creds = get_default_host_creds(uri)
+    creds = get_default_host_creds(uri)  # TLS settings included (MLFLOW_TRACKING_*_CERT_PATH)
     user = f"user {creds.username!r}" if creds.username else "no user"
 
-    def ask(endpoint: str, method: str = "GET", **kwargs):
+    def ask(endpoint: str, method: str = "GET", timeout: int = 30, **kwargs):
         try:
-            return http_request(creds, endpoint, method, max_retries=0, timeout=30, **kwargs)
+            return http_request(creds, endpoint, method, max_retries=0, timeout=timeout, **kwargs)
         except MlflowException as err:
-            raise ConfigError(f"{where}: {redact(str(err).splitlines()[0])}") from None
+            raise ConfigError(
+                f"{where}: no MLflow server answers there ({_why(err)}); allowed: "
+                + TRACKING_ALLOWED
+            ) from None
 
+    health = ask("/health", timeout=5)
+    if health.status_code != 200:
+        raise ConfigError(
+            f"{where}: no MLflow server answers there (/health: {health.status_code}); "
+            "allowed: " + TRACKING_ALLOWED
+        )
     answer = ask("/api/2.0/mlflow/experiments/search", params={"max_results": 1})
     if answer.status_code == 401:
         if creds.username and creds.password:
@@ -162,6 +164,14 @@ def check_server(uri: str, study: str | None = None) -> None:
         f"{where}: {user} may not write to the study's experiment {study!r} (the server "
         f"answers {found.status_code}); the server's admin grants it (README, Scale-out)"
     )
+
+
+def _why(err: BaseException) -> str:
+    """Why a request failed, in a few words (requests' message runs over several lines)."""
+    text = str(err)
+    found = re.search(r"\[Errno -?\d+\] ([^\"')]+)|(certificate verify failed[^\"')]*)", text)
+    found = found or re.search(r"(timed out)", text)
+    return redact(next(g for g in found.groups() if g) if found else text.splitlines()[0][:200])
 
 
 def run_name(cfg: Config, seed: bool = True) -> str:

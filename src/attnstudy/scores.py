@@ -4,7 +4,8 @@ A score maps queries and keys (B, H, T, d_head) to logits (B, H, Tq, Tk) and nor
 them: `weights(logits, bias)` gives the attention weights (B, H, Tq, Tk), by default
 softmax(logits + bias). `bias` is one additive tensor: −inf for masked keys, plus any
 positional bias; a normaliser that needs n, the number of keys a query may see, counts the
-finite entries of its row (`visible_keys`). `attend` returns weights @ v. The logits
+finite entries of its row (`visible_keys`); a query that may see no key (left padding in a
+causal model) weighs every key 0, a zero row, not NaN. `attend` returns weights @ v. The logits
 include every positional term that needs q or k (Shaw's relative keys, a contextual
 encoding's term: `PositionalContext`).
 
@@ -40,6 +41,15 @@ def add_bias(a: Tensor | None, b: Tensor | None) -> Tensor | None:
     return a if b is None else a + b
 
 
+def blind_rows(bias: Tensor) -> Tensor | None:
+    """(…, Tq, 1) True where a query may see no key, its bias row all −inf (padding before a
+    causal model's first real token), or None where every query sees one: the usual case
+    costs one reduction over the bias and no pass over the logits (and, on a GPU, one
+    synchronisation to read `any` back)."""
+    blind = bias.amax(-1, keepdim=True) == float("-inf")
+    return blind if blind.any() else None
+
+
 def visible_keys(logits: Tensor, bias: Tensor | None) -> Tensor:
     """n, the number of keys each query may see: the finite entries of its bias row (all
     Tk keys without a bias), at least 1; shape (…, Tq or 1, 1), broadcasting with logits."""
@@ -71,8 +81,13 @@ class Score(nn.Module):
         raise NotImplementedError
 
     def weights(self, logits: Tensor, bias: Tensor | None) -> Tensor:
-        """Attention weights (B, H, Tq, Tk): softmax(logits + bias)."""
-        return torch.softmax(logits if bias is None else logits + bias, dim=-1)
+        """Attention weights (B, H, Tq, Tk): softmax(logits + bias); a query that may see no
+        key weighs every key 0."""
+        blind = None if bias is None else blind_rows(bias)
+        if blind is None:
+            return torch.softmax(logits if bias is None else logits + bias, dim=-1)
+        # a row of −inf would give NaN: softmax it at 0 instead, then zero it
+        return torch.softmax(logits + bias.masked_fill(blind, 0.0), dim=-1).masked_fill(blind, 0.0)
 
     def attend(
         self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, ctx: PositionalContext
@@ -114,7 +129,14 @@ class BilinearScore(Score):
             bias = bias.to(q.dtype)
         if q.device.type == "cpu" and q.shape[2] * k.shape[2] <= CPU_EXPLICIT_MAX_LOGITS:
             return self.weights(scale * (qp @ kp.transpose(-2, -1)), bias) @ v
-        return F.scaled_dot_product_attention(qp, kp, v, attn_mask=bias, scale=scale)
+        blind = None if bias is None else blind_rows(bias)
+        if blind is None:
+            return F.scaled_dot_product_attention(qp, kp, v, attn_mask=bias, scale=scale)
+        # the kernels differ on rows of −inf (NaN or 0): attend at 0 instead, then zero them
+        y = F.scaled_dot_product_attention(
+            qp, kp, v, attn_mask=bias.masked_fill(blind, 0.0), scale=scale
+        )
+        return y.masked_fill(blind, 0.0)
 
 
 class DotScore(BilinearScore):

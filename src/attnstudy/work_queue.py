@@ -326,7 +326,7 @@ class Queue:
             self.storage.set_trial_user_attr(trial_id, REASON, reason)
         self.storage.set_trial_user_attr(trial_id, STATUS, status)
         if status == "ok":
-            values = [summary.get("ood_seq_acc", 0.0)]
+            values = [summary["best_val_seq_acc"]]  # what selected the checkpoint, never OOD
             self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values)
         else:
             self.storage.set_trial_state_values(trial_id, TrialState.FAIL)

@@ -1,0 +1,37 @@
+"""Optuna's trial value is the in-distribution validation exact match that selected the
+checkpoint, never a test-length number: a dashboard's "best trial" must not be chosen on
+the lengths the study tests extrapolation on."""
+
+import io
+
+from mlflow import MlflowClient
+from test_study import TINY, stores_in, study_file
+
+from attnstudy.study import run_study
+from attnstudy.work_queue import RUN_ID, Queue
+
+ONE_POINT = TINY | {"name": "value", "axes": {"score": ["dot"], "position": ["none"], "heads": [2]}}
+
+
+def test_finish_stores_the_validation_exact_match_as_the_trial_value(tmp_path):
+    spec, stores = study_file(tmp_path, ONE_POINT), stores_in(tmp_path)
+    stores.runs_dir.mkdir()
+    queue = Queue(spec, spec.points(), stores)
+    queue.check_grid(allow_change=False)
+    queue.fill()
+    trial, _ = queue.claim()
+    summary = {"best_val_seq_acc": 0.75, "id_seq_acc": 0.5, "ood_seq_acc": 0.25}
+    queue.finish(queue.trial_id(trial.number), "ok", None, summary)
+    (done,) = queue.trials()
+    assert done.value == 0.75
+
+
+def test_a_trained_trial_s_value_is_its_selected_validation_exact_match(tmp_path):
+    """End to end: the value is the validation exact match train.run selected on, as MLflow
+    logged it for the trial's run."""
+    spec, stores = study_file(tmp_path, ONE_POINT), stores_in(tmp_path)
+    assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
+    (trial,) = Queue(spec, spec.points(), stores).trials()
+    run = MlflowClient(stores.tracking_uri).get_run(trial.user_attrs[RUN_ID])
+    history = MlflowClient(stores.tracking_uri).get_metric_history(run.info.run_id, "val_seq_acc")
+    assert trial.value == run.data.metrics["best_val_seq_acc"] == max(m.value for m in history)

@@ -423,3 +423,14 @@ def test_standard_preset_covers_every_claim_with_five_seeds():
     recall = {c.position for c, _ in configs if TASKS[c.task].long_range}
     assert {"sinusoidal", "learned"} <= recall and {"rope", "alibi"} <= recall
     assert all(ok for c, ok in configs if c.arch != "encoder")
+
+
+PRESET_DIR = Path(__file__).parent.parent / "study"
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
+def test_every_preset_scores_at_least_256_examples_per_length_its_primary_metrics_read(preset):
+    """Issue 27: 256 or more examples at every length 1..2L (ID and the first OOD range)."""
+    for point in load_study(PRESET_DIR / f"{preset}.yaml").points():
+        cfg = point.config
+        assert all(cfg.eval_samples_at(n) >= 256 for n in range(1, 2 * cfg.train_max_len + 1))

@@ -33,10 +33,8 @@ from optuna.trial import FrozenTrial, TrialState
 from attnstudy.config import ConfigError
 from attnstudy.redact import redact
 from attnstudy.study_config import GridPoint, StudySpec, fingerprint
-from attnstudy.tracking import (
-    check_tracking_uri,
-    default_tracking_uri,
-)
+from attnstudy.tracking import default_tracking_uri
+from attnstudy.tracking_check import check_tracking_uri
 
 GRID_KEY, CONFIG_HASH, STATUS, REASON, RUN_ID = (
     "grid_key",

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PRESET ?= quick
 WORKERS ?= 2
 
-.PHONY: setup test lint chaos study ui dashboard report bench docs calibration
+.PHONY: setup test test-fast lint chaos study ui dashboard report bench docs calibration
 
 # Set up once: a virtual environment with the CPU build of PyTorch pinned (an unpinned
 # torch pulls a multi-GB CUDA build), then the project and its dev extras.
@@ -19,6 +19,11 @@ setup: $(BIN)/attnstudy
 
 test: setup
 	$(BIN)/python -m pytest -x -q
+
+# The inner loop (under 2 minutes on the 2-core machine): everything but the tests marked
+# slow, browser, postgres or processes (tests/conftest.py); `make test` and CI run them all.
+test-fast: setup
+	$(BIN)/python -m pytest -x -q -m "not slow and not browser and not postgres and not processes"
 
 # The chaos test: workers of one small study SIGKILLed five times at random moments, then the
 # same command again; every grid point must end with one result, equal to an uninterrupted run.

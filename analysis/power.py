@@ -13,6 +13,7 @@ Holm family (the least corrected case) unless ``family`` says otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy.stats import norm
@@ -106,6 +107,7 @@ def seeds_needed(powers: dict[int, tuple[float, float]], target: float = 0.8) ->
     return next((n for n, (_, holm) in sorted(powers.items()) if holm >= target), None)
 
 
+@cache
 def seeds_text(seeds=(3, 5, 8, 10, 12, 14), family: int = 12, rho: float = 0.5) -> str:
     """The section of docs/claims.md on how many seeds a claim needs: per seed count, the
     smallest p and the power at 2Δ of the normal and bimodal models, alone and at Holm's

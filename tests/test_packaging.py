@@ -17,3 +17,14 @@ def test_citation_file_has_the_fields_github_reads_and_the_package_version():
     assert citation["version"] == package["Version"]
     assert citation["license"] == package["License"]
     assert all("name" in a or "family-names" in a for a in citation["authors"])
+
+
+def test_core_count_works_where_the_os_has_no_affinity_set(monkeypatch):
+    """macOS has no os.sched_getaffinity: `study run` without --threads must not crash."""
+    import os
+
+    from attnstudy.provenance import usable_cores
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert usable_cores() == 8

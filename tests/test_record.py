@@ -3,8 +3,8 @@
 from datetime import datetime, timezone
 
 import pandas as pd
+from claim_frames import NO_LENGTHS, NO_POSITIONS
 from frames import BASE_RUN
-from test_claims import NO_LENGTHS, NO_POSITIONS
 
 from analysis.claims import evaluate_claims
 from analysis.load import Study

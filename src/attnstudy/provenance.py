@@ -5,6 +5,7 @@ bit for bit only with the same code on the same hardware with the same thread co
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib.metadata import version
@@ -36,6 +37,14 @@ def provenance_tags() -> dict[str, str]:
     for package in ("torch", "mlflow", "optuna", "attnstudy"):
         tags[f"attnstudy.version.{package}"] = version(package)
     return tags
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on: its affinity set where the OS has one (Linux),
+    else every core (macOS and Windows have no `os.sched_getaffinity`)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def cpu_model() -> str:

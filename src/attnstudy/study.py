@@ -26,7 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from attnstudy.progress import Monitor, counts
-from attnstudy.provenance import host_tags, provenance_tags
+from attnstudy.provenance import host_tags, provenance_tags, usable_cores
 from attnstudy.redact import redact
 from attnstudy.study_config import GridPoint, StudySpec
 from attnstudy.tracking import (
@@ -334,7 +334,7 @@ def _log_summary(tracker: Tracker, parent_id: str, queue: Queue) -> None:
 
 def default_threads(workers: int) -> int:
     """Torch threads per worker: this machine's cores shared among the workers."""
-    return max(1, len(os.sched_getaffinity(0)) // workers)
+    return max(1, usable_cores() // workers)
 
 
 def _run_workers(spec, stores, parent_id, tags, workers: int, threads: int) -> None:

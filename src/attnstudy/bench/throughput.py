@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import tempfile
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import yaml
 from attnstudy.bench.rows import Row, row
 from attnstudy.bench.shapes import Plan, trial_config
 from attnstudy.bench.timing import timed
+from attnstudy.provenance import usable_cores
 
 SECTION = "6. study throughput"
 ROUNDS = 2  # runs per worker count, alternating
@@ -101,4 +101,4 @@ def per_worker() -> int:
     """Torch threads of every worker, with 1 and with 2 workers alike: half the cores (a
     1-worker study would take all of them by default, which on a loaded machine makes
     every parallel op wait for a core and trials several times slower)."""
-    return max(1, len(os.sched_getaffinity(0)) // 2)
+    return max(1, usable_cores() // 2)

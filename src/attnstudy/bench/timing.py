@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from attnstudy.provenance import usable_cores
+
 
 def median_seconds(fn: Callable[[], object], warmup: int, repeats: int) -> float:
     """Median wall time of `repeats` calls of fn after `warmup` untimed calls."""
@@ -50,7 +52,7 @@ def cpu_model() -> str:
 
 def machine() -> dict[str, object]:
     """What the numbers were measured on, and how busy the machine was."""
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     return {
         "cpu": cpu_model(),
         "cores": cores,

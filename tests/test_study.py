@@ -108,6 +108,18 @@ def test_each_trial_has_a_finished_child_run_with_length_history_and_artifacts(f
         assert run.data.params["score"] in ("dot", "scaled_dot") and len(run.data.params) > 30
 
 
+def test_every_run_carries_mlflow_s_own_source_and_user_tags(finished):
+    """The MLflow UI shows a run's user, source and commit from its standard tags."""
+    spec, stores, _ = finished
+    for role in ("study", "trial"):
+        for run in mlflow_runs(spec, stores, role)[1]:
+            tags = run.data.tags
+            assert tags["mlflow.source.git.commit"] == tags["attnstudy.git_commit"]
+            assert len(tags["mlflow.source.git.commit"]) == 40
+            assert tags["mlflow.source.name"] == "attnstudy study run"
+            assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.user"]
+
+
 def test_trial_and_run_point_to_each_other(finished):
     spec, stores, _ = finished
     client, _ = mlflow_runs(spec, stores, "study")

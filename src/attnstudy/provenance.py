@@ -5,6 +5,7 @@ bit for bit only with the same code on the same hardware with the same thread co
 
 from __future__ import annotations
 
+import getpass
 import os
 import platform
 import subprocess
@@ -28,15 +29,29 @@ def _git(*args: str) -> str | None:
 
 def provenance_tags() -> dict[str, str]:
     """Git commit of the code (and whether tracked files had local edits) and versions of
-    the packages that produced a run."""
+    the packages that produced a run; with MLflow's own source and user tags, which its UI
+    shows."""
     dirty = _git("status", "--porcelain", "--untracked-files=no")
+    commit = _git("rev-parse", "HEAD")
     tags = {
-        "attnstudy.git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "attnstudy.git_commit": commit or "unknown",
         "attnstudy.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
+        "mlflow.source.name": "attnstudy study run",
+        "mlflow.source.type": "LOCAL",
+        "mlflow.user": _user(),
     }
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
     for package in ("torch", "mlflow", "optuna", "attnstudy"):
         tags[f"attnstudy.version.{package}"] = version(package)
     return tags
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (some containers)
+        return "unknown"
 
 
 def usable_cores() -> int:

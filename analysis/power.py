@@ -102,7 +102,9 @@ def power(case: Case, effect: float, family: int) -> tuple[float, float]:
     return float(((p < ALPHA) & positive).mean()), float(((p < ALPHA / family) & positive).mean())
 
 
-def seeds_needed(powers: dict[int, tuple[float, float]], target: float = 0.8) -> int | None:
+def fewest_seeds_for_power(
+    powers: dict[int, tuple[float, float]], target: float = 0.8
+) -> int | None:
     """The fewest seeds whose power at Holm's strictest step reaches ``target``."""
     return next((n for n, (_, holm) in sorted(powers.items()) if holm >= target), None)
 
@@ -127,7 +129,7 @@ def seeds_text(seeds=(3, 5, 8, 10, 12, 14), family: int = 12, rho: float = 0.5) 
     ]
     normal = {n: powers[n, "normal"] for n in seeds}
     alone = next((n for n in seeds if normal[n][0] >= 0.8), None)
-    needed = seeds_needed(normal) or f"more than {seeds[-1]}"
+    needed = fewest_seeds_for_power(normal) or f"more than {seeds[-1]}"
     return "\n".join(
         [
             "Every claim is decided alike in units of its Δ, so every claim needs the same "

@@ -18,9 +18,17 @@ from analysis.variants import POSITION_NAMES, RANDOMIZED, SCORE_NAMES, variant_o
 MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
 
 
+def distinct_colours(palette: str, n: int) -> list[tuple]:
+    """n different colours: the named seaborn palette's own, then evenly spaced hues once it
+    runs out (a named palette cycles, which would give an eleventh encoding the first's)."""
+    own = list(dict.fromkeys(sns.color_palette(palette)))[:n]
+    extra = [c for c in sns.color_palette("husl", 2 * n) if c not in own]
+    return own + extra[: n - len(own)]
+
+
 def _palette(names: Sequence[str], palette: str) -> tuple[dict, tuple]:
     """One colour per registered name, and a further one for names no registry holds."""
-    colours = sns.color_palette(palette, len(names) + 1)
+    colours = distinct_colours(palette, len(names) + 1)
     return dict(zip(names, colours[:-1], strict=True)), colours[-1]
 
 

@@ -267,6 +267,14 @@ def test_colours_and_order_come_from_the_registries():
     assert len(set(scores)) == len(SCORES) + 1
 
 
+@pytest.mark.parametrize("palette", ["colorblind", "dark"])
+@pytest.mark.parametrize("n", [1, 9, 10, 11, 25])
+def test_a_palette_never_repeats_a_colour_however_many_variants(palette, n):
+    colours = [to_hex(c) for c in styling.distinct_colours(palette, n)]
+    assert len(colours) == n
+    assert len(set(colours)) == n
+
+
 @given(st.lists(st.sampled_from([*POSITIONS, "wavelet", "fourier", "zeta"]), max_size=12))
 def test_order_keeps_every_name_known_ones_first_in_registry_order(names):
     order = variants.ordered(names, tuple(POSITIONS))

@@ -6,7 +6,7 @@ import pandas as pd
 from claim_frames import NO_LENGTHS, NO_POSITIONS
 from frames import BASE_RUN
 
-from analysis.claims import evaluate_claims
+from analysis.claims import CLAIMS, evaluate_claims
 from analysis.load import Study
 from analysis.record import record_markdown, write_record
 
@@ -38,7 +38,7 @@ def test_record_carries_provenance_verdicts_and_per_encoding_accuracy():
     assert "2026-12-02 03:04 UTC" in text and "`abc123`" in text and "Test CPU, 1 torch" in text
     assert "seeds 0, 1, 2" in text
     claim_lines = [line for line in text.splitlines() if line.startswith("| C")]
-    assert [line.split(" | ")[0] for line in claim_lines] == [f"| C{i}" for i in range(1, 13)]
+    assert [line.split(" | ")[0] for line in claim_lines] == [f"| {claim}" for claim in CLAIMS]
     c11 = next(line for line in claim_lines if line.startswith("| C11 "))
     assert "inconclusive (n = 3)" in c11 and "`ood_seq_acc`" in c11 and "| 0.25 |" in c11
     assert "rule version 2" in text

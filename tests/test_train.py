@@ -1,3 +1,4 @@
+import copy
 import json
 import math
 
@@ -12,7 +13,7 @@ from attnstudy.evaluate import alignment_mass, evaluate, score_predictions, unif
 from attnstudy.positions import POSITIONS
 from attnstudy.registries import make_config
 from attnstudy.tasks import EOS, Task, build_task, sample_lengths
-from attnstudy.train import Diverged, initial_model, lr_at, run
+from attnstudy.train import Diverged, initial_model, lr_at, make_optimizer, run, train_step
 
 CPU = torch.device("cpu")
 
@@ -36,6 +37,23 @@ def test_same_seed_gives_identical_losses():
     assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]
     c = run(make_config(**TINY, seed=4, stop_at_val_acc=2.0))
     assert [r["train_loss"] for r in a.history] != [r["train_loss"] for r in c.history]
+
+
+def test_the_multi_tensor_update_gives_the_same_weights_as_the_per_tensor_one():
+    cfg = make_config(**TINY, position="rope")
+    task = build_task(cfg.task, cfg.eval_max_len)
+    fast = initial_model(cfg, task, CPU)
+    slow = copy.deepcopy(fast)
+    optimizers = make_optimizer(fast, cfg), make_optimizer(slow, cfg)
+    for group in optimizers[1].param_groups:
+        group["foreach"] = False
+    gen = torch.Generator().manual_seed(0)
+    for step in range(20):
+        batch = task.sample(sample_lengths(1, cfg.train_max_len, 8, gen), gen)
+        for model, optimizer in zip((fast, slow), optimizers, strict=True):
+            train_step(model, optimizer, batch, torch.Generator().manual_seed(step), step, cfg)
+    for a, b in zip(fast.parameters(), slow.parameters(), strict=True):
+        assert torch.equal(a, b)
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,8 @@ def resolve_device(name: str) -> torch.device:
 def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.AdamW:
     """AdamW; weight decay only on matrices of linear layers and score parameters, never on
     embeddings, position tables, norms or biases (so untrained position rows stay as
-    initialised)."""
+    initialised). The multi-tensor update (foreach) is PyTorch's default on GPUs only; on the
+    CPU it takes 5% off a step of quick's model, with the same numbers."""
     decay, no_decay = [], []
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     for name, p in model.named_parameters():
@@ -80,7 +81,7 @@ def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.AdamW:
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.AdamW(groups, lr=cfg.lr, foreach=True)
 
 
 def lr_at(step: int, cfg: Config) -> float:

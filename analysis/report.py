@@ -27,6 +27,7 @@ from analysis.aggregate import METHODS_TEXT
 from analysis.claims import DECISION_RULE, RULE_VERSION, Verdict, evaluate_claims, holm_family
 from analysis.effects import ALPHA, COMPETENCE_TEXT, MIN_SEEDS
 from analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
+from analysis.importance import report_importance
 from analysis.load import Study, load_study, save_frames
 from analysis.record import RESULTS, write_record
 from analysis.seeds import SEED_CI_TEXT
@@ -143,6 +144,7 @@ def report_context(data: Study, figures: list[ReportFigure], verdicts: list[Verd
         "seed_ci": SEED_CI_TEXT,
         "headline": next((f for f in figures if f.key == HEADLINE), None),
         "axes": [tables.axis_table(data.runs, axis) for axis in tables.AXES],
+        "importance": report_importance(data.runs, list(data.param_names)),
         "claims": [claim_row(v, figures) for v in verdicts],
         "claims_in_short": CLAIMS_IN_SHORT,
         "modern": beside,
@@ -226,6 +228,7 @@ def report_tables(context: dict) -> list[Table]:
     done, methods, appendix = context["completeness"], context["methods"], context["appendix"]
     return [
         *context["axes"],
+        *([context["importance"]] if context["importance"] is not None else []),
         Table("claims", "Claims", list(CLAIM_COLUMNS), claims),
         *([context["modern"]] if context["modern"] is not None else []),
         done["unfinished"],

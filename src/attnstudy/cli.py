@@ -201,6 +201,11 @@ def add_study_parser(sub) -> None:
                 action="store_true",
                 help="continue a study whose grid changed (results of unchanged points kept)",
             )
+    importance = actions.add_parser("importance", help="which axis matters: Optuna importances")
+    importance.add_argument("file", help="study definition, e.g. study/quick.yaml")
+    importance.add_argument("--runs-dir", default="runs", help="local stores (default runs/)")
+    importance.add_argument("--storage", help="Optuna storage URL (default sqlite in runs dir)")
+    importance.set_defaults(func=cmd_importance)
     estimate = actions.add_parser("estimate", help="time a sample of points, project the grid")
     estimate.add_argument("file", help="study definition, e.g. study/full.yaml")
     estimate.add_argument("--sample", type=int, default=20, help="points to time (default 20)")
@@ -216,6 +221,25 @@ def add_study_parser(sub) -> None:
         "NAME@CSV`",
     )
     estimate.set_defaults(func=cmd_estimate)
+
+
+def cmd_importance(args: argparse.Namespace) -> int:
+    """Each varying axis's Optuna importance for the primary metrics, over the finished
+    trials of the study file's grid."""
+    from analysis.importance import as_text, axis_columns, importance_table, study_frame
+    from analysis.load import StudyError
+    from attnstudy.redact import redact
+    from attnstudy.study_config import load_study
+    from attnstudy.work_queue import make_stores
+
+    spec = load_study(args.file)
+    try:
+        frame = study_frame(spec, make_stores(args.runs_dir, args.storage))
+        print(as_text(importance_table(frame, axis_columns(frame))))
+    except StudyError as err:
+        print(f"attnstudy: error: {redact(str(err))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:

@@ -12,7 +12,6 @@ import threading
 import time
 from typing import TextIO
 
-import optuna
 from optuna.trial import FrozenTrial
 
 from attnstudy.study_config import StudySpec
@@ -25,9 +24,8 @@ from attnstudy.work_queue import (
     Queue,
     Stores,
     classify,
-    open_storage,
     outcome_of,
-    sqlite_path,
+    read_trials,
 )
 
 
@@ -151,7 +149,7 @@ def study_status(spec: StudySpec, stores: Stores, out: TextIO | None = None) -> 
     out = out or sys.stdout
     silence()
     points = spec.points()
-    trials = _read_trials(spec, stores)
+    trials = read_trials(spec.name, stores)
     states = classify(points, trials)
     width = max(len(p.key) for p in points)
     print(f"{'state':<9} {'grid point':<{width}}  trial  id_seq  ood_seq  ext  note", file=out)
@@ -184,16 +182,3 @@ def _status_row(s: PointState, width: int) -> str:
         f"{s.state:<9} {s.point.key:<{width}}  {number:>5}  {num('id_seq_acc', '.3f'):>6}"
         f"  {num('ood_seq_acc', '.3f'):>7}  {num('extrapolation_len', '.0f'):>3}  {note}"
     ).rstrip()
-
-
-def _read_trials(spec: StudySpec, stores: Stores) -> list[FrozenTrial]:
-    """The study's trials, or none if it was never started (without creating stores)."""
-    url = stores.storage_url
-    if url.startswith("sqlite:///") and not sqlite_path(url).exists():
-        return []
-    storage = open_storage(url)
-    try:
-        study = optuna.load_study(study_name=spec.name, storage=storage)
-    except KeyError:
-        return []
-    return study.get_trials(deepcopy=False)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
+from optuna.distributions import CategoricalDistribution, distribution_to_json
 from optuna.trial import FrozenTrial, TrialState
 
 from attnstudy.config import ConfigError
@@ -46,7 +47,7 @@ GRID_KEY, CONFIG_HASH, STATUS, REASON, RUN_ID = (
 WORKER = "worker"  # user attr: host:pid of the process that runs the trial
 BLOCK = "block"  # user attr: the blocks that declare the point, comma-separated (if named)
 SOLVABLE = "solvable"  # user attr: False if the point cannot solve its task by construction
-PARAMS = "params"  # user attr: the point's axis values ({axis: value})
+PARAMS = "params"  # user attr: the point's axis values ({axis: value}), also its params
 RESULTS = ("done", "diverged")  # point states that hold a result
 MAX_AUTO_RETRIES = 5  # kills of one point retried within a run; `study run` retries again
 MOST_GRACE_S = 86400  # a worker silent for a day is dead
@@ -261,12 +262,50 @@ class Queue:
         self.study.set_user_attr("grid_size", len(self.points))
         self.study.set_user_attr("study_file", self.spec.path)
 
-    def enqueue(self, point: GridPoint) -> None:
-        """A WAITING trial for `point`, its axis values in a user attr (PARAMS): Optuna
-        fixes a categorical param's choices with the study's first trial, so an axis that
-        gains a value (`--allow-grid-change`) could not queue its new points as params."""
-        trial = optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=point_attrs(point))
-        self.study.add_trial(trial)
+    def enqueue(self, points: list[GridPoint]) -> None:
+        """A WAITING trial for each point: its axis values as Optuna params, each over its
+        axis's distribution (`widen_axes`), and in user attrs its key, config hash and values
+        (PARAMS), which resume and dedup read. Callers hold `lock()`."""
+        axes = self.widen_axes()
+        for point in points:
+            trial = optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=point.params,
+                distributions={axis: axes[axis] for axis in point.params},
+                user_attrs=point_attrs(point),
+            )
+            self.study.add_trial(trial)
+
+    def widen_axes(self) -> dict[str, CategoricalDistribution]:
+        """One categorical distribution per axis, shared by every trial of the study, so that
+        optuna-dashboard and `optuna.importance` see one search space.
+
+        Optuna refuses a param whose categorical choices differ from those already stored
+        for it in the study, and an axis may gain a value (`--allow-grid-change`). So the
+        choices are the stored ones, in their stored order, followed by the grid's values
+        not among them (sorted); when they grow, the distribution stored on every trial of
+        the axis is rewritten to the wider one. Stored params are indices into the choices,
+        and old choices keep their positions, so the trials' values do not change. The
+        choices are thus the union of the values the study has ever held."""
+        stored = stored_distributions(self.trials())
+        axes = {}
+        for axis, values in grid_values(list(self.points.values())).items():
+            old = stored[axis].choices if axis in stored else ()
+            axes[axis] = CategoricalDistribution([*old, *sorted(set(values) - set(old))])
+            if axis in stored and axes[axis] != stored[axis]:
+                self._rewrite_distribution(axis, axes[axis])
+        return axes
+
+    def _rewrite_distribution(self, axis: str, wider: CategoricalDistribution) -> None:
+        """Store `wider` as the distribution of `axis` on every trial of the study (Optuna
+        has no call for it: one UPDATE of its `trial_params` table)."""
+        update = sqlalchemy.text(
+            "UPDATE trial_params SET distribution_json = :wider WHERE param_name = :axis "
+            "AND trial_id IN (SELECT trial_id FROM trials WHERE study_id = :study)"
+        )
+        wider_json = distribution_to_json(wider)
+        with self.storage.engine.begin() as conn:
+            conn.execute(update, {"wider": wider_json, "axis": axis, "study": self.study_id})
 
     def fill(self) -> int:
         """Queue every point without a result or a live trial; returns how many."""
@@ -275,8 +314,7 @@ class Queue:
             for s in self.states().values()
             if s.state == "failed" or (s.state == "pending" and s.queued is None)
         ]
-        for point in todo:
-            self.enqueue(point)
+        self.enqueue(todo)
         return len(todo)
 
     def _requeue_killed(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -286,7 +324,7 @@ class Queue:
         state = self.states().get(point.key) if point else None
         retry = state and state.state == "failed" and state.queued is None
         if retry and len(state.trials) < MAX_AUTO_RETRIES:
-            self.enqueue(point)
+            self.enqueue([point])
 
     def fail_stale(self) -> None:
         """Fail RUNNING trials whose heartbeat stopped (their points are requeued)."""
@@ -342,6 +380,42 @@ def point_attrs(point: GridPoint) -> dict[str, object]:
     attrs = {GRID_KEY: point.key, CONFIG_HASH: point.config_hash, SOLVABLE: point.solvable}
     attrs |= {PARAMS: point.params} | ({BLOCK: ",".join(point.blocks)} if point.blocks else {})
     return attrs
+
+
+def read_trials(name: str, stores: Stores) -> list[FrozenTrial]:
+    """The trials of study `name`, or none if it was never started (without creating
+    stores)."""
+    url = stores.storage_url
+    if url.startswith("sqlite:///") and not sqlite_path(url).exists():
+        return []
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        return []
+    return study.get_trials(deepcopy=False)
+
+
+def axis_values(trial: FrozenTrial) -> dict[str, object]:
+    """The axis values of a trial's grid point: its params, or its PARAMS user attr for a
+    trial queued before the axes were params."""
+    return trial.params or trial.user_attrs.get(PARAMS, {})
+
+
+def grid_values(points: list[GridPoint]) -> dict[str, list]:
+    """Each axis's values over `points` (a point of a block without the axis has none)."""
+    values: dict[str, list] = defaultdict(list)
+    for point in points:
+        for axis, value in point.params.items():
+            values[axis].append(value)
+    return dict(values)
+
+
+def stored_distributions(trials: list[FrozenTrial]) -> dict[str, CategoricalDistribution]:
+    """The distribution stored for each axis, from the first trial that has it."""
+    found: dict[str, CategoricalDistribution] = {}
+    for trial in trials:
+        found = trial.distributions | found
+    return found
 
 
 def sqlite_path(url: str) -> Path:

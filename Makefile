@@ -5,14 +5,16 @@ BIN := $(VENV)/bin
 PRESET ?= quick
 WORKERS ?= 2
 
-.PHONY: setup test test-fast lint chaos study ui dashboard report bench docs calibration
+.PHONY: setup test test-fast lint chaos study ui dashboard report bench docs calibration \
+	constraints
 
 # Set up once: a virtual environment with the CPU build of PyTorch pinned (an unpinned
-# torch pulls a multi-GB CUDA build), then the project and its dev extras.
-$(BIN)/attnstudy: pyproject.toml
+# torch pulls a multi-GB CUDA build), then the project and its dev extras at the versions of
+# constraints.txt (those the last recorded study ran with; on another Python, pip's choice).
+$(BIN)/attnstudy: pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
 setup: $(BIN)/attnstudy
@@ -66,6 +68,11 @@ BENCH_ARGS ?=
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/attnstudy bench $(BENCH_ARGS)
+
+# constraints.txt from the packages in .venv: run it beside a study whose record you commit.
+constraints: setup
+	$(BIN)/python -m attnstudy.environment > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 # docs/claims.md from the claim registry (analysis/claims.py); a test checks they agree.
 docs: setup

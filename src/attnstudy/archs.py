@@ -93,7 +93,7 @@ class DecoderOnly(Arch):
         prompt = self.prompt(batch)
         steps = batch.targets.shape[1] + 1  # the target, then EOS
         pos = self.position_ids(batch.input_lens + steps + 2, gen)
-        cache = KVCache(len(self.transformer.blocks))
+        cache = KVCache(len(self.transformer.blocks), pos.shape[1])
 
         def step(tokens):
             return self.head(self.transformer(tokens, pos, cache=cache))
@@ -213,7 +213,7 @@ class EncoderDecoder(Arch):
         memory, src_pad = self._encode(batch, gen)
         steps = batch.targets.shape[1] + 1  # the target, then EOS
         pos = self.position_ids(torch.full((B,), steps, device=device), gen)
-        cache = KVCache(len(self.decoder.blocks))
+        cache = KVCache(len(self.decoder.blocks), pos.shape[1])
 
         def step(tokens):
             hidden = self.decoder(tokens, pos, memory=memory, memory_pad=src_pad, cache=cache)

@@ -13,7 +13,12 @@ import torch
 from torch import Tensor, nn
 
 from attnstudy.config import Config
-from attnstudy.positions import NO_POSITIONS, PositionalContext, PositionalEncoding
+from attnstudy.positions import (
+    NO_POSITIONS,
+    PositionalContext,
+    PositionalEncoding,
+    SequenceBuffer,
+)
 from attnstudy.scores import Score, add_bias
 
 
@@ -41,11 +46,22 @@ def mask_bias(
     return bias
 
 
-class KVCache:
-    """Keys and values of the tokens decoded so far, per layer (greedy decoding)."""
+class LayerCache:
+    """One layer's state while decoding: the keys and values of the tokens so far, the keys
+    as the positional encoding rotated them, and (cross-attention) the encoder memory's keys
+    and values, projected once."""
 
-    def __init__(self, n_layers: int):
-        self.layers: list[dict[str, tuple[Tensor, Tensor]]] = [{} for _ in range(n_layers)]
+    def __init__(self, capacity: int):
+        self.keys, self.values, self.rotated = (SequenceBuffer(capacity) for _ in range(3))
+        self.memory_kv: tuple[Tensor, Tensor] | None = None
+
+
+class KVCache:
+    """Per layer, the state of greedy decoding of up to `capacity` tokens, written in place
+    into buffers allocated once."""
+
+    def __init__(self, n_layers: int, capacity: int):
+        self.layers = [LayerCache(capacity) for _ in range(n_layers)]
         self.length = 0
 
 
@@ -70,21 +86,17 @@ class MultiHeadAttention(nn.Module):
         k, v = self.key_value(source).chunk(2, dim=-1)
         return self._split(k), self._split(v)
 
-    def _keys_values(self, source: Tensor, cache: dict | None, self_attention: bool):
-        """Keys and values; while decoding, self-attention appends the new tokens' keys to
-        the cache and cross-attention projects the encoder memory once."""
+    def _keys_values(self, source: Tensor, cache: LayerCache | None, self_attention: bool):
+        """Keys and values; while decoding, self-attention appends the new tokens' keys and
+        values to the cache and cross-attention projects the encoder memory once."""
         if cache is None:
             return self._project_kv(source)
         if not self_attention:
-            if "memory_kv" not in cache:
-                cache["memory_kv"] = self._project_kv(source)
-            return cache["memory_kv"]
+            if cache.memory_kv is None:
+                cache.memory_kv = self._project_kv(source)
+            return cache.memory_kv
         k, v = self._project_kv(source)
-        if "kv" in cache:
-            k = torch.cat([cache["kv"][0], k], dim=2)
-            v = torch.cat([cache["kv"][1], v], dim=2)
-        cache["kv"] = (k, v)
-        return k, v
+        return cache.keys.extend(k), cache.values.extend(v)
 
     def forward(
         self,
@@ -92,11 +104,13 @@ class MultiHeadAttention(nn.Module):
         source: Tensor,
         bias: Tensor | None,
         ctx: PositionalContext,
-        cache: dict | None = None,
+        cache: LayerCache | None = None,
         self_attention: bool = True,
     ) -> Tensor:
         q = self._split(self.query(x))
         k, v = self._keys_values(source, cache, self_attention)
+        if cache is not None:
+            ctx = ctx.decoding(cache.rotated)
         if self.recorded is not None:
             self.recorded.append(self.score.weights(self.score.logits(q, k, ctx), bias))
         y = self.score.attend(q, k, v, bias, ctx)  # (B, H, Tq, d)

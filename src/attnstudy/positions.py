@@ -4,7 +4,8 @@
 - `context(pos_q, pos_k, causal)`: the positional state one attention call needs —
   a logit bias (T5, ALiBi, FIRE), rotary angles (RoPE), relative key embeddings (Shaw)
   or a contextual term computed from each layer's own q and k (CoPE) — built once per
-  forward pass and handed to every layer.
+  forward pass and handed to every layer (while decoding, each self-attention layer also
+  keeps its keys as rotated so far: `PositionalContext.decoding`).
 
 Positions are integer ids (B, T). They are 0..T-1, or, with randomized positions
 (Ruoss et al. 2023), for each sequence a sorted random subset of [0, max_random_position)
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import ClassVar
 
@@ -47,14 +48,36 @@ class RelativeKeys:
         return torch.gather(qa, 3, index)
 
 
+class SequenceBuffer:
+    """A (B, H, capacity, d) tensor filled along the sequence while decoding: `extend(x)`
+    writes x (B, H, T, d) after the rows written so far and returns every row written, a
+    view (the earlier rows are not copied again, as torch.cat would copy them)."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self.length = capacity, 0
+        self.data: Tensor | None = None  # allocated at the first write, like x
+
+    def extend(self, x: Tensor) -> Tensor:
+        if self.data is None:
+            B, H, _, d = x.shape
+            self.data = x.new_empty(B, H, self.capacity, d)
+        end = self.length + x.shape[2]
+        self.data[:, :, self.length : end] = x
+        self.length = end
+        return self.data[:, :, :end]
+
+
 @dataclass
 class Rotary:
-    """RoPE angles for queries and keys: (B, 1, T, d_head/2) each."""
+    """RoPE angles for queries and keys: (B, 1, T, d_head/2) each. While decoding, `done`
+    holds the layer's keys rotated at earlier steps (the same keys then as now), so each key
+    is rotated once, at its own position."""
 
     cos_q: Tensor
     sin_q: Tensor
     cos_k: Tensor
     sin_k: Tensor
+    done: SequenceBuffer | None = None
 
     @staticmethod
     def _apply(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -62,7 +85,12 @@ class Rotary:
         return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
     def rotate(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-        return self._apply(q, self.cos_q, self.sin_q), self._apply(k, self.cos_k, self.sin_k)
+        q = self._apply(q, self.cos_q, self.sin_q)
+        if self.done is None:
+            return q, self._apply(k, self.cos_k, self.sin_k)
+        n = self.done.length  # keys 0..n-1 were rotated at earlier steps
+        new = self._apply(k[:, :, n:], self.cos_k[:, :, n:], self.sin_k[:, :, n:])
+        return q, self.done.extend(new)
 
 
 # (q (B, H, Tq, d_head), k (B, H, Tk, d_head)) → a logit term (B, H, Tq, Tk); the queries
@@ -85,6 +113,13 @@ class PositionalContext:
 
     def rotate(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
         return self.rotary.rotate(q, k) if self.rotary is not None else (q, k)
+
+    def decoding(self, rotated: SequenceBuffer) -> PositionalContext:
+        """This context for one self-attention layer while decoding: keys rotated at
+        earlier steps are read from `rotated`, the new ones rotated and written to it."""
+        if self.rotary is None:
+            return self
+        return replace(self, rotary=replace(self.rotary, done=rotated))
 
     def contextual_logits(self, q: Tensor, k: Tensor) -> Tensor | None:
         """The contextual encoding's logit term (B, H, Tq, Tk), or None."""

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnstudy.config import Config, ConfigError
-from attnstudy.model import MultiHeadAttention, mask_bias
+from attnstudy.model import LayerCache, MultiHeadAttention, mask_bias
 from attnstudy.positions import NO_POSITIONS
 from attnstudy.sequences import IGNORE, Arch, AttentionLayout, constant, greedy, pack
 from attnstudy.tasks import EOS, PAD, SEP, Batch
@@ -100,7 +100,9 @@ class RNNSeq2Seq(Arch):
         s, state = self.decoder(self.embedding(tokens), state)  # (B, T, d)
         return self.readout(s, memory, memory_bias, cache), state
 
-    def readout(self, s: Tensor, memory: Tensor, memory_bias: Tensor, cache: dict | None) -> Tensor:
+    def readout(
+        self, s: Tensor, memory: Tensor, memory_bias: Tensor, cache: LayerCache | None
+    ) -> Tensor:
         """The vector that predicts the next token from decoder states s (B, T, d): here s
         itself; the encoder states `memory` (B, S, d) go unused."""
         return s
@@ -119,7 +121,7 @@ class RNNSeq2Seq(Arch):
     def predict(self, batch, gen):
         B, device = len(batch.inputs), batch.inputs.device
         memory, memory_bias, state = self.encode(batch)
-        cache: dict = {}  # attention keys and values of the fixed encoder states
+        cache = LayerCache(0)  # cross-attention only: the encoder states' keys and values
 
         def step(tokens):
             nonlocal state

@@ -43,11 +43,13 @@ def add_bias(a: Tensor | None, b: Tensor | None) -> Tensor | None:
 
 def blind_rows(bias: Tensor) -> Tensor | None:
     """(…, Tq, 1) True where a query may see no key, its bias row all −inf (padding before a
-    causal model's first real token), or None where every query sees one: the usual case
-    costs one reduction over the bias and no pass over the logits (and, on a GPU, one
-    synchronisation to read `any` back)."""
+    causal model's first real token), or None where every query sees one: on the CPU the
+    usual case costs one reduction over the bias and no pass over the logits. On another
+    device the mask is returned unread, since reading `any` back would wait for the device
+    in every layer (at every step, while decoding); masking rows that see a key changes
+    no bit of them."""
     blind = bias.amax(-1, keepdim=True) == float("-inf")
-    return blind if blind.any() else None
+    return blind if bias.device.type != "cpu" or blind.any() else None
 
 
 def visible_keys(logits: Tensor, bias: Tensor | None) -> Tensor:

@@ -301,12 +301,29 @@ def source_position_gap(
     return gap.reindex(runs).rename("early_minus_late").astype(float)
 
 
+def accuracy_between(
+    lengths: pd.DataFrame, above: float, upto: float, metric: str = "seq_acc"
+) -> pd.Series:
+    """Per run_id: mean ``metric`` over the lengths in (above·L, upto·L], L the run's longest
+    training length."""
+    longest = lengths["train_max_len"]
+    rows = lengths[(lengths["length"] > above * longest) & (lengths["length"] <= upto * longest)]
+    return rows.groupby("run_id")[metric].mean()
+
+
 def long_length_accuracy(lengths: pd.DataFrame, metric: str = "seq_acc") -> pd.Series:
     """Per run_id: mean ``metric`` over the longer half of the training lengths,
     train_max_len / 2 < length ≤ train_max_len."""
-    half = lengths["train_max_len"] / 2
-    rows = lengths[(lengths["length"] > half) & (lengths["length"] <= lengths["train_max_len"])]
-    return rows.groupby("run_id")[metric].mean().rename(f"long_id_{metric}")
+    return accuracy_between(lengths, 0.5, 1.0, metric).rename(f"long_id_{metric}")
+
+
+def extrapolation_lengths(lengths: pd.DataFrame, threshold: float) -> pd.Series:
+    """Per run_id: the longest length up to which every length has exact match ≥
+    ``threshold`` (0 if the shortest misses it)."""
+    ordered = lengths.sort_values(["run_id", "length"]).astype({"seq_acc": float})
+    holds = ordered.groupby("run_id")["seq_acc"].cummin() >= threshold
+    reached = ordered["length"].where(holds, 0)
+    return reached.groupby(ordered["run_id"]).max()
 
 
 def _finite(values: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:

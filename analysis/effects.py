@@ -111,13 +111,17 @@ def competent(runs: pd.DataFrame) -> pd.Series:
     return at_max.astype(float).fillna(-1.0) >= COMPETENT_ID_ACC
 
 
+def logged_or_derived(runs: pd.DataFrame, metric: str, per_run: pd.Series) -> pd.Series:
+    """``metric`` as each run logged it, else ``per_run`` (by run_id, derived from the
+    per-length frame): stores written before the metric was logged still read it."""
+    derived = runs["run_id"].map(per_run).astype(float)
+    return runs.get(metric, derived).astype(float).fillna(derived)
+
+
 def competence_accuracy(runs: pd.DataFrame, lengths: pd.DataFrame) -> pd.Series:
-    """Each run's exact match at its longest training length: as logged, else from the
-    per-length frame (stores written before the metric was logged)."""
+    """Each run's exact match at its longest training length."""
     at_max = lengths[lengths["length"] == lengths["train_max_len"]]
-    derived = runs["run_id"].map(at_max.groupby("run_id")["seq_acc"].mean()).astype(float)
-    logged = runs.get(COMPETENCE_METRIC, derived)
-    return logged.astype(float).fillna(derived)
+    return logged_or_derived(runs, COMPETENCE_METRIC, at_max.groupby("run_id")["seq_acc"].mean())
 
 
 def usable(runs: pd.DataFrame, metric: str, need_competent: bool) -> tuple[pd.DataFrame, int, int]:

@@ -73,7 +73,7 @@ def verdicts(
     diffs: np.ndarray, sign: int = 1, margin: float = DELTA, family: int = 1
 ) -> np.ndarray:
     """The verdict of each simulated study (rows of per-seed ``diffs``), decided as
-    ``claims.decide`` decides: the sign-flip p against ALPHA / family (Holm's strictest step
+    ``verdicts.decide`` decides: the sign-flip p against ALPHA / family (Holm's strictest step
     when ``family`` > 1), then the equivalence test against ± ``margin``."""
     p = sign_flip_p_many(diffs)
     mean = diffs.mean(axis=1)

@@ -13,11 +13,12 @@ import pandas as pd
 
 from analysis.aggregate import ok_runs
 from analysis.anchors import comparisons
-from analysis.claims import RULE_VERSION, Verdict
+from analysis.claims import RULE_VERSION
 from analysis.effects import COMPETENCE_TEXT
 from analysis.load import Study
 from analysis.tables import competent_extrapolation
 from analysis.variants import transformers, variant_labels
+from analysis.verdicts import Verdict
 
 RESULTS = Path("results")
 

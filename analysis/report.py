@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from analysis import anchors, modern, tables
 from analysis.aggregate import METHODS_TEXT
-from analysis.claims import DECISION_RULE, RULE_VERSION, Verdict, evaluate_claims, holm_family
+from analysis.claims import RULE_VERSION
 from analysis.effects import ALPHA, COMPETENCE_TEXT, MIN_SEEDS
 from analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
 from analysis.importance import report_importance
@@ -32,6 +32,7 @@ from analysis.load import Study, load_study, save_frames
 from analysis.record import RESULTS, write_record
 from analysis.seeds import SEED_CI_TEXT
 from analysis.tables import Table
+from analysis.verdicts import DECISION_RULE, Verdict, evaluate_claims, holm_family
 from attnstudy.redact import redact
 
 TEMPLATES = Path(__file__).with_name("templates")

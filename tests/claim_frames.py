@@ -119,7 +119,7 @@ def c6(effects: Sequence[float]) -> Frames3:
 
 def c7(effects: Sequence[float]) -> Frames3:
     return paired_runs(
-        "ood_seq_acc", {"position": "sinusoidal"}, {"position": "learned"}, effects, 0.3
+        "near_ood_seq_acc", {"position": "sinusoidal"}, {"position": "learned"}, effects, 0.3
     )
 
 
@@ -142,19 +142,20 @@ def c8(effects: Sequence[float]) -> Frames3:
 
 
 def c9(effects: Sequence[float]) -> Frames3:
-    return paired_runs("ood_seq_acc", {"position": "learned"}, {"position": "t5"}, effects, 0.3)
+    learned, t5 = {"position": "learned"}, {"position": "t5"}
+    return paired_runs("near_ood_seq_acc", learned, t5, effects, 0.3)
 
 
 def c10(effects: Sequence[float]) -> Frames3:
     task = {"task": LONG_RANGE_TASKS[0]}
     return paired_runs(
-        "ood_seq_acc", task | {"position": "t5"}, task | {"position": "learned"}, effects, 0.3
+        "near_ood_seq_acc", task | {"position": "t5"}, task | {"position": "learned"}, effects, 0.3
     )
 
 
 def c11(effects: Sequence[float]) -> Frames3:
     return paired_runs(
-        "ood_seq_acc", {"position": "alibi"}, {"position": "sinusoidal"}, effects, 0.3
+        "near_ood_seq_acc", {"position": "alibi"}, {"position": "sinusoidal"}, effects, 0.3
     )
 
 

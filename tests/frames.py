@@ -21,6 +21,7 @@ BASE_RUN = {
     "id_seq_acc_at_max": 1.0,
     "id_token_acc": 1.0,
     "ood_seq_acc": 0.0,
+    "near_ood_seq_acc": 0.0,
     "ood_token_acc": 0.5,
     "extrapolation_len": 20,
     "n_params": 1000,

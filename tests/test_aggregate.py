@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from analysis import load
 from analysis.aggregate import (
     METHODS_TEXT,
+    accuracy_between,
     bootstrap_ci,
     bootstrap_diff_ci,
     cliffs_delta,
     compare,
+    extrapolation_lengths,
     holm,
     kruskal_p,
     length_trend,
@@ -325,6 +327,22 @@ def test_long_length_accuracy_averages_the_longer_half_of_training_lengths():
         seq_acc=lambda f: np.where(f["length"] <= 4, 1.0, 0.25)
     )
     assert long_length_accuracy(lengths)["r"] == pytest.approx(0.25)
+
+
+def test_near_ood_accuracy_averages_lengths_past_training_up_to_twice_it():
+    lengths = pd.DataFrame({"run_id": "r", "length": range(1, 33), "train_max_len": 8}).assign(
+        seq_acc=lambda f: np.select([f["length"] <= 8, f["length"] <= 16], [1.0, 0.5], 0.0)
+    )
+    assert accuracy_between(lengths, 1, 2)["r"] == pytest.approx(0.5)  # 9..16, not 9..32
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=12), st.sampled_from([0.5, 0.9]))
+def test_extrapolation_length_is_the_last_length_before_the_first_miss(accs, threshold):
+    lengths = pd.DataFrame({"run_id": "r", "length": range(1, len(accs) + 1), "seq_acc": accs})
+    misses = [n for n, acc in enumerate(accs, 1) if acc < threshold]
+    expected = misses[0] - 1 if misses else len(accs)
+    shuffled = lengths.sample(frac=1, random_state=0)  # the frame's order does not matter
+    assert extrapolation_lengths(shuffled, threshold)["r"] == expected
 
 
 def test_compare_counts_seeds_not_configurations():

@@ -9,17 +9,10 @@ import pandas as pd
 import pytest
 from claim_frames import BUILDERS, NO_LENGTHS, NO_POSITIONS, c7, c12, make_runs
 
-from analysis.claims import (
-    CLAIMS,
-    DECISION_RULE,
-    RULE_VERSION,
-    VERDICTS,
-    decide,
-    evaluate_claims,
-    holm_family,
-)
+from analysis.claims import CLAIMS, RULE_VERSION
 from analysis.docs import claims_markdown
 from analysis.rules import Frames, relative_vs_absolute
+from analysis.verdicts import DECISION_RULE, VERDICTS, decide, evaluate_claims, holm_family
 
 PRESETS = Path(__file__).parents[1] / "study"
 ENOUGH, TOO_FEW = 6, 3  # seeds: 2/2^6 < 0.05 can reject alone; 2/2^3 cannot
@@ -216,6 +209,22 @@ def test_c6_decides_in_the_decoder_and_shows_the_encoder():
     runs["run_id"] = [f"r{i}" for i in range(len(runs))]
     v, finding = check("C6", runs)
     assert v == "no meaningful difference" and "bidirectional encoder" in finding.evidence
+
+
+def test_ood_claims_read_twice_the_training_length_from_the_lengths_where_not_logged():
+    """Sinusoidal ahead by 0.1 over lengths 9-16 and level beyond: supported from (L, 2L]
+    alone, where a mean to 4L would halve the effect."""
+    runs = c7(effects(0.1, ENOUGH))[0].drop(columns="near_ood_seq_acc")
+    ahead = np.where(runs["position"] == "sinusoidal", 0.4, 0.3)
+    rows = [
+        {"run_id": run, "length": n, "train_max_len": 8}
+        | {"seq_acc": 1.0 if n <= 8 else acc if n <= 16 else 0.0}
+        for run, acc in zip(runs["run_id"], ahead, strict=True)
+        for n in range(1, 33)
+    ]
+    v, finding = check("C7", runs, pd.DataFrame(rows))
+    assert v == "supported" and finding.effect.estimate == pytest.approx(0.1)
+    assert "at exact match 0.5" in finding.evidence
 
 
 def test_c7_ignores_randomized_runs():

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
-from analysis.claims import decide
 from analysis.effects import (
     ALPHA,
     Effect,
@@ -23,6 +22,7 @@ from analysis.effects import (
     unit_effect,
 )
 from analysis.power import DELTA, Case, power, rejection_rate, simulate, verdicts
+from analysis.verdicts import decide
 from attnstudy.study_config import load_study
 
 PRESETS = sorted((Path(__file__).parents[1] / "study").glob("*.yaml"))

@@ -6,9 +6,10 @@ import pandas as pd
 from claim_frames import NO_LENGTHS, NO_POSITIONS
 from frames import BASE_RUN
 
-from analysis.claims import CLAIMS, evaluate_claims
+from analysis.claims import CLAIMS, RULE_VERSION
 from analysis.load import Study
 from analysis.record import record_markdown, write_record
+from analysis.verdicts import evaluate_claims
 
 SEEDS = (0, 1, 2)
 
@@ -40,8 +41,8 @@ def test_record_carries_provenance_verdicts_and_per_encoding_accuracy():
     claim_lines = [line for line in text.splitlines() if line.startswith("| C")]
     assert [line.split(" | ")[0] for line in claim_lines] == [f"| {claim}" for claim in CLAIMS]
     c11 = next(line for line in claim_lines if line.startswith("| C11 "))
-    assert "inconclusive (n = 3)" in c11 and "`ood_seq_acc`" in c11 and "| 0.25 |" in c11
-    assert "rule version 2" in text
+    assert "inconclusive (n = 3)" in c11 and "`near_ood_seq_acc`" in c11 and "| 0.25 |" in c11
+    assert f"rule version {RULE_VERSION}" in text
     encodings = [line.split(" | ")[3] for line in text.splitlines() if line.startswith("| copy ")]
     assert encodings == ["t5", "alibi", "sinusoidal", "learned"]  # best OOD first
 

@@ -23,7 +23,6 @@ from tiny_study import grid_key, make_study
 
 from analysis.aggregate import METHODS_TEXT
 from analysis.claims import CLAIMS as CLAIMS_SPEC
-from analysis.claims import DECISION_RULE, VERDICTS, Verdict
 from analysis.effects import Effect
 from analysis.figures_catalog import FIGURES
 from analysis.load import StudyError, load_study
@@ -37,6 +36,7 @@ from analysis.report import (
     templates,
     write_pdf,
 )
+from analysis.verdicts import DECISION_RULE, VERDICTS, Verdict
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
 

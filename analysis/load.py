@@ -6,9 +6,11 @@ Frames (the contract of ``analysis.aggregate`` and ``analysis.claims``):
   when the study logged its grid, only the points of its current grid), config columns,
   summary metrics, ``status`` (ok | diverged | failed) and ``reason``.
 - ``lengths``: one row per trial x evaluated length (``eval_seq_acc``/``eval_token_acc``).
-- ``positions``: one row per trial x in-distribution length x target position (split "id",
-  ``pos_token_acc_id_len``), and per trial x target position averaged over the longer
-  lengths (split "ood", length NaN, ``pos_token_acc_ood``).
+- ``positions``: one row per trial x in-distribution length x target position (split "id"),
+  and per trial x target position averaged over the longer lengths (split "ood", length
+  NaN): the trial's ``per_position.json`` table, or for a trial logged before it had one,
+  the metrics ``pos_token_acc_id_len`` (step length·100000 + position) and
+  ``pos_token_acc_ood``.
 - ``curves``: one row per trial x training metric x step (loss and validation accuracy).
 - ``attempts``: every child run of those points, killed and still running ones included.
 """
@@ -33,6 +35,7 @@ from analysis.aggregate import PAIR_COLUMNS
 from analysis.effects import COMPETENCE_METRIC, competence_accuracy
 from attnstudy.evaluate import POSITION_BY_LENGTH_KEY, POSITION_STRIDE
 from attnstudy.redact import redact
+from attnstudy.tracking import POSITION_TABLE
 
 DEFAULT_STORE = Path("runs") / "mlflow.db"
 TRIAL_FILTER = "tags.`attnstudy.role` = 'trial'"
@@ -62,7 +65,8 @@ SUMMARY_METRICS = (
 RENAMED_METRICS = {"activation_mb": "peak_mem_mb"}
 CURVE_METRICS = ("train_loss", "val_seq_acc", "val_token_acc")
 LENGTH_METRICS = {"eval_seq_acc": "seq_acc", "eval_token_acc": "token_acc"}
-POSITION_METRICS = {POSITION_BY_LENGTH_KEY: "id", "pos_token_acc_ood": "ood"}
+POSITION_METRICS = {POSITION_BY_LENGTH_KEY: "id", "pos_token_acc_ood": "ood"}  # before tables
+POSITION_COLUMNS = ["run_id", "split", "length", "target_pos", "token_acc"]
 STATUS_RANK = {"ok": 0, "diverged": 1, "failed": 2}
 MLFLOW_STATUS = {"RUNNING": "running", "SCHEDULED": "running", "KILLED": "killed"}
 HISTORY_THREADS = 4
@@ -117,7 +121,9 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
     if grid:  # points a grid change dropped (`--allow-grid-change`) are not the study's
         attempts = attempts[attempts["grid_key"].isin(grid)]
     runs = _latest_per_grid_point(attempts)
-    histories = _histories(client, runs["run_id"].tolist())
+    tabled = runs.loc[runs["position_table"], "run_id"].tolist()
+    untabled = runs.loc[~runs["position_table"], "run_id"].tolist()
+    histories = _histories(client, runs["run_id"].tolist(), untabled)
     config = runs[["run_id", *CONFIG_COLUMNS]]
     lengths = _lengths(histories, config)
     runs = runs.assign(**{COMPETENCE_METRIC: competence_accuracy(runs, lengths)})
@@ -130,7 +136,7 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
         param_names=tuple(sorted(c for c in params if c in runs)),
         runs=runs.reset_index(drop=True),
         lengths=lengths,
-        positions=_positions(histories, config),
+        positions=_all_positions(_position_tables(client, tabled), histories, config),
         curves=_curves(histories, config),
         attempts=attempts[
             ["run_id", "grid_key", "status", "mlflow_status", "reason", "start_time"]
@@ -213,6 +219,7 @@ def _attempts(uri: str, experiment_id: str) -> tuple[pd.DataFrame, list[str]]:
     frame["git_commit"] = _col(raw, "tags.attnstudy.git_commit")
     frame["block"] = _col(raw, "tags.attnstudy.block").fillna("")
     frame["solvable"] = _col(raw, "tags.attnstudy.solvable").fillna("true") != "false"
+    frame["position_table"] = _col(raw, "tags.mlflow.loggedArtifacts").map(_lists_position_table)
     params = {c.removeprefix("params."): raw[c].map(_parse) for c in raw if c.startswith("params.")}
     metrics = {c.removeprefix("metrics."): raw[c] for c in raw if c.startswith("metrics.")}
     metrics = {RENAMED_METRICS.get(k, k): v for k, v in metrics.items()}
@@ -224,6 +231,14 @@ def _attempts(uri: str, experiment_id: str) -> tuple[pd.DataFrame, list[str]]:
 
 def _col(raw: pd.DataFrame, name: str) -> pd.Series:
     return raw[name] if name in raw else pd.Series([None] * len(raw), index=raw.index)
+
+
+def _lists_position_table(logged: str | None) -> bool:
+    """Whether a run's ``mlflow.loggedArtifacts`` tag (what ``log_table`` records) lists the
+    per-position table."""
+    if not isinstance(logged, str) or not logged:
+        return False
+    return any(item.get("path") == POSITION_TABLE for item in json.loads(logged))
 
 
 def _status(tag: str | None, mlflow_status: str) -> str:
@@ -288,11 +303,12 @@ def _grid(client: MlflowClient, parent_id: str | None) -> list[str] | None:
     return [item["key"] if isinstance(item, dict) else str(item) for item in items]
 
 
-def _histories(client: MlflowClient, run_ids: list[str]) -> pd.DataFrame:
+def _histories(client: MlflowClient, run_ids: list[str], untabled: list[str]) -> pd.DataFrame:
     """Every logged value of the per-step metrics: run_id, key, step, value (latest write of
-    each step). One query per run and key, a few at a time."""
-    keys = [*LENGTH_METRICS, *POSITION_METRICS, *CURVE_METRICS]
-    jobs = [(run_id, key) for run_id in run_ids for key in keys]
+    each step), the per-position ones only for the `untabled` runs (without a position
+    table). One query per run and key, a few at a time."""
+    jobs = [(run_id, key) for run_id in run_ids for key in (*LENGTH_METRICS, *CURVE_METRICS)]
+    jobs += [(run_id, key) for run_id in untabled for key in POSITION_METRICS]
 
     def fetch(job):
         run_id, key = job
@@ -321,9 +337,35 @@ def _lengths(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _position_tables(client: MlflowClient, run_ids: list[str]) -> pd.DataFrame:
+    """The per-position tables of runs `run_ids` (POSITION_COLUMNS), a few at a time."""
+
+    def fetch(run_id: str) -> pd.DataFrame:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(run_id, POSITION_TABLE, tmp)
+            return pd.read_json(path, orient="split").assign(run_id=run_id)
+
+    with ThreadPoolExecutor(HISTORY_THREADS) as pool:
+        tables = list(pool.map(fetch, run_ids))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _all_positions(
+    tables: pd.DataFrame, histories: pd.DataFrame, config: pd.DataFrame
+) -> pd.DataFrame:
+    """The runs' position tables, and the packed per-position metrics of the runs without
+    one (`_positions`), as one frame."""
+    packed = _positions(histories, config)
+    if tables.empty:
+        return packed
+    tabled = config.merge(tables[POSITION_COLUMNS], on="run_id")
+    return pd.concat([tabled, packed], ignore_index=True) if not packed.empty else tabled
+
+
 def _positions(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
-    """One row per run x split (id|ood) x length (NaN for ood) x target position: token_acc.
-    In-distribution steps encode length·POSITION_STRIDE + target position."""
+    """One row per run x split (id|ood) x length (NaN for ood) x target position: token_acc,
+    from the per-position metrics of runs logged before the position table. In-distribution
+    steps encode length·POSITION_STRIDE + target position."""
     frame = histories[histories["key"].isin(POSITION_METRICS)]
     split = frame["key"].map(POSITION_METRICS)
     by_length = split == "id"
@@ -333,8 +375,7 @@ def _positions(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
         target_pos=frame["step"].where(~by_length, frame["step"] % POSITION_STRIDE),
         token_acc=frame["value"],
     )
-    columns = ["run_id", "split", "length", "target_pos", "token_acc"]
-    return config.merge(frame[columns], on="run_id")
+    return config.merge(frame[POSITION_COLUMNS], on="run_id")
 
 
 def _curves(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:

@@ -43,7 +43,7 @@ TINY = {
 }
 ARTIFACTS = {
     "per_length.csv",
-    "per_position.csv",
+    "per_position.json",
     "accuracy_vs_length.png",
     "attention.png",
     "attention.npz",

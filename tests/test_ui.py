@@ -1,21 +1,26 @@
 """The MLflow UI over a tiny real study (real training, real SQLite stores, the real
 `attnstudy ui` server, headless Chromium): the runs it shows, their names and tags, the
-parent run's summary.
+parent run's summary, and what else MLflow users expect: each encoding's best model
+loadable with mlflow.pytorch, per-position accuracy as a table, system metrics.
 
 ATTNSTUDY_SCREENSHOTS=DIR keeps the screenshots there (docs/img for the README)."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import json
 import math
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from statistics import fmean
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -26,13 +31,15 @@ from mlflow import MlflowClient
 from servers import _answers, free_port, stop, wait_for
 from test_report import ensure
 
+from analysis.load import load_study as load_frames
 from attnstudy.cli import main
+from attnstudy.logged_model import SOURCE, TRIAL_RUN, trained_model
 from attnstudy.positions import POSITIONS
 from attnstudy.provenance import cpu_model
 from attnstudy.registries import make_config
 from attnstudy.study import run_study
 from attnstudy.study_config import load_study
-from attnstudy.tracking import best_per_encoding, run_name
+from attnstudy.tracking import POSITION_TABLE, best_per_encoding, run_name
 from attnstudy.work_queue import make_stores
 
 DIVERGES = 1e8  # a learning rate that makes loss nan at once
@@ -61,14 +68,17 @@ NOTE = "mlflow.note.content"  # a run's description
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """The tiny study run once (4 trials trained, 1 diverged), with its MLflow runs."""
+    """The tiny study run once (4 trials trained, 1 diverged), with its MLflow runs; system
+    metrics sampled often enough that a run of a few seconds gets some."""
     root = tmp_path_factory.mktemp("ui")
     path = root / "tiny-ui.yaml"
     path.write_text(yaml.safe_dump(STUDY))
     spec = load_study(path)
     uri = f"sqlite:///{root}/runs/mlflow.db"
     stores = make_stores(root / "runs", tracking_uri=uri)
-    assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+        assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(spec.name)
     runs = client.search_runs([experiment.experiment_id])
@@ -130,6 +140,85 @@ def test_parent_run_counts_the_points_and_names_each_encodings_best_variant(stud
         assert re.search(rf"\| {encoding} \| {re.escape(best)} \| 2 \| ", parent.tags[NOTE])
     assert parent.tags[NOTE].startswith(STUDY["description"])
     assert parent.tags["attnstudy.description"] == STUDY["description"]  # what the report shows
+
+
+LOAD_MODELS = """
+import json, sys
+import mlflow, mlflow.pytorch, torch
+from mlflow.models import Model
+
+mlflow.set_tracking_uri(sys.argv[1])
+answers = {}
+for model_id in sys.argv[2:]:
+    uri = f"models:/{model_id}"
+    model = mlflow.pytorch.load_model(uri)
+    example = Model.load(uri).load_input_example(mlflow.artifacts.download_artifacts(uri))
+    answers[model_id] = [example.tolist(), model(torch.from_numpy(example)).tolist()]
+print(json.dumps(answers))
+"""
+
+
+def test_parent_run_logs_each_encodings_best_model_which_loads_elsewhere_and_predicts(study):
+    """`model-<encoding>`: the weights of the best variant's seed with the best validation,
+    loaded by mlflow.pytorch.load_model in a fresh process, answering its input example as
+    the trial's own weights do here."""
+    client, parent = MlflowClient(study["uri"]), study["parent"]
+    models = client.search_logged_models([study["experiment"].experiment_id])
+    assert sorted(m.name for m in models) == ["model-none", "model-rope"]
+    trials = {r.info.run_id: r for r in study["trials"]}
+    for model in models:
+        trial = trials[model.tags[TRIAL_RUN]]
+        encoding = model.name.removeprefix("model-")
+        assert trial.info.run_name.rsplit("·", 1)[0] == parent.data.tags[f"best.{encoding}"]
+        seeds = [r for r in trials.values() if variant(r) == variant(trial)]
+        best = max(r.data.metrics.get("best_val_seq_acc", -1) for r in seeds)
+        assert len(seeds) == 2 and trial.data.metrics["best_val_seq_acc"] == best
+        assert model.source_run_id == parent.info.run_id
+        assert client.get_run(parent.info.run_id).data.tags[SOURCE + encoding] == trial.info.run_id
+    argv = [sys.executable, "-c", LOAD_MODELS, study["uri"], *(m.model_id for m in models)]
+    loaded = subprocess.run(argv, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    answers = json.loads(loaded.stdout)
+    for model in models:
+        example, answer = answers[model.model_id]
+        trial = trials[model.tags[TRIAL_RUN]]
+        here = trained_model(client, trial.info.run_id, make_config(**trial.data.params))
+        inputs = torch.tensor(example)
+        assert inputs.dtype == torch.int64 and inputs.shape == (4, STUDY["fixed"]["train_max_len"])
+        assert answer == here(inputs).tolist()
+        assert len(answer[0]) == STUDY["fixed"]["train_max_len"] + 1  # the copy, then EOS
+
+
+def variant(run) -> dict[str, str]:
+    """A trial run's params but its seed."""
+    return {k: v for k, v in run.data.params.items() if k != "seed"}
+
+
+def test_per_position_accuracy_is_a_table_the_analysis_reads(study, tmp_path):
+    client = MlflowClient(study["uri"])
+    frames = load_frames(STUDY["name"], study["uri"])
+    for run in study["trials"]:
+        if run.data.tags["attnstudy.status"] != "ok":
+            continue
+        assert not any(key.startswith("pos_token_acc") for key in run.data.metrics)
+        (logged,) = json.loads(run.data.tags["mlflow.loggedArtifacts"])
+        assert logged == {"path": POSITION_TABLE, "type": "table"}
+        table = pd.read_json(
+            client.download_artifacts(run.info.run_id, POSITION_TABLE, str(tmp_path)),
+            orient="split",
+        )
+        assert list(table.columns) == ["split", "length", "target_pos", "token_acc"]
+        read = frames.positions[frames.positions["run_id"] == run.info.run_id]
+        assert read[list(table.columns)].reset_index(drop=True).equals(table)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psutil") is None, reason="psutil not installed")
+def test_parent_run_samples_system_metrics_and_stops_sampling(study):
+    client = MlflowClient(study["uri"])
+    run_id = study["parent"].info.run_id
+    cpu = client.get_metric_history(run_id, "system/cpu_utilization_percentage")
+    assert cpu and {"system/system_memory_usage_megabytes"} <= set(study["parent"].data.metrics)
+    assert "SystemMetricsMonitor" not in {t.name for t in threading.enumerate()}
 
 
 SCORE = st.floats(0, 1, allow_nan=False)

@@ -1,6 +1,7 @@
-"""What a trial leaves behind as files: per-length and per-position CSVs, the accuracy-vs-
-length figure, the attention maps of one long example (every layer and head in one PNG, raw
-weights in NPZ), the resolved config and the model's state_dict.
+"""What a trial leaves behind as files: the per-length CSV, the accuracy-vs-length figure,
+the attention maps of one long example (every layer and head in one PNG, raw weights in
+NPZ), the resolved config and the model's state_dict. (Its per-position accuracy is a
+table MLflow logs itself: tracking.POSITION_TABLE.)
 
 Plot functions take data and return a Figure (no I/O, no pyplot state); `write_artifacts`
 saves them.
@@ -167,11 +168,6 @@ def write_artifacts(result: TrainResult, maps: Maps, inputs: Tensor, directory: 
         directory / "per_length.csv",
         ["length", "n", "token_acc", "seq_acc"],
         [[r.length, r.n, r.token_acc, r.seq_acc] for r in result.per_length],
-    )
-    _write_csv(
-        directory / "per_position.csv",
-        ["split", "length", "target_pos", "token_acc"],
-        [[r["split"], r["length"], r["target_pos"], r["token_acc"]] for r in result.per_position],
     )
     _save(
         plot_accuracy_vs_length(result.per_length, cfg.train_max_len),

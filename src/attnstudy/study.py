@@ -25,6 +25,8 @@ from typing import TextIO
 import optuna
 from optuna.trial import FrozenTrial
 
+from attnstudy.config import Config
+from attnstudy.logged_model import log_best_models
 from attnstudy.progress import Monitor, counts
 from attnstudy.provenance import host_tags, provenance_tags, usable_cores
 from attnstudy.redact import redact
@@ -261,7 +263,8 @@ def run_study(
     out: TextIO | None = None,
 ) -> int:
     """Run every unfinished grid point; 0 when all have a result, 1 if some failed, 130 on
-    Ctrl-C."""
+    Ctrl-C. The parent run gets the launcher's system metrics while the workers run and,
+    once they return, each encoding's best model (logged_model.py)."""
     out = out or sys.stdout
     silence()
     check_stores(stores, spec.name)
@@ -281,7 +284,7 @@ def run_study(
     status = "FAILED"  # unless the workers return, or Ctrl-C / SIGTERM stops them
     with interruptible():
         try:
-            with Monitor(queue, out):
+            with tracker.system_metrics(parent_id), Monitor(queue, out):
                 _run_workers(spec, stores, parent_id, tags, workers, threads)
             status = "FINISHED"
         except KeyboardInterrupt:
@@ -289,9 +292,12 @@ def run_study(
             _stop_children()
         finally:
             tracker.resolve_orphans(queue.orphan_outcome())
-            _log_summary(tracker, parent_id, queue)
+            best = _log_summary(tracker, parent_id, queue)
             tracker.close(parent_id, status)
-    return _report(queue, out) if status == "FINISHED" else 130
+    if status != "FINISHED":
+        return 130
+    log_best_models(tracker, parent_id, _selected_trials(best))
+    return _report(queue, out)
 
 
 def _open_parent(queue: Queue, tags: dict[str, str]) -> tuple[Tracker, str]:
@@ -325,11 +331,16 @@ def _blocks_note(spec: StudySpec) -> str:
     return f" in {blocks} block{plural[0]}, {merged} duplicate{plural[1]} merged"
 
 
-def _log_summary(tracker: Tracker, parent_id: str, queue: Queue) -> None:
-    """Points per state and the best variants, on the study's parent run."""
+def _log_summary(tracker: Tracker, parent_id: str, queue: Queue) -> dict[str, dict]:
+    """Points per state and the best variants (returned), on the study's parent run."""
     states = queue.states()
     done = [(s.point.config, s.trial.user_attrs) for s in states.values() if s.state == "done"]
-    tracker.log_summary(parent_id, queue.spec.description, counts(states), done)
+    return tracker.log_summary(parent_id, queue.spec.description, counts(states), done)
+
+
+def _selected_trials(best: dict[str, dict]) -> dict[str, tuple[Config, str]]:
+    """Each encoding's trial whose model stands for its best variant: config, MLflow run."""
+    return {e: (row["selected"][0], row["selected"][1][RUN_ID]) for e, row in best.items()}
 
 
 def default_threads(workers: int) -> int:

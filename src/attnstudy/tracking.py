@@ -5,9 +5,11 @@ The experiment is tagged as model training (MLflow 3 otherwise opens it on its G
 A trial run is named after its variant (`copy·decoder·rope·scaled_dot·h4·s0`) and tagged with
 each axis, the encoding's family and the machine (CPU model, torch threads, device: see
 provenance.py), so the UI can group runs by any of them; its accuracy by length is the
-metric history of `eval_seq_acc` / `eval_token_acc` with step = length. The parent run
-carries the study's summary: points per state and the best variant of each encoding by
-validation.
+metric history of `eval_seq_acc` / `eval_token_acc` with step = length, its accuracy by
+target position the table `per_position.json` (`log_table`). The parent run carries the
+study's summary: points per state and the best variant of each encoding by validation
+(whose models logged_model.py logs there), and the launcher's system metrics when psutil
+is installed.
 
 Metrics are buffered and written with `log_batch` (each SQLite commit costs milliseconds).
 A trial run always ends FINISHED, FAILED or KILLED; runs left RUNNING by a killed process
@@ -17,19 +19,20 @@ are found later and closed according to their Optuna trial (`resolve_orphans`).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import math
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from statistics import fmean
 
 from attnstudy.artifacts import attention_summary, long_example_attention, write_artifacts
 from attnstudy.config import Config, ConfigError
-from attnstudy.evaluate import position_metric
 from attnstudy.provenance import DEVICE, device_name, host_tags
 from attnstudy.redact import redact
 from attnstudy.tracking_check import EXPERIMENT_KIND
@@ -49,6 +52,8 @@ REPORTED = ("id_seq_acc", "ood_seq_acc")  # test exact match: shown, never used 
 RUN_STATUS = {"ok": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "killed": "KILLED"}
 LOG_EVERY = 10  # training steps between logged train_loss / lr / grad_norm
 BATCH_LIMIT = 1000  # metrics per log_batch call (MLflow's limit)
+POSITION_TABLE = "per_position.json"  # a trial's token accuracy by target position
+SYSTEM_METRICS_S = 5  # seconds between samples ($MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL wins)
 
 
 def silence() -> None:
@@ -117,16 +122,20 @@ def best_per_encoding(results: list[tuple[Config, dict]]) -> dict[str, dict]:
     """For each encoding, its variant (a config up to the seed; seeds averaged) with the
     best in-distribution validation exact match, ties broken by validation token accuracy,
     then by name: test lengths never take part in the choice. Each row: the variant's name,
-    seeds, and the means of the SELECTION metrics, id_seq_acc and ood_seq_acc. Results
-    without validation metrics are left out."""
-    variants: dict[Config, list[dict]] = {}
+    seeds, the means of the SELECTION metrics, id_seq_acc and ood_seq_acc, and `selected`:
+    the (config, summary) of its seed with the best validation (ties: the lowest seed),
+    whose model stands for the variant. Results without validation metrics are left out."""
+    variants: dict[Config, list[tuple[Config, dict]]] = {}
     for cfg, summary in results:
         if all(key in summary for key in SELECTION):
-            variants.setdefault(dataclasses.replace(cfg, seed=0), []).append(summary)
+            variants.setdefault(dataclasses.replace(cfg, seed=0), []).append((cfg, summary))
     best: dict[str, dict] = {}
     for variant in sorted(variants, key=lambda c: (run_name(c, seed=False), c.hash())):
-        runs = variants[variant]
+        runs = [summary for _, summary in variants[variant]]
         row = {"variant": run_name(variant, seed=False), "seeds": len(runs)}
+        row["selected"] = max(
+            variants[variant], key=lambda r: ([r[1][k] for k in SELECTION], -r[0].seed)
+        )
         row |= {k: fmean(s.get(k, math.nan) for s in runs) for k in (*SELECTION, *REPORTED)}
         chosen = best.get(variant.position)
         if chosen is None or [row[k] for k in SELECTION] > [chosen[k] for k in SELECTION]:
@@ -186,7 +195,7 @@ class Tracker:
     def __init__(self, uri: str, study: str, artifact_root: Path | None):
         from mlflow import MlflowClient
 
-        self.client, self.study = MlflowClient(uri), study
+        self.client, self.uri, self.study = MlflowClient(uri), uri, study
         experiment = self.client.get_experiment_by_name(study)
         if experiment is None:
             location = None
@@ -242,12 +251,33 @@ class Tracker:
     def close(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
 
+    @contextmanager
+    def system_metrics(self, run_id: str) -> Iterator[None]:
+        """While the block runs, MLflow samples this machine's CPU, memory, disk, network
+        (and GPU) use into run `run_id` (metrics `system/…`, after those already there)
+        every SYSTEM_METRICS_S seconds; nothing without psutil. Its thread ends with the
+        block."""
+        if importlib.util.find_spec("psutil") is None:
+            yield
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(
+            run_id, SYSTEM_METRICS_S, resume_logging=True, tracking_uri=self.uri
+        )
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()
+
     def log_summary(
         self, run_id: str, description: str, points: dict[str, int], results: list
-    ) -> None:
+    ) -> dict[str, dict]:
         """The study's summary on its parent run: a metric `points_<state>` per point
         state, a tag `best.<encoding>` naming the encoding's best variant, and both as a
-        table in the run's description. `results`: (config, summary metrics) per point done."""
+        table in the run's description. `results`: (config, summary metrics) per point done.
+        Returns `best_per_encoding(results)`."""
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
@@ -257,6 +287,7 @@ class Tracker:
         note = f"{description}\n\n{summary_markdown(points, best)}".strip()
         tags.append(RunTag("mlflow.note.content", note))
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        return best
 
     def start_trial(self, parent_id: str, cfg: Config, tags: dict) -> TrialRun:
         """A trial run named after cfg's variant and seed, tagged with its axes and the
@@ -322,14 +353,15 @@ class TrialRun:
             self.flush()
 
     def log_result(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
-        """Per-length (step = length), per-position (see `evaluate.position_metric`) and
-        summary metrics (step 0), and every artifact. Returns the summary metrics logged."""
+        """Per-length (step = length) and summary metrics (step 0), the per-position table
+        (`evaluate.position_table` rows) and every artifact. Returns the summary metrics
+        logged."""
+        import pandas as pd
+
         for r in result.per_length:
             self.add("eval_seq_acc", r.seq_acc, r.length)
             self.add("eval_token_acc", r.token_acc, r.length)
-        for row in result.per_position:
-            key, step = position_metric(row)
-            self.add(key, row["token_acc"], step)
+        self.client.log_table(self.run_id, pd.DataFrame(result.per_position), POSITION_TABLE)
         maps, inputs = long_example_attention(result)
         summary = _finite(
             result.summary

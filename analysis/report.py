@@ -63,6 +63,7 @@ SELECTION_RULE = (
     "examples of every length 1..eval_max_len, the same examples for every variant of a "
     "seed (so comparisons can be paired)."
 )
+INTERVAL = re.compile(r"\[[+−-]?\d[\d.]*, [+−-]?\d[\d.]*\]")
 NUMERIC = re.compile(r"^[-+−–]?[\d.,]+( \[|$| \(n = 1\)$)|^–$")  # cells aligned right
 VERDICT_CLASS = {
     "supported": "ok",
@@ -220,7 +221,15 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.tests["numeric"] = lambda value: bool(NUMERIC.match(str(value)))
+    env.filters["unbroken"] = unbroken
     return env
+
+
+def unbroken(value) -> str:
+    """``value`` with every interval '[low, high]' in it joined by a no-break space: a
+    narrow column may put an estimate and its interval on two lines, never split the
+    interval itself ('[0.557,' / '0.570]')."""
+    return INTERVAL.sub(lambda m: m[0].replace(" ", "\u00a0"), str(value))
 
 
 def report_tables(context: dict) -> list[Table]:

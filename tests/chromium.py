@@ -22,6 +22,7 @@ from pathlib import Path
 
 FLAGS = (
     "--headless",
+    "--window-size=1024,800",  # a small laptop: the report's tables must fit its width
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",

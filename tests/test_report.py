@@ -150,9 +150,12 @@ JS_TABLES = """Array.from(document.querySelectorAll('table'), t => ({
   beforeClaims: !!(t.compareDocumentPosition(document.querySelector('#table-claims'))
                    & Node.DOCUMENT_POSITION_FOLLOWING),
   shown: t.checkVisibility(),
+  cut: t.checkVisibility() && t.scrollWidth > t.parentElement.clientWidth + 1,
 }))"""
 JS_VERDICTS = "Array.from(document.querySelectorAll('#table-claims .verdict'), v => v.textContent)"
-JS_WIDTH = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+JS_WIDTH = (
+    "[document.documentElement.scrollWidth, document.documentElement.clientWidth, innerWidth]"
+)
 
 
 def long_tables_before_claims(tables: list[dict]) -> list[str]:
@@ -190,8 +193,9 @@ def test_claim_verdicts_come_before_every_long_table_and_nothing_overflows(study
     assert {t["id"] for t in long} >= {"table-configurations", "table-runs"}
     assert long_tables_before_claims(tables) == []
     assert not any(t["shown"] for t in long if t["id"] in ("table-configurations", "table-runs"))
-    scroll_width, width = page.values["width"]
-    assert scroll_width <= width  # wide tables scroll inside their box, not the page
+    scroll_width, width, window = page.values["width"]
+    assert window == 1024 and scroll_width <= width  # no page-wide scroll on a laptop
+    assert [t["id"] for t in tables if t["cut"]] == []  # nor a table wider than its box
 
 
 def test_order_check_catches_a_long_table_before_the_claims(tmp_path):

@@ -134,3 +134,11 @@ def test_missing_grid_points_are_listed_when_the_grid_is_a_full_product():
     assert [r["status"] for r in done["unfinished"].rows] == ["killed"]
     assert [r["grid point"] for r in done["bad"].rows] == [keys[2]]
     assert completeness(runs, attempts, grid_size=6, grid=None)["missing"] is None
+
+
+def test_an_interval_is_never_split_across_lines_in_the_report():
+    from analysis.report import unbroken
+
+    assert unbroken(fmt_ci(0.5, 0.4, 0.6)) == "0.500 [0.400,\u00a00.600]"
+    assert unbroken("+0.010 [-0.002, +0.030]") == "+0.010 [-0.002,\u00a0+0.030]"
+    assert unbroken("C4 and 0.5") == "C4 and 0.5"  # text without an interval is left alone

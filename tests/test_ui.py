@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from statistics import fmean
 
+import mlflow
 import pandas as pd
 import pytest
 import torch
@@ -33,6 +34,7 @@ from test_report import ensure
 
 from analysis.load import load_study as load_frames
 from attnstudy.cli import main
+from attnstudy.environment import ENVIRONMENT_TAG
 from attnstudy.logged_model import SOURCE, TRIAL_RUN, trained_model
 from attnstudy.positions import POSITIONS
 from attnstudy.provenance import cpu_model
@@ -140,6 +142,15 @@ def test_parent_run_counts_the_points_and_names_each_encodings_best_variant(stud
         assert re.search(rf"\| {encoding} \| {re.escape(best)} \| 2 \| ", parent.tags[NOTE])
     assert parent.tags[NOTE].startswith(STUDY["description"])
     assert parent.tags["attnstudy.description"] == STUDY["description"]  # what the report shows
+    assert parent.tags[ENVIRONMENT_TAG].startswith(("matches constraints.txt", "1 of", "2 of"))
+
+
+def test_parent_run_logs_the_package_versions_the_study_ran_with(study):
+    client = MlflowClient(study["uri"])
+    path = client.download_artifacts(study["parent"].info.run_id, "environment.txt")
+    pins = dict(line.split("==") for line in Path(path).read_text().splitlines()[1:])
+    assert pins["torch"] == torch.__version__.split("+")[0]
+    assert pins["mlflow"] == mlflow.__version__
 
 
 LOAD_MODELS = """

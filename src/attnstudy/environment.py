@@ -91,5 +91,13 @@ def environment_text(versions: dict[str, str]) -> str:
     return "\n".join(lines + [f"{name}=={v}" for name, v in versions.items()]) + "\n"
 
 
+def log_environment(client, run_id: str) -> None:
+    """On a study's parent run (an MlflowClient's): the versions this launch runs with
+    (environment.txt, the latest launch's) and whether they are those constraints.txt pins."""
+    versions = installed_versions()
+    client.set_tag(run_id, ENVIRONMENT_TAG, environment_summary(versions))
+    client.log_text(run_id, environment_text(versions), "environment.txt")
+
+
 if __name__ == "__main__":
     sys.stdout.write(constraints_text(installed_versions(), python_version()))

@@ -33,12 +33,7 @@ from statistics import fmean
 
 from attnstudy.artifacts import attention_summary, long_example_attention, write_artifacts
 from attnstudy.config import Config, ConfigError
-from attnstudy.environment import (
-    ENVIRONMENT_TAG,
-    environment_summary,
-    environment_text,
-    installed_versions,
-)
+from attnstudy.environment import log_environment
 from attnstudy.provenance import DEVICE, device_name, host_tags
 from attnstudy.redact import redact
 from attnstudy.tracking_check import EXPERIMENT_KIND
@@ -247,16 +242,9 @@ class Tracker:
             self.client.log_batch(run_id, params=params)
         for key, value in tags.items():
             self.client.set_tag(run_id, key, value)
-        self.log_environment(run_id)
+        log_environment(self.client, run_id)
         tag_as_training(self.client, self.experiment_id)
         return run_id
-
-    def log_environment(self, run_id: str) -> None:
-        """The package versions this launch runs with (environment.txt), and whether they
-        are those constraints.txt pins (tag attnstudy.environment)."""
-        versions = installed_versions()
-        self.client.set_tag(run_id, ENVIRONMENT_TAG, environment_summary(versions))
-        self.client.log_text(run_id, environment_text(versions), "environment.txt")
 
     def log_grid(self, run_id: str, keys: list[str]) -> None:
         """Every grid key of the study, so a report can name the points still missing."""

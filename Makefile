@@ -76,11 +76,11 @@ constraints: setup
 
 # docs/claims.md from the claim registry (analysis/claims.py); a test checks they agree.
 docs: setup
-	$(BIN)/python -m analysis.docs
+	$(BIN)/python -m attnstudy.analysis.docs
 
 # docs/calibration.md: steps to competence per task and architecture, from the logged runs
 # of the studies named in CALIBRATION (each must have been run into the store); the sections
 # of studies not named are kept as they are.
 CALIBRATION ?= quick modern standard replicate-kazemnejad replicate-deletang
 calibration: setup
-	$(BIN)/python -m analysis.calibration $(CALIBRATION)
+	$(BIN)/python -m attnstudy.analysis.calibration $(CALIBRATION)

@@ -8,8 +8,7 @@ would make the comparison. Pure functions of the runs frame.
 from __future__ import annotations
 
 import pandas as pd
-
-from analysis.aggregate import (
+from attnstudy.analysis.aggregate import (
     CONFIG_COLUMNS,
     PAIR_COLUMNS,
     bootstrap_ci,
@@ -17,9 +16,9 @@ from analysis.aggregate import (
     mean_reciprocal_rank,
     ok_runs,
 )
-from analysis.effects import competent
-from analysis.seeds import seed_means
-from analysis.tables import competent_extrapolation, fmt, fmt_ci
+from attnstudy.analysis.effects import competent
+from attnstudy.analysis.seeds import seed_means
+from attnstudy.analysis.tables import competent_extrapolation, fmt, fmt_ci
 
 KAZEMNEJAD = "Kazemnejad et al. 2023, The Impact of Positional Encoding on Length Generalization"
 KAZEMNEJAD_OOD = {  # mean OOD exact match over 3 seeds, from the authors' result files

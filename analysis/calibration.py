@@ -9,9 +9,9 @@ named.
 The file has one section per study. A run rewrites the sections of the studies it reads
 and keeps the others as they are, so one preset run again updates its own rows only.
 
-    python -m analysis.calibration quick modern   # writes docs/calibration.md
-    python -m analysis.calibration quick@sqlite:////elsewhere/mlflow.db modern
-    python -m analysis.calibration full@results/estimate-full.csv   # `study estimate --csv`
+    python -m attnstudy.analysis.calibration quick modern   # writes docs/calibration.md
+    python -m attnstudy.analysis.calibration quick@sqlite:////elsewhere/mlflow.db modern
+    python -m attnstudy.analysis.calibration full@results/estimate-full.csv  # estimate --csv
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-
-from analysis.aggregate import ok_runs
-from analysis.effects import COMPETENCE_TEXT, competent
-from analysis.load import StudyError, default_tracking_uri, load_study
-from analysis.record import trained_at
+from attnstudy.analysis.aggregate import ok_runs
+from attnstudy.analysis.effects import COMPETENCE_TEXT, competent
+from attnstudy.analysis.load import StudyError, default_tracking_uri, load_study
+from attnstudy.analysis.record import trained_at
 
 OUT = Path("docs/calibration.md")
 BUDGET = ("d_model", "n_layers", "train_max_len", "steps", "lr", "batch_size", "warmup_steps")
@@ -39,7 +38,7 @@ HEADER = (
 INTRO = f"""\
 # Calibration: steps to competence
 
-Written by `python -m analysis.calibration` (`make calibration`), one section per study,
+Written by `python -m attnstudy.analysis.calibration` (`make calibration`), one section per study,
 from the runs logged in MLflow or, for a preset too large to run here, from the sample
 `attnstudy study estimate --csv` trained. A run is competent when its {COMPETENCE_TEXT}
 (sections written before 2026-12-06 used the mean exact match over the training lengths);

@@ -9,10 +9,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from analysis import rules
-from analysis.effects import COMPETENT_ID_ACC
-from analysis.rules import Finding, Frames
-from analysis.variants import LONG_RANGE_TASKS
+from attnstudy.analysis import rules
+from attnstudy.analysis.effects import COMPETENT_ID_ACC
+from attnstudy.analysis.rules import Finding, Frames
+from attnstudy.analysis.variants import LONG_RANGE_TASKS
+
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from analysis.claims import CLAIMS, RULE_CHANGES, RULE_VERSION
-from analysis.power import seeds_text
-from analysis.verdicts import DECISION_RULE
+from attnstudy.analysis.claims import CLAIMS, RULE_CHANGES, RULE_VERSION
+from attnstudy.analysis.power import seeds_text
+from attnstudy.analysis.verdicts import DECISION_RULE
 
 CLAIMS_DOC = Path(__file__).resolve().parent.parent / "docs" / "claims.md"
 INTRO = """\

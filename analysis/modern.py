@@ -11,11 +11,10 @@ the classic variants trained the same way. Pure functions of the tidy ``runs`` f
 from __future__ import annotations
 
 import pandas as pd
-
-from analysis.aggregate import CONFIG_COLUMNS, ok_runs
-from analysis.seeds import seed_summary
-from analysis.tables import Table, competent_extrapolation, fmt, fmt_ci
-from analysis.variants import (
+from attnstudy.analysis.aggregate import CONFIG_COLUMNS, ok_runs
+from attnstudy.analysis.seeds import seed_summary
+from attnstudy.analysis.tables import Table, competent_extrapolation, fmt, fmt_ci
+from attnstudy.analysis.variants import (
     RANDOMIZED,
     SCORE_NAMES,
     TASK_NAMES,
@@ -24,6 +23,7 @@ from analysis.variants import (
     variant_labels,
     variant_order,
 )
+
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 

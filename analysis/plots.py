@@ -14,12 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
-
-from analysis import figures_layout as layout
-from analysis.aggregate import mean_reciprocal_rank, ok_runs
-from analysis.figures_style import (
+from attnstudy.analysis import figures_layout as layout
+from attnstudy.analysis.aggregate import mean_reciprocal_rank, ok_runs
+from attnstudy.analysis.figures_style import (
     CI_ALPHA,
     CURVE_TITLES,
     LABELS,
@@ -32,8 +29,8 @@ from analysis.figures_style import (
     no_marker,
     style,
 )
-from analysis.seeds import seed_means, seed_summary
-from analysis.variants import (
+from attnstudy.analysis.seeds import seed_means, seed_summary
+from attnstudy.analysis.variants import (
     POSITION_NAMES,
     POSITIONLESS_ARCHS,
     SCORE_NAMES,
@@ -42,6 +39,8 @@ from analysis.variants import (
     variant_labels,
     variant_order,
 )
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap

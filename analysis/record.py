@@ -10,15 +10,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-
-from analysis.aggregate import ok_runs
-from analysis.anchors import comparisons
-from analysis.claims import RULE_VERSION
-from analysis.effects import COMPETENCE_TEXT
-from analysis.load import Study
-from analysis.tables import competent_extrapolation
-from analysis.variants import transformers, variant_labels
-from analysis.verdicts import Verdict
+from attnstudy.analysis.aggregate import ok_runs
+from attnstudy.analysis.anchors import comparisons
+from attnstudy.analysis.claims import RULE_VERSION
+from attnstudy.analysis.effects import COMPETENCE_TEXT
+from attnstudy.analysis.load import Study
+from attnstudy.analysis.tables import competent_extrapolation
+from attnstudy.analysis.variants import transformers, variant_labels
+from attnstudy.analysis.verdicts import Verdict
 
 RESULTS = Path("results")
 

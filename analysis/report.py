@@ -20,19 +20,19 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
+from attnstudy.analysis import anchors, modern, tables
+from attnstudy.analysis.aggregate import METHODS_TEXT
+from attnstudy.analysis.claims import RULE_VERSION
+from attnstudy.analysis.effects import ALPHA, COMPETENCE_TEXT, MIN_SEEDS
+from attnstudy.analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
+from attnstudy.analysis.importance import report_importance
+from attnstudy.analysis.load import Study, load_study, save_frames
+from attnstudy.analysis.record import RESULTS, write_record
+from attnstudy.analysis.seeds import SEED_CI_TEXT
+from attnstudy.analysis.tables import Table
+from attnstudy.analysis.verdicts import DECISION_RULE, Verdict, evaluate_claims, holm_family
 from mlflow.tracking import MlflowClient
 
-from analysis import anchors, modern, tables
-from analysis.aggregate import METHODS_TEXT
-from analysis.claims import RULE_VERSION
-from analysis.effects import ALPHA, COMPETENCE_TEXT, MIN_SEEDS
-from analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
-from analysis.importance import report_importance
-from analysis.load import Study, load_study, save_frames
-from analysis.record import RESULTS, write_record
-from analysis.seeds import SEED_CI_TEXT
-from analysis.tables import Table
-from analysis.verdicts import DECISION_RULE, Verdict, evaluate_claims, holm_family
 from attnstudy.redact import redact
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from analysis.aggregate import (
+from attnstudy.analysis.aggregate import (
     PAIR_COLUMNS,
     accuracy_between,
     extrapolation_lengths,
@@ -19,7 +18,7 @@ from analysis.aggregate import (
     long_length_accuracy,
     source_position_gap,
 )
-from analysis.effects import (
+from attnstudy.analysis.effects import (
     COMPETENCE_METRIC,
     COMPETENT_ID_ACC,
     Combine,
@@ -29,7 +28,8 @@ from analysis.effects import (
     logged_or_derived,
     within_runs,
 )
-from analysis.variants import LONG_RANGE_TASKS
+from attnstudy.analysis.variants import LONG_RANGE_TASKS
+
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-
-from analysis.aggregate import bootstrap_ci
+from attnstudy.analysis.aggregate import bootstrap_ci
 
 SEED_CI_TEXT = (
     "Intervals are 95% percentile-bootstrap intervals over seeds: each seed's runs are first "

@@ -8,12 +8,16 @@ import math
 from dataclasses import dataclass, field
 
 import pandas as pd
-
-from analysis.aggregate import SUMMARY_METRICS, ok_runs, pairwise_comparisons, summary_table
-from analysis.effects import ALPHA, competent
-from analysis.load import CONFIG_COLUMNS
-from analysis.seeds import seed_summary
-from analysis.variants import (
+from attnstudy.analysis.aggregate import (
+    SUMMARY_METRICS,
+    ok_runs,
+    pairwise_comparisons,
+    summary_table,
+)
+from attnstudy.analysis.effects import ALPHA, competent
+from attnstudy.analysis.load import CONFIG_COLUMNS
+from attnstudy.analysis.seeds import seed_summary
+from attnstudy.analysis.variants import (
     ARCH_NAMES,
     ATTENTIONLESS_ARCHS,
     POSITIONLESS_ARCHS,

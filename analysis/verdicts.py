@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from analysis.aggregate import holm
-from analysis.claims import CLAIMS, Claim
-from analysis.effects import (
+from attnstudy.analysis.aggregate import holm
+from attnstudy.analysis.claims import CLAIMS, Claim
+from attnstudy.analysis.effects import (
     ALPHA,
     COMPETENT_ID_ACC,
     FLOAT_TOL,
@@ -21,7 +20,7 @@ from analysis.effects import (
     equivalence_p,
     seeds_needed,
 )
-from analysis.rules import Finding, Frames
+from attnstudy.analysis.rules import Finding, Frames
 
 VERDICTS = ("supported", "refuted", "no meaningful difference", "inconclusive")
 DECISION_RULE = (

@@ -3,12 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from frames import BASE_RUN as BASE
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from analysis import load
-from analysis.aggregate import (
+from attnstudy.analysis import load
+from attnstudy.analysis.aggregate import (
     METHODS_TEXT,
     accuracy_between,
     bootstrap_ci,
@@ -25,6 +21,10 @@ from analysis.aggregate import (
     source_position_gap,
     summary_table,
 )
+from frames import BASE_RUN as BASE
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from attnstudy.evaluate import LengthResult, position_metric, position_table
 
 accuracies = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12)

@@ -4,8 +4,7 @@ only runs of its setting, and counts only runs that learned the training lengths
 from __future__ import annotations
 
 import pandas as pd
-
-from analysis.anchors import KAZEMNEJAD_OOD, deletang, kazemnejad, score_functions
+from attnstudy.analysis.anchors import KAZEMNEJAD_OOD, deletang, kazemnejad, score_functions
 
 
 def synthetic_runs(**fixed) -> pd.DataFrame:

@@ -3,9 +3,9 @@
 import re
 from pathlib import Path
 
-from analysis import anchors
-from analysis.claims import CLAIMS
-from analysis.docs import CLAIMS_DOC, claims_markdown
+from attnstudy.analysis import anchors
+from attnstudy.analysis.claims import CLAIMS
+from attnstudy.analysis.docs import CLAIMS_DOC, claims_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

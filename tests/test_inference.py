@@ -7,11 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy.stats import binomtest
-
-from analysis.effects import (
+from attnstudy.analysis.effects import (
     ALPHA,
     Effect,
     equivalence_p,
@@ -21,8 +17,12 @@ from analysis.effects import (
     smallest_p,
     unit_effect,
 )
-from analysis.power import DELTA, Case, power, rejection_rate, simulate, verdicts
-from analysis.verdicts import decide
+from attnstudy.analysis.power import DELTA, Case, power, rejection_rate, simulate, verdicts
+from attnstudy.analysis.verdicts import decide
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest
+
 from attnstudy.study_config import load_study
 
 PRESETS = sorted((Path(__file__).parents[1] / "study").glob("*.yaml"))

@@ -3,13 +3,12 @@
 from datetime import datetime, timezone
 
 import pandas as pd
+from attnstudy.analysis.claims import CLAIMS, RULE_VERSION
+from attnstudy.analysis.load import Study
+from attnstudy.analysis.record import record_markdown, write_record
+from attnstudy.analysis.verdicts import evaluate_claims
 from claim_frames import NO_LENGTHS, NO_POSITIONS
 from frames import BASE_RUN
-
-from analysis.claims import CLAIMS, RULE_VERSION
-from analysis.load import Study
-from analysis.record import record_markdown, write_record
-from analysis.verdicts import evaluate_claims
 
 SEEDS = (0, 1, 2)
 

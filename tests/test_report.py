@@ -15,19 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import weasyprint
-from chromium import open_page
-from frames import modern_runs
-from mlflow.tracking import MlflowClient
-from PIL import Image
-from tiny_study import grid_key, make_study
-
-from analysis.aggregate import METHODS_TEXT
-from analysis.claims import CLAIMS as CLAIMS_SPEC
-from analysis.effects import Effect
-from analysis.figures_catalog import FIGURES
-from analysis.load import StudyError, load_study
-from analysis.modern import modern_names, modern_table
-from analysis.report import (
+from attnstudy.analysis.aggregate import METHODS_TEXT
+from attnstudy.analysis.claims import CLAIMS as CLAIMS_SPEC
+from attnstudy.analysis.effects import Effect
+from attnstudy.analysis.figures_catalog import FIGURES
+from attnstudy.analysis.load import StudyError, load_study
+from attnstudy.analysis.modern import modern_names, modern_table
+from attnstudy.analysis.report import (
     CLAIM_COLUMNS,
     SECTIONS,
     SELECTION_RULE,
@@ -36,7 +30,13 @@ from analysis.report import (
     templates,
     write_pdf,
 )
-from analysis.verdicts import DECISION_RULE, VERDICTS, Verdict
+from attnstudy.analysis.verdicts import DECISION_RULE, VERDICTS, Verdict
+from chromium import open_page
+from frames import modern_runs
+from mlflow.tracking import MlflowClient
+from PIL import Image
+from tiny_study import grid_key, make_study
+
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
 

@@ -6,9 +6,9 @@ is missing."""
 import numpy as np
 import pandas as pd
 import pytest
+from attnstudy.analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from frames import BASE_RUN
 
-from analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from attnstudy.archs import ARCHS
 
 
@@ -137,7 +137,7 @@ def test_missing_grid_points_are_listed_when_the_grid_is_a_full_product():
 
 
 def test_an_interval_is_never_split_across_lines_in_the_report():
-    from analysis.report import unbroken
+    from attnstudy.analysis.report import unbroken
 
     assert unbroken(fmt_ci(0.5, 0.4, 0.6)) == "0.500 [0.400,\u00a00.600]"
     assert unbroken("+0.010 [-0.002, +0.030]") == "+0.010 [-0.002,\u00a0+0.030]"

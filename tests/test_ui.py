@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from attnstudy.analysis.load import load_study as load_frames
 from chromium import app_page
 from hypothesis import given
 from hypothesis import strategies as st
@@ -32,7 +33,6 @@ from mlflow import MlflowClient
 from servers import _answers, free_port, stop, wait_for
 from test_report import ensure
 
-from analysis.load import load_study as load_frames
 from attnstudy.cli import main
 from attnstudy.environment import ENVIRONMENT_TAG
 from attnstudy.logged_model import SOURCE, TRIAL_RUN, trained_model

@@ -217,8 +217,8 @@ def add_study_parser(sub) -> None:
         "--csv",
         type=Path,
         default=None,
-        help="also write the sample, a row per trial, for `python -m analysis.calibration "
-        "NAME@CSV`",
+        help="also write the sample, a row per trial, for "
+        "`python -m attnstudy.analysis.calibration NAME@CSV`",
     )
     estimate.set_defaults(func=cmd_estimate)
 
@@ -226,8 +226,8 @@ def add_study_parser(sub) -> None:
 def cmd_importance(args: argparse.Namespace) -> int:
     """Each varying axis's Optuna importance for the primary metrics, over the finished
     trials of the study file's grid."""
-    from analysis.importance import as_text, axis_columns, importance_table, study_frame
-    from analysis.load import StudyError
+    from attnstudy.analysis.importance import as_text, axis_columns, importance_table, study_frame
+    from attnstudy.analysis.load import StudyError
     from attnstudy.redact import redact
     from attnstudy.study_config import load_study
     from attnstudy.work_queue import make_stores
@@ -255,8 +255,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from analysis.load import StudyError, default_tracking_uri
-    from analysis.report import build_report
+    from attnstudy.analysis.load import StudyError, default_tracking_uri
+    from attnstudy.analysis.report import build_report
     from attnstudy.redact import redact
     from attnstudy.tracking_check import check_tracking_uri
 

@@ -9,7 +9,7 @@ that can solve their task (see `GridPoint.solvable`) are competent by the analys
 preset's budget suits its models. With a CSV path it also writes the sample, one row per
 trial (its config, seconds, ID exact match, that at the longest training length, steps to
 95%), which
-`python -m analysis.calibration NAME@PATH` turns into a calibration section.
+`python -m attnstudy.analysis.calibration NAME@PATH` turns into a calibration section.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def time_points(
 
 
 def project(points: int, sample: list[Timed], seed: int) -> Estimate:
-    from analysis.aggregate import bootstrap_ci
+    from attnstudy.analysis.aggregate import bootstrap_ci
 
     seconds = np.array([t.seconds for t in sample])
     low, high = bootstrap_ci(seconds, seed=seed)

@@ -244,7 +244,10 @@ def bad_urls() -> list[tuple[str, list[str]]]:
     ]
 
 
-@pytest.mark.parametrize(("shows", "options"), bad_urls())
+BAD_URL_KINDS = ["postgres-password", "postgres-sslpassword", "http-user", "http-token", "scheme"]
+
+
+@pytest.mark.parametrize(("shows", "options"), bad_urls(), ids=BAD_URL_KINDS)  # ids: no port
 def test_bad_store_urls_are_one_masked_error_line_for_every_command(secretive, shows, options):
     root, spec, storage, tracking, _ = secretive
     runs = ["--runs-dir", root / "bad-runs"]

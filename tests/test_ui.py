@@ -86,7 +86,8 @@ def study(tmp_path_factory):
     runs = client.search_runs([experiment.experiment_id])
     trials = [r for r in runs if r.data.tags["attnstudy.role"] == "trial"]
     (parent,) = [r for r in runs if r.data.tags["attnstudy.role"] == "study"]
-    return {"root": root, "uri": uri, "experiment": experiment, "trials": trials, "parent": parent}
+    found = {"root": root, "uri": uri, "optuna": stores.storage_url, "experiment": experiment}
+    return found | {"trials": trials, "parent": parent}
 
 
 def test_trial_runs_are_named_and_tagged_by_their_variant(study):
@@ -309,6 +310,30 @@ def test_ui_opens_on_the_study_runs_and_shows_every_trial_by_name(study, ui, tmp
         chart_by_length_per_encoding(page)
         page.screenshot(shots / "mlflow-charts.png")
     assert (shots / "mlflow-runs.png").stat().st_size > 10_000
+
+
+def test_optuna_dashboard_shows_each_axis_as_a_column(study, tmp_path):
+    """optuna-dashboard's trial table over the study's Optuna store: the axes varied are
+    parameter columns (issue 30); the README's screenshot comes from here."""
+    port, log = free_port(), study["root"] / "dashboard.log"
+    argv = [Path(sys.executable).with_name("optuna-dashboard"), study["optuna"]]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(
+        argv, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    shots = Path(os.environ.get("ATTNSTUDY_SCREENSHOTS", tmp_path))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{base}/dashboard"), server, log, 90, "optuna-dashboard")
+        with app_page(ensure("chromium", "chromium"), size=(1400, 700)) as page:
+            page.goto(f"{base}/dashboard/studies/1/trials")
+            axes = ["position", "seed", "lr"]
+            text = page.text_showing([STUDY["name"], *axes, "rope"], timeout=60)
+            assert all(axis in text for axis in axes), text
+            page.screenshot(shots / "optuna-trials.png")
+    finally:
+        stop(server, signal.SIGTERM)
+    assert (shots / "optuna-trials.png").stat().st_size > 10_000
 
 
 def chart_by_length_per_encoding(page) -> None:

@@ -25,8 +25,10 @@ from pathlib import Path
 import pandas as pd
 from attnstudy.analysis.aggregate import ok_runs
 from attnstudy.analysis.effects import COMPETENCE_TEXT, competent
-from attnstudy.analysis.load import StudyError, default_tracking_uri, load_study
+from attnstudy.analysis.load import StudyError, load_study
 from attnstudy.analysis.record import trained_at
+
+from attnstudy.tracking_check import default_tracking_uri
 
 OUT = Path("docs/calibration.md")
 BUDGET = ("d_model", "n_layers", "train_max_len", "steps", "lr", "batch_size", "warmup_steps")

@@ -1,5 +1,6 @@
 """Which axis matters: Optuna's parameter importances of a study's axes for its primary
-metrics, in distribution (``id_seq_acc``) and out of distribution (``ood_seq_acc``).
+metrics, in distribution (``id_seq_acc``) and out of distribution (``near_ood_seq_acc``,
+exact match over lengths L+1..2L).
 
 The trials come as a frame, a row per finished trial and a column per axis and metric: the
 report's MLflow runs, or the Optuna trials of the study file's grid (``study_frame``, for
@@ -28,7 +29,7 @@ from attnstudy.redact import redact
 from attnstudy.study_config import StudySpec
 from attnstudy.work_queue import Stores, axis_values, classify, read_trials
 
-METRICS = ("id_seq_acc", "ood_seq_acc")  # the claims' primary metrics, ID and OOD
+METRICS = ("id_seq_acc", "near_ood_seq_acc")  # the claims' primary metrics, ID and OOD
 MIN_TRIALS = 2
 SEED = 0
 MAX_DEPTH = 8

@@ -36,8 +36,8 @@ from mlflow.tracking import MlflowClient
 from attnstudy.evaluate import POSITION_BY_LENGTH_KEY, POSITION_STRIDE
 from attnstudy.redact import redact
 from attnstudy.tracking import POSITION_TABLE
+from attnstudy.tracking_check import default_tracking_uri
 
-DEFAULT_STORE = Path("runs") / "mlflow.db"
 TRIAL_FILTER = "tags.`attnstudy.role` = 'trial'"
 STUDY_FILTER = "tags.`attnstudy.role` = 'study'"
 CONFIG_COLUMNS = PAIR_COLUMNS  # the config columns of every tidy frame, seed included
@@ -100,11 +100,6 @@ class Study:
     def grid_size(self) -> int | None:
         value = self.parent.get("tags", {}).get("attnstudy.grid_size")
         return int(value) if value not in (None, "") else None
-
-
-def default_tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the study's SQLite store under ./runs."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE.resolve()}"
 
 
 def load_study(name: str, tracking_uri: str | None = None) -> Study:

@@ -27,7 +27,7 @@ def metrics_of(params: dict) -> dict[str, float]:
     return {
         "best_val_seq_acc": 0.9 if dot else 0.2,
         "id_seq_acc": 0.9 if dot else 0.2,
-        "ood_seq_acc": (0.1 if none else 0.7) + (0.05 if dot else 0.0),
+        "near_ood_seq_acc": (0.1 if none else 0.7) + (0.05 if dot else 0.0),
     }
 
 
@@ -85,7 +85,9 @@ def test_importance_ranks_the_axis_that_decides_each_metric_first(finished):
     by_axis = {row["axis"]: row for row in table.rows}
     assert set(by_axis) == {"score", "position"}  # heads is fixed: not an axis that varies
     assert float(by_axis["score"]["id_seq_acc"]) > float(by_axis["position"]["id_seq_acc"])
-    assert float(by_axis["position"]["ood_seq_acc"]) > float(by_axis["score"]["ood_seq_acc"])
+    assert float(by_axis["position"]["near_ood_seq_acc"]) > float(
+        by_axis["score"]["near_ood_seq_acc"]
+    )
     assert table.rows == importance_table(frame, ["score", "position"]).rows  # seeded
 
 
@@ -144,7 +146,7 @@ def test_the_report_table_reads_the_ok_runs_varied_settings():
             "score": ["dot", "dot", "additive", "additive"],
             "lr": [1e-3, 1e-2, 1e-3, 1e-2],
             "id_seq_acc": [0.9, 0.8, 0.1, float("nan")],
-            "ood_seq_acc": [0.5, 0.1, 0.1, float("nan")],
+            "near_ood_seq_acc": [0.5, 0.1, 0.1, float("nan")],
         }
     )
     table = report_importance(runs, ["score", "lr"])

@@ -121,3 +121,17 @@ def test_every_function_is_at_most_50_lines(name):
 def test_the_modules_issue_13_names_stay_under_400_lines(path):
     lines = len((ROOT / path).read_text().splitlines())
     assert lines < LARGEST_MODULE, f"{path}: {lines} lines"
+
+
+def test_the_queue_imports_no_model_code():
+    """The work queue (Optuna) reads grid points and never builds a model: importing it loads
+    neither torch nor a model module (issue 31)."""
+    code = (
+        "import sys, attnstudy.work_queue; "
+        "print(sorted(m for m in sys.modules if m.startswith(('attnstudy', 'torch'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.stdout.strip() == str(
+        ["attnstudy", "attnstudy.config", "attnstudy.redact", "attnstudy.tracking_check"]
+        + ["attnstudy.work_queue"]
+    ), loaded.stderr

@@ -11,8 +11,9 @@ from attnstudy.cli import main
 from attnstudy.config import ConfigError
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
-from attnstudy.study_config import fingerprint, grid_order, load_study
+from attnstudy.study_config import grid_order, load_study
 from attnstudy.tasks import TASKS
+from attnstudy.work_queue import fingerprint
 
 PRESETS = sorted((Path(__file__).parent.parent / "study").glob("*.yaml"))
 BASE = {

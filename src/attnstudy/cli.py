@@ -255,10 +255,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from attnstudy.analysis.load import StudyError, default_tracking_uri
+    from attnstudy.analysis.load import StudyError
     from attnstudy.analysis.report import build_report
     from attnstudy.redact import redact
-    from attnstudy.tracking_check import check_tracking_uri
+    from attnstudy.tracking_check import check_tracking_uri, default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
     check_tracking_uri(uri, args.study)  # the report is attached to the study's parent run
@@ -286,8 +286,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from attnstudy.redact import redact
-    from attnstudy.tracking import default_tracking_uri, runs_page, silence
-    from attnstudy.tracking_check import check_tracking_uri
+    from attnstudy.tracking import runs_page, silence
+    from attnstudy.tracking_check import check_tracking_uri, default_tracking_uri
 
     silence()
     uri = args.tracking_uri or default_tracking_uri(Path(args.runs_dir))

@@ -36,8 +36,6 @@ file sees the same grid.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -199,13 +197,6 @@ class StudySpec:
 
 def grid_key(params: dict[str, Scalar]) -> str:
     return ",".join(f"{k}={params[k]}" for k in sorted(params))
-
-
-def fingerprint(points: list[GridPoint]) -> str:
-    """Changes whenever a grid point is added, removed, gets a different config or is
-    declared unsolvable (or solvable again)."""
-    items = sorted([p.key, p.config_hash] + ([] if p.solvable else ["unsolvable"]) for p in points)
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:12]
 
 
 def grid_order(axes: dict[str, tuple[Scalar, ...]], seed: int) -> list[dict[str, Scalar]]:

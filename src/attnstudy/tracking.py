@@ -73,11 +73,6 @@ def silence() -> None:
     warnings.filterwarnings("ignore", module="mlflow")
 
 
-def default_tracking_uri(runs_dir: Path) -> str:
-    """$MLFLOW_TRACKING_URI, else a SQLite store in runs_dir (separate from Optuna's)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir.resolve()}/mlflow.db"
-
-
 def run_name(cfg: Config, seed: bool = True) -> str:
     """A trial run's short name, e.g. copy·decoder·rope·scaled_dot·h4·s0 (·rand: randomized
     positions); with seed=False, the name of its variant."""

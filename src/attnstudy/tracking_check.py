@@ -5,12 +5,22 @@ is allowed; every URL shown through `redact`."""
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 
 from attnstudy.config import ConfigError
 from attnstudy.redact import redact
+
+DEFAULT_RUNS = Path("runs")
+
+
+def default_tracking_uri(runs_dir: Path = DEFAULT_RUNS) -> str:
+    """$MLFLOW_TRACKING_URI, else a SQLite store in runs_dir (separate from Optuna's)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir.resolve()}/mlflow.db"
+
 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # not GenAI
 TRACKING_ALLOWED = "http(s)://HOST:PORT of a running `mlflow server`, sqlite:///PATH, or a DB URL"

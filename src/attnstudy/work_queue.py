@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
+import json
 import threading
 import time
 import traceback
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import sqlalchemy
@@ -33,9 +36,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from attnstudy.config import ConfigError
 from attnstudy.redact import redact
-from attnstudy.study_config import GridPoint, StudySpec, fingerprint
-from attnstudy.tracking import default_tracking_uri
-from attnstudy.tracking_check import check_tracking_uri
+from attnstudy.tracking_check import check_tracking_uri, default_tracking_uri
+
+if TYPE_CHECKING:  # the queue imports no model code: it reads points, never builds them
+    from attnstudy.study_config import GridPoint, StudySpec
 
 GRID_KEY, CONFIG_HASH, STATUS, REASON, RUN_ID = (
     "grid_key",
@@ -373,6 +377,13 @@ class Queue:
         in between is seen as running."""
         trials = functools.cache(lambda: {t.number: t for t in self.trials()})
         return lambda n: outcome_of(trials()[n]) if n in trials() else "killed"
+
+
+def fingerprint(points: list[GridPoint]) -> str:
+    """Changes whenever a grid point is added, removed, gets a different config or is
+    declared unsolvable (or solvable again)."""
+    items = sorted([p.key, p.config_hash] + ([] if p.solvable else ["unsolvable"]) for p in points)
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:12]
 
 
 def point_attrs(point: GridPoint) -> dict[str, object]:

@@ -150,8 +150,8 @@ def artifact_location(uri: str) -> str | None:
 
 def default_uri() -> str:
     """$MLFLOW_TRACKING_URI, else the project's SQLite store runs/mlflow.db under the cwd."""
-    from attnstudy.tracking import default_tracking_uri
+    from attnstudy.tracking_check import default_tracking_uri
 
     if "MLFLOW_TRACKING_URI" not in os.environ:
         Path("runs").mkdir(exist_ok=True)
-    return default_tracking_uri(Path("runs"))
+    return default_tracking_uri()

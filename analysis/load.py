@@ -341,7 +341,7 @@ def _position_tables(client: MlflowClient, run_ids: list[str]) -> pd.DataFrame:
     def fetch(run_id: str) -> pd.DataFrame:
         with tempfile.TemporaryDirectory() as tmp:
             path = client.download_artifacts(run_id, POSITION_TABLE, tmp)
-            return pd.read_json(path, orient="split").assign(run_id=run_id)
+            return pd.read_json(path, orient="split", convert_dates=False).assign(run_id=run_id)
 
     with ThreadPoolExecutor(HISTORY_THREADS) as pool:
         tables = list(pool.map(fetch, run_ids))

@@ -341,7 +341,8 @@ def _position_tables(client: MlflowClient, run_ids: list[str]) -> pd.DataFrame:
     def fetch(run_id: str) -> pd.DataFrame:
         with tempfile.TemporaryDirectory() as tmp:
             path = client.download_artifacts(run_id, POSITION_TABLE, tmp)
-            return pd.read_json(path, orient="split", convert_dates=False).assign(run_id=run_id)
+            table = json.loads(Path(path).read_text())  # MLflow's table: columns and data
+            return pd.DataFrame(table["data"], columns=table["columns"]).assign(run_id=run_id)
 
     with ThreadPoolExecutor(HISTORY_THREADS) as pool:
         tables = list(pool.map(fetch, run_ids))

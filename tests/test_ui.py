@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from attnstudy.analysis.importance import axis_columns, importance_table, study_frame
 from attnstudy.analysis.load import load_study as load_frames
 from chromium import app_page
 from hypothesis import given
@@ -215,10 +216,9 @@ def test_per_position_accuracy_is_a_table_the_analysis_reads(study, tmp_path):
         assert not any(key.startswith("pos_token_acc") for key in run.data.metrics)
         (logged,) = json.loads(run.data.tags["mlflow.loggedArtifacts"])
         assert logged == {"path": POSITION_TABLE, "type": "table"}
-        table = pd.read_json(
-            client.download_artifacts(run.info.run_id, POSITION_TABLE, str(tmp_path)),
-            orient="split",
-        )
+        path = client.download_artifacts(run.info.run_id, POSITION_TABLE, str(tmp_path))
+        logged_table = json.loads(Path(path).read_text())  # {"columns": [...], "data": [...]}
+        table = pd.DataFrame(logged_table["data"], columns=logged_table["columns"])
         assert list(table.columns) == ["split", "length", "target_pos", "token_acc"]
         read = frames.positions[frames.positions["run_id"] == run.info.run_id]
         assert read[list(table.columns)].reset_index(drop=True).equals(table)
@@ -310,6 +310,14 @@ def test_ui_opens_on_the_study_runs_and_shows_every_trial_by_name(study, ui, tmp
         chart_by_length_per_encoding(page)
         page.screenshot(shots / "mlflow-charts.png")
     assert (shots / "mlflow-runs.png").stat().st_size > 10_000
+
+
+def test_optuna_importances_of_the_trained_study_name_the_axes_it_varied(study):
+    stores = make_stores(study["root"] / "runs", tracking_uri=study["uri"])
+    frame = study_frame(load_study(study["root"] / "tiny-ui.yaml"), stores)
+    table = importance_table(frame, axis_columns(frame))
+    assert {row["axis"] for row in table.rows} == {"position", "seed"}  # lr: one finished
+    assert all(row["id_seq_acc"] != "–" for row in table.rows)
 
 
 def test_optuna_dashboard_shows_each_axis_as_a_column(study, tmp_path):

@@ -1,6 +1,7 @@
 """A tiny real study against real SQLite stores (Optuna and MLflow), end to end."""
 
 import dataclasses
+import fcntl
 import io
 import re
 import time
@@ -13,6 +14,7 @@ import yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from attnstudy import study as study_module
 from attnstudy.archs import ARCHS, build_model
 from attnstudy.artifacts import attention_names
 from attnstudy.cli import main
@@ -23,7 +25,7 @@ from attnstudy.study import run_study
 from attnstudy.study_config import load_study
 from attnstudy.tasks import build_task
 from attnstudy.tracking import Tracker
-from attnstudy.work_queue import RUN_ID, Heartbeat, Queue, make_folder, make_stores
+from attnstudy.work_queue import RUN_ID, Heartbeat, Queue, make_folder, make_stores, sqlite_path
 
 TINY = {
     "name": "tiny",
@@ -140,6 +142,28 @@ def test_rerun_adds_nothing(finished):
     before = len(trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
     assert (len(trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])) == before
+
+
+def test_a_launcher_logs_the_best_models_holding_the_queue_lock(finished, monkeypatch):
+    """Launchers sharing one parent run (scale-out) finish at about the same time: each
+    must log the models under the queue lock, so that the second sees the first's tags and
+    logs nothing twice (two at once raised a duplicate-tag error on PostgreSQL)."""
+    spec, stores, _ = finished
+    held = []
+
+    def log_best_models(tracker, parent_id, selected):
+        with sqlite_path(stores.storage_url).with_suffix(".lock").open("a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held.append(True)
+            else:
+                fcntl.flock(f, fcntl.LOCK_UN)
+                held.append(False)
+
+    monkeypatch.setattr(study_module, "log_best_models", log_best_models)
+    assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
+    assert held == [True]
 
 
 def test_a_resumed_study_counts_the_points_an_earlier_launch_queued(tmp_path):

@@ -296,7 +296,8 @@ def run_study(
             tracker.close(parent_id, status)
     if status != "FINISHED":
         return 130
-    log_best_models(tracker, parent_id, _selected_trials(best))
+    with queue.lock():  # launchers sharing the parent run: the later one sees the models
+        log_best_models(tracker, parent_id, _selected_trials(best))
     return _report(queue, out)
 
 

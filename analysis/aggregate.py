@@ -13,9 +13,10 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from attnstudy.analysis.effects import MIN_SEEDS, seed_interval, sign_flip_p, smallest_p
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
+
+from attnstudy.analysis.effects import MIN_SEEDS, seed_interval, sign_flip_p, smallest_p
 
 CONFIG_COLUMNS = (
     "task",

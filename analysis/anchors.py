@@ -8,6 +8,7 @@ would make the comparison. Pure functions of the runs frame.
 from __future__ import annotations
 
 import pandas as pd
+
 from attnstudy.analysis.aggregate import (
     CONFIG_COLUMNS,
     PAIR_COLUMNS,

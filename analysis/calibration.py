@@ -23,11 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+
 from attnstudy.analysis.aggregate import ok_runs
 from attnstudy.analysis.effects import COMPETENCE_TEXT, competent
 from attnstudy.analysis.load import StudyError, load_study
 from attnstudy.analysis.record import trained_at
-
 from attnstudy.tracking_check import default_tracking_uri
 
 OUT = Path("docs/calibration.md")

@@ -13,7 +13,6 @@ from attnstudy.analysis import rules
 from attnstudy.analysis.effects import COMPETENT_ID_ACC
 from attnstudy.analysis.rules import Finding, Frames
 from attnstudy.analysis.variants import LONG_RANGE_TASKS
-
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 

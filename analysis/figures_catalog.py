@@ -10,11 +10,12 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from matplotlib.figure import Figure
+
 from attnstudy.analysis import figures_attention, plots, tables
 from attnstudy.analysis.aggregate import ok_runs
 from attnstudy.analysis.effects import COMPETENCE_TEXT, competent
 from attnstudy.analysis.load import Study, load_attention
-from matplotlib.figure import Figure
 
 PNG_DPI = 120
 MAX_FIGURE_HEIGHT_IN = 8.5  # leaves an A4 page room for the caption

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+
 from attnstudy.analysis.figures_style import MARKS, NO_INTERVAL, label_order
 from attnstudy.analysis.variants import ARCH_NAMES, SCORE_NAMES, TASK_NAMES, ordered
-from matplotlib.figure import Figure
 
 PANEL = (3.4, 2.8)  # inches per facet; the PDF shows a figure up to 7 inches wide
 MAX_COLUMNS = 2  # panels per row where one panel per task and architecture wraps

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import seaborn as sns
+
 from attnstudy.analysis.variants import POSITION_NAMES, RANDOMIZED, SCORE_NAMES, variant_order
 
 MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")

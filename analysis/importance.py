@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import optuna
 import pandas as pd
-from attnstudy.analysis.load import StudyError
-from attnstudy.analysis.tables import Table, fmt
 from optuna.distributions import CategoricalDistribution
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 from optuna.trial import FrozenTrial, create_trial
 
+from attnstudy.analysis.load import StudyError
+from attnstudy.analysis.tables import Table, fmt
 from attnstudy.redact import redact
 from attnstudy.study_config import StudySpec
 from attnstudy.work_queue import Stores, axis_values, classify, read_trials

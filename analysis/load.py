@@ -28,11 +28,11 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from attnstudy.analysis.aggregate import PAIR_COLUMNS
-from attnstudy.analysis.effects import COMPETENCE_METRIC, competence_accuracy
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from attnstudy.analysis.aggregate import PAIR_COLUMNS
+from attnstudy.analysis.effects import COMPETENCE_METRIC, competence_accuracy
 from attnstudy.evaluate import POSITION_BY_LENGTH_KEY, POSITION_STRIDE
 from attnstudy.redact import redact
 from attnstudy.tracking import POSITION_TABLE

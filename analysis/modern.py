@@ -11,6 +11,7 @@ the classic variants trained the same way. Pure functions of the tidy ``runs`` f
 from __future__ import annotations
 
 import pandas as pd
+
 from attnstudy.analysis.aggregate import CONFIG_COLUMNS, ok_runs
 from attnstudy.analysis.seeds import seed_summary
 from attnstudy.analysis.tables import Table, competent_extrapolation, fmt, fmt_ci
@@ -23,7 +24,6 @@ from attnstudy.analysis.variants import (
     variant_labels,
     variant_order,
 )
-
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 

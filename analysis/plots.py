@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
 from attnstudy.analysis import figures_layout as layout
 from attnstudy.analysis.aggregate import mean_reciprocal_rank, ok_runs
 from attnstudy.analysis.figures_style import (
@@ -39,8 +42,6 @@ from attnstudy.analysis.variants import (
     variant_labels,
     variant_order,
 )
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from attnstudy.analysis.effects import ALPHA, FLOAT_TOL, sign_flip_p_many
 from scipy.stats import norm
+
+from attnstudy.analysis.effects import ALPHA, FLOAT_TOL, sign_flip_p_many
 
 DELTA = 0.05  # the smallest effect of the accuracy claims; noise is scaled to it
 NOISE_SD = 2 * DELTA  # SD of one unit's difference in the normal model

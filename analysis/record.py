@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+
 from attnstudy.analysis.aggregate import ok_runs
 from attnstudy.analysis.anchors import comparisons
 from attnstudy.analysis.claims import RULE_VERSION

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
+from mlflow.tracking import MlflowClient
+
 from attnstudy.analysis import anchors, modern, tables
 from attnstudy.analysis.aggregate import METHODS_TEXT
 from attnstudy.analysis.claims import RULE_VERSION
@@ -31,8 +33,6 @@ from attnstudy.analysis.record import RESULTS, write_record
 from attnstudy.analysis.seeds import SEED_CI_TEXT
 from attnstudy.analysis.tables import Table
 from attnstudy.analysis.verdicts import DECISION_RULE, Verdict, evaluate_claims, holm_family
-from mlflow.tracking import MlflowClient
-
 from attnstudy.redact import redact
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from attnstudy.analysis.aggregate import (
     PAIR_COLUMNS,
     accuracy_between,
@@ -29,7 +30,6 @@ from attnstudy.analysis.effects import (
     within_runs,
 )
 from attnstudy.analysis.variants import LONG_RANGE_TASKS
-
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 

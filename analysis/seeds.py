@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
 from attnstudy.analysis.aggregate import bootstrap_ci
 
 SEED_CI_TEXT = (

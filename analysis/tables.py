@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 
 import pandas as pd
+
 from attnstudy.analysis.aggregate import (
     SUMMARY_METRICS,
     ok_runs,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from attnstudy.analysis.aggregate import holm
 from attnstudy.analysis.claims import CLAIMS, Claim
 from attnstudy.analysis.effects import (

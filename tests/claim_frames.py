@@ -5,8 +5,9 @@ import math
 from collections.abc import Callable, Sequence
 
 import pandas as pd
-from attnstudy.analysis.variants import LONG_RANGE_TASKS
 from frames import BASE_RUN
+
+from attnstudy.analysis.variants import LONG_RANGE_TASKS
 
 NO_LENGTHS = pd.DataFrame(columns=["run_id", "length", "seq_acc", "train_max_len"])
 NO_POSITIONS = pd.DataFrame(

@@ -3,6 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from frames import BASE_RUN as BASE
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from attnstudy.analysis import load
 from attnstudy.analysis.aggregate import (
     METHODS_TEXT,
@@ -21,10 +25,6 @@ from attnstudy.analysis.aggregate import (
     source_position_gap,
     summary_table,
 )
-from frames import BASE_RUN as BASE
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from attnstudy.evaluate import LengthResult, position_metric, position_table
 
 accuracies = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12)

@@ -4,6 +4,7 @@ only runs of its setting, and counts only runs that learned the training lengths
 from __future__ import annotations
 
 import pandas as pd
+
 from attnstudy.analysis.anchors import KAZEMNEJAD_OOD, deletang, kazemnejad, score_functions
 
 

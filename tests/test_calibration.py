@@ -3,8 +3,9 @@ that can solve their task, and names the variants that fell short; a run rewrite
 sections of the studies it reads and keeps the others."""
 
 import pandas as pd
-from attnstudy.analysis.calibration import INTRO, budget_rows, document, main, section, sections_of
 from frames import BASE_RUN
+
+from attnstudy.analysis.calibration import INTRO, budget_rows, document, main, section, sections_of
 
 BUDGET = {"steps": 1500, "batch_size": 64, "warmup_steps": 50}
 

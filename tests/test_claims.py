@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from claim_frames import BUILDERS, NO_LENGTHS, NO_POSITIONS, c7, c12, make_runs
+
 from attnstudy.analysis.claims import CLAIMS, RULE_VERSION
 from attnstudy.analysis.docs import claims_markdown
 from attnstudy.analysis.rules import Frames, relative_vs_absolute
@@ -17,7 +19,6 @@ from attnstudy.analysis.verdicts import (
     evaluate_claims,
     holm_family,
 )
-from claim_frames import BUILDERS, NO_LENGTHS, NO_POSITIONS, c7, c12, make_runs
 
 PRESETS = Path(__file__).parents[1] / "study"
 ENOUGH, TOO_FEW = 6, 3  # seeds: 2/2^6 < 0.05 can reject alone; 2/2^3 cannot

@@ -6,6 +6,10 @@ metrics (no training), so the ranking they must give is known."""
 import optuna
 import pandas as pd
 import pytest
+from optuna.importance import get_param_importances
+from optuna.trial import TrialState, create_trial
+from test_study import TINY, stores_in, study_file
+
 from attnstudy.analysis.importance import (
     METRICS,
     importance_table,
@@ -13,10 +17,6 @@ from attnstudy.analysis.importance import (
     study_frame,
     trial_frame,
 )
-from optuna.importance import get_param_importances
-from optuna.trial import TrialState, create_trial
-from test_study import TINY, stores_in, study_file
-
 from attnstudy.cli import main
 from attnstudy.work_queue import GRID_KEY, Queue, read_trials
 

@@ -7,6 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest
+
 from attnstudy.analysis.effects import (
     ALPHA,
     Effect,
@@ -19,10 +23,6 @@ from attnstudy.analysis.effects import (
 )
 from attnstudy.analysis.power import DELTA, Case, power, rejection_rate, simulate, verdicts
 from attnstudy.analysis.verdicts import decide
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy.stats import binomtest
-
 from attnstudy.study_config import load_study
 
 PRESETS = sorted((Path(__file__).parents[1] / "study").glob("*.yaml"))

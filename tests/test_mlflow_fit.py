@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 import torch
-from attnstudy.analysis import load
 
+from attnstudy.analysis import load
 from attnstudy.archs import build_model
 from attnstudy.evaluate import POSITION_SEED, position_metric
 from attnstudy.logged_model import GreedyAnswer, example_length

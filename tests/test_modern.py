@@ -3,8 +3,9 @@ variant beside the classic ones it ran with, extrapolation over competent runs o
 
 from __future__ import annotations
 
-from attnstudy.analysis.modern import modern_table
 from frames import modern_runs
+
+from attnstudy.analysis.modern import modern_table
 
 
 def test_modern_table_sets_each_length_aware_variant_beside_the_classic_ones():

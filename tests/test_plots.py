@@ -11,8 +11,6 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from attnstudy.analysis import figures_attention, plots, variants
-from attnstudy.analysis import figures_style as styling
 from hypothesis import given
 from hypothesis import strategies as st
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -20,6 +18,8 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex
 from matplotlib.lines import Line2D
 
+from attnstudy.analysis import figures_attention, plots, variants
+from attnstudy.analysis import figures_style as styling
 from attnstudy.positions import POSITIONS
 from attnstudy.scores import SCORES
 

@@ -3,12 +3,13 @@
 from datetime import datetime, timezone
 
 import pandas as pd
+from claim_frames import NO_LENGTHS, NO_POSITIONS
+from frames import BASE_RUN
+
 from attnstudy.analysis.claims import CLAIMS, RULE_VERSION
 from attnstudy.analysis.load import Study
 from attnstudy.analysis.record import record_markdown, write_record
 from attnstudy.analysis.verdicts import evaluate_claims
-from claim_frames import NO_LENGTHS, NO_POSITIONS
-from frames import BASE_RUN
 
 SEEDS = (0, 1, 2)
 

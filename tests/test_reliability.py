@@ -18,9 +18,9 @@ import optuna
 import pytest
 import torch
 import yaml
-from attnstudy.analysis.load import load_study
 from test_study import TINY, mlflow_runs, stores_in, study_file
 
+from attnstudy.analysis.load import load_study
 from attnstudy.cli import main
 from attnstudy.study import HOLD, STOP_GRACE_S, interruptible, run_study, stop_point
 from attnstudy.train import run

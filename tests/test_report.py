@@ -15,6 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import weasyprint
+from chromium import open_page
+from frames import modern_runs
+from mlflow.tracking import MlflowClient
+from PIL import Image
+from tiny_study import grid_key, make_study
+
 from attnstudy.analysis.aggregate import METHODS_TEXT
 from attnstudy.analysis.claims import CLAIMS as CLAIMS_SPEC
 from attnstudy.analysis.effects import Effect
@@ -31,12 +37,6 @@ from attnstudy.analysis.report import (
     write_pdf,
 )
 from attnstudy.analysis.verdicts import DECISION_RULE, VERDICTS, Verdict
-from chromium import open_page
-from frames import modern_runs
-from mlflow.tracking import MlflowClient
-from PIL import Image
-from tiny_study import grid_key, make_study
-
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
 

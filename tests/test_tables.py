@@ -6,9 +6,9 @@ is missing."""
 import numpy as np
 import pandas as pd
 import pytest
-from attnstudy.analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from frames import BASE_RUN
 
+from attnstudy.analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from attnstudy.archs import ARCHS
 
 

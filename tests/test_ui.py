@@ -25,8 +25,6 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from attnstudy.analysis.importance import axis_columns, importance_table, study_frame
-from attnstudy.analysis.load import load_study as load_frames
 from chromium import app_page
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,6 +32,8 @@ from mlflow import MlflowClient
 from servers import _answers, free_port, stop, wait_for
 from test_report import ensure
 
+from attnstudy.analysis.importance import axis_columns, importance_table, study_frame
+from attnstudy.analysis.load import load_study as load_frames
 from attnstudy.cli import main
 from attnstudy.environment import ENVIRONMENT_TAG
 from attnstudy.logged_model import SOURCE, TRIAL_RUN, trained_model

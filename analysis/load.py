@@ -4,7 +4,9 @@ Frames (the contract of ``analysis.aggregate`` and ``analysis.claims``):
 
 - ``runs``: one row per grid point (the latest finished trial of each ``attnstudy.grid_key``;
   when the study logged its grid, only the points of its current grid), config columns,
-  summary metrics, ``status`` (ok | diverged | failed) and ``reason``.
+  summary metrics, ``status`` (ok | diverged | failed) and ``reason``. The competence metric
+  and ``near_ood_seq_acc``, where a trial predates logging them, are derived from its
+  exact match by length.
 - ``lengths``: one row per trial x evaluated length (``eval_seq_acc``/``eval_token_acc``).
 - ``positions``: one row per trial x in-distribution length x target position (split "id"),
   and per trial x target position averaged over the longer lengths (split "ood", length
@@ -31,8 +33,9 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from attnstudy.analysis.aggregate import PAIR_COLUMNS
-from attnstudy.analysis.effects import COMPETENCE_METRIC, competence_accuracy
+from attnstudy.analysis.aggregate import PAIR_COLUMNS, accuracy_between
+from attnstudy.analysis.effects import COMPETENCE_METRIC, competence_accuracy, logged_or_derived
+from attnstudy.analysis.rules import NEAR_OOD
 from attnstudy.evaluate import POSITION_BY_LENGTH_KEY, POSITION_STRIDE
 from attnstudy.redact import redact
 from attnstudy.tracking import POSITION_TABLE
@@ -124,7 +127,12 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
     histories = _histories(client, runs["run_id"].tolist(), untabled)
     config = runs[["run_id", *CONFIG_COLUMNS]]
     lengths = _lengths(histories, config)
-    runs = runs.assign(**{COMPETENCE_METRIC: competence_accuracy(runs, lengths)})
+    runs = runs.assign(
+        **{
+            COMPETENCE_METRIC: competence_accuracy(runs, lengths),
+            NEAR_OOD: logged_or_derived(runs, NEAR_OOD, accuracy_between(lengths, 1, 2)),
+        }
+    )
     return Study(
         name=name,
         tracking_uri=uri,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import unicodedata
@@ -400,6 +401,21 @@ def test_points_the_grid_dropped_are_left_out_of_the_report(tmp_path):
     data = load_study("regridded", uri)
     assert data.runs["grid_key"].tolist() == [grid_key(kept)]
     assert set(data.lengths["run_id"]) == set(data.runs["run_id"])
+
+
+def test_a_store_that_never_logged_near_ood_reads_it_from_exact_match_by_length(study, tmp_path):
+    """Trials logged before near_ood_seq_acc existed still fill the column the tables and
+    figures read: the mean exact match over the lengths L < length ≤ 2L."""
+    older = tmp_path / "mlflow.db"
+    shutil.copy(study["uri"].removeprefix("sqlite:///"), older)
+    with sqlite3.connect(older) as db:
+        for table in ("metrics", "latest_metrics"):
+            db.execute(f"DELETE FROM {table} WHERE key = 'near_ood_seq_acc'")
+    logged = load_study(STUDY, study["uri"]).runs.set_index("run_id")["near_ood_seq_acc"]
+    runs = load_study(STUDY, f"sqlite:///{older}").runs.set_index("run_id")
+    ok = runs["status"] == "ok"
+    assert runs.loc[ok, "near_ood_seq_acc"].notna().all()
+    assert runs.loc[ok, "near_ood_seq_acc"].to_dict() == pytest.approx(logged[ok].to_dict())
 
 
 def test_tidy_frames_are_saved_beside_the_report(study):

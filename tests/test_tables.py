@@ -11,6 +11,9 @@ from frames import BASE_RUN
 from attnstudy.analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
 from attnstudy.archs import ARCHS
 
+NEAR_OOD = "near_ood_seq_acc"  # the claims' primary OOD metric, over L < length ≤ 2L
+NEAR = "OOD exact match (L, 2L]"  # its column, named with its range
+
 
 def runs(**variants) -> pd.DataFrame:
     """One run per (run id → settings) over BASE_RUN."""
@@ -40,11 +43,11 @@ def test_an_unknown_variant_is_kept_and_ordered_last(axis, unknown):
 
 
 def test_one_seed_prints_no_interval():
-    runs = pd.DataFrame([BASE_RUN | {"run_id": "a", "ood_seq_acc": 0.158}])
+    runs = pd.DataFrame([BASE_RUN | {"run_id": "a", "near_ood_seq_acc": 0.158}])
     table = axis_table(runs, "position")
-    assert table.rows[0]["OOD exact match"] == "0.158 (n = 1)"
+    assert table.rows[0][NEAR] == "0.158 (n = 1)"
     assert table.rows[0]["n (seeds)"] == 1
-    rope = BASE_RUN | {"run_id": "b", "position": "alibi", "ood_seq_acc": 0.5}
+    rope = BASE_RUN | {"run_id": "b", "position": "alibi", "near_ood_seq_acc": 0.5}
     pairwise = statistics_tables(pd.DataFrame([BASE_RUN | {"run_id": "a"}, rope]))[0]
     assert pairwise.rows[0]["A − B [95% CI]"].endswith("(n = 1)")
     assert fmt_ci(0.158, 0.158, 0.158, n=1) == "0.158 (n = 1)"
@@ -55,13 +58,13 @@ def test_axis_table_averages_each_seed_over_the_other_axes_first():
     ood = {("dot", 0): 0.2, ("cosine", 0): 0.4, ("dot", 1): 0.6}  # seed means 0.3 and 0.6
     runs = pd.DataFrame(
         [
-            BASE_RUN | {"run_id": f"{s}{seed}", "score": s, "seed": seed, "ood_seq_acc": v}
+            BASE_RUN | {"run_id": f"{s}{seed}", "score": s, "seed": seed, NEAR_OOD: v}
             for (s, seed), v in ood.items()
         ]
-        + [BASE_RUN | {"run_id": "x", "status": "diverged", "ood_seq_acc": np.nan}]
+        + [BASE_RUN | {"run_id": "x", "status": "diverged", NEAR_OOD: np.nan}]
     )
     (row,) = axis_table(runs, "position").rows
-    assert row["OOD exact match"].startswith("0.450 [")  # not the run mean 0.400
+    assert row[NEAR].startswith("0.450 [")  # not the run mean 0.400
     assert (row["n (seeds)"], row["runs"], row["left out"]) == (2, 3, 1)
     scores = [r["score function"] for r in axis_table(runs, "score").rows]
     assert scores == ["dot", "scaled_dot", "cosine"]  # registry order
@@ -72,43 +75,71 @@ def test_axis_table_counts_extrapolation_only_over_runs_that_learned_the_trainin
     extrapolation length; the seeds column says how many seeds were competent."""
     runs = pd.DataFrame(
         [
-            BASE_RUN | {"run_id": "a", "seed": 0, "ood_seq_acc": 0.2},
+            BASE_RUN | {"run_id": "a", "seed": 0, NEAR_OOD: 0.2},
             BASE_RUN
             | {"run_id": "b", "seed": 1, "id_seq_acc": 0.5, "id_seq_acc_at_max": 0.5}
-            | {"ood_seq_acc": 0.9},
+            | {NEAR_OOD: 0.9},
         ]
     )
     (row,) = axis_table(runs, "position").rows
-    assert row["OOD exact match"] == "0.200 (n = 1)"
+    assert row[NEAR] == "0.200 (n = 1)"
     assert row["ID exact match"].startswith("0.750 [")
     assert (row["n (seeds)"], row["runs"]) == (1, 2)
 
 
+def test_axis_and_pairwise_tables_show_the_claims_ood_metric_not_the_mean_to_the_end():
+    """Where the two OOD means differ, the tables show exact match over L < length ≤ 2L
+    (what the claims decide on), never the mean over every length beyond L."""
+    runs = pd.DataFrame(
+        [
+            BASE_RUN
+            | {"run_id": f"{p}{seed}", "position": p, "seed": seed}
+            | {NEAR_OOD: near + seed / 100, "ood_seq_acc": near / 4}
+            for seed in range(3)
+            for p, near in (("rope", 0.4), ("alibi", 0.8))
+        ]
+    )
+    rows = axis_table(runs, "position").rows
+    assert [(r["positional encoding"], r[NEAR][:5]) for r in rows] == [
+        ("rope", "0.410"),
+        ("alibi", "0.810"),
+    ]
+    assert "OOD exact match (every length > L)" not in axis_table(runs, "position").columns
+    tables = {t.key: t for t in statistics_tables(runs)}
+    assert "pairwise_position_ood_seq_acc" not in tables
+    (pair,) = tables["pairwise_position_near_ood_seq_acc"].rows
+    assert {pair["A"]: pair["mean A"], pair["B"]: pair["mean B"]} == {
+        "rope": "0.410",
+        "alibi": "0.810",
+    }
+    assert tables["pairwise_position_near_ood_seq_acc"].title.endswith(NEAR)
+
+
 def test_pairwise_ood_statistics_pair_only_competent_runs():
     rows = [
-        BASE_RUN | {"run_id": f"{p}{seed}", "position": p, "seed": seed, "ood_seq_acc": acc}
+        BASE_RUN | {"run_id": f"{p}{seed}", "position": p, "seed": seed, NEAR_OOD: acc}
         for seed in range(4)
         for p, acc in (("rope", 0.1), ("alibi", 0.3))
     ]
-    rows[0] |= {"id_seq_acc_at_max": 0.2, "ood_seq_acc": 0.9}  # rope seed 0 never learned
+    rows[0] |= {"id_seq_acc_at_max": 0.2, NEAR_OOD: 0.9}  # rope seed 0 never learned
     tables = {t.key: t for t in statistics_tables(pd.DataFrame(rows))}
-    (ood,) = tables["pairwise_position_ood_seq_acc"].rows
+    (ood,) = tables["pairwise_position_near_ood_seq_acc"].rows
     (iid,) = tables["pairwise_position_id_seq_acc"].rows
     assert (ood["n"], iid["n"]) == ("3 seeds (4 + 3 runs)", "4 seeds (4 + 4 runs)")
 
 
 def test_pairwise_rows_say_when_their_test_cannot_reject_whatever_the_data():
     rows = [
-        BASE_RUN | {"run_id": f"{p}{seed}", "position": p, "seed": seed, "ood_seq_acc": acc}
+        BASE_RUN | {"run_id": f"{p}{seed}", "position": p, "seed": seed, NEAR_OOD: acc}
         for seed in range(5)
         for p, acc in (("rope", 0.1 + seed / 100), ("alibi", 0.5))
     ]
     tables = {t.key: t for t in statistics_tables(pd.DataFrame(rows))}
-    (five,) = tables["pairwise_position_ood_seq_acc"].rows
+    (five,) = tables["pairwise_position_near_ood_seq_acc"].rows
     assert five["min p"] == "0.0625 (cannot reject)"
     more = [r | {"run_id": f"{r['run_id']}x", "seed": r["seed"] + 5} for r in rows]
     tables = {t.key: t for t in statistics_tables(pd.DataFrame(rows + more))}
-    (ten,) = tables["pairwise_position_ood_seq_acc"].rows
+    (ten,) = tables["pairwise_position_near_ood_seq_acc"].rows
     assert ten["min p"] == "0.0020"
 
 

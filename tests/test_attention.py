@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 import torch
+from builders import TINY_MODEL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,14 +20,13 @@ from attnstudy.registries import make_config
 from attnstudy.scores import CPU_EXPLICIT_MAX_LOGITS, SCORES, AdditiveScore
 from attnstudy.tasks import BLANK, BOS, SEP, TASKS, build_task, sample_lengths
 
-TINY = dict(d_model=16, heads=2, n_layers=2, train_max_len=6)
 NOT_ABSOLUTE = [name for name, p in POSITIONS.items() if p.family != "absolute"]
 
 
 def valid_configs():
     for arch, score, position in itertools.product(ARCHS, SCORES, POSITIONS):
         try:
-            yield make_config(arch=arch, score=score, position=position, **TINY)
+            yield make_config(arch=arch, score=score, position=position, **TINY_MODEL)
         except ConfigError:
             continue  # e.g. RNN architectures take no position encoding (tested elsewhere)
 
@@ -49,7 +49,9 @@ def test_every_combination_has_finite_gradients(cfg):
 
 
 def transformer(arch, score, position, randomized=False):
-    cfg = make_config(arch=arch, score=score, position=position, randomized=randomized, **TINY)
+    cfg = make_config(
+        arch=arch, score=score, position=position, randomized=randomized, **TINY_MODEL
+    )
     return build_model(cfg, build_task("copy", cfg.resolved_eval_max_len)).transformer.eval()
 
 
@@ -196,7 +198,7 @@ def test_learned_table_covers_every_evaluated_position():
 @pytest.mark.parametrize("position", list(POSITIONS))
 @pytest.mark.parametrize("score", list(SCORES))
 def test_cached_greedy_decoding_equals_recomputing_the_prefix(score, position):
-    cfg = make_config(arch="decoder", score=score, position=position, **TINY)
+    cfg = make_config(arch="decoder", score=score, position=position, **TINY_MODEL)
     task = build_task("copy", cfg.resolved_eval_max_len)
     model = build_model(cfg, task).eval()
     gen = torch.Generator().manual_seed(0)
@@ -215,7 +217,7 @@ def arch_configs(**settings):
     """(arch, Config) for every architecture that accepts these settings."""
     for arch in ARCHS:
         try:
-            yield pytest.param(arch, make_config(arch=arch, **(TINY | settings)), id=arch)
+            yield pytest.param(arch, make_config(arch=arch, **(TINY_MODEL | settings)), id=arch)
         except ConfigError:
             continue
 
@@ -281,7 +283,7 @@ def test_an_architecture_declares_whether_it_sees_order_without_positions(arch):
     """`Arch.unsolvable_without_positions`: without positions a bidirectional encoder (and an
     encoder-decoder's encoder) sees its source as an unordered bag, so its loss is the same
     when the source is reversed; a causal decoder and an RNN order tokens by themselves."""
-    cfg = make_config(arch=arch, position="none", **TINY)
+    cfg = make_config(arch=arch, position="none", **TINY_MODEL)
     task = build_task("copy", cfg.resolved_eval_max_len)
     model = build_model(cfg, task).eval()
     gen = torch.Generator().manual_seed(0)
@@ -294,7 +296,7 @@ def test_an_architecture_declares_whether_it_sees_order_without_positions(arch):
 
 def test_an_encoder_without_positions_gives_every_answer_blank_one_output():
     """Why it cannot solve even sort, whose answer depends on the bag of tokens only."""
-    cfg = make_config(arch="encoder", position="none", **TINY)
+    cfg = make_config(arch="encoder", position="none", **TINY_MODEL)
     task = build_task("sort", cfg.resolved_eval_max_len)
     gen = torch.Generator().manual_seed(0)
     predicted = build_model(cfg, task).eval().predict(task.sample(torch.full((8,), 5), gen), gen)
@@ -346,7 +348,7 @@ TRANSFORMER_ARCHS = [name for name, arch in ARCHS.items() if arch.uses_positions
 def step_at_longest(arch: str, position: str, task_name: str, longest: int, prepare=None):
     """A model after one backward pass of its loss on a batch of the longest training length
     (`prepare(model)` first, if given)."""
-    cfg = make_config(arch=arch, position=position, **(TINY | dict(train_max_len=longest)))
+    cfg = make_config(arch=arch, position=position, **(TINY_MODEL | dict(train_max_len=longest)))
     task = build_task(task_name, cfg.resolved_eval_max_len)
     model = build_model(cfg, task)
     if prepare is not None:
@@ -415,9 +417,9 @@ def test_every_cope_count_up_to_npos_trains_at_the_longest_training_length(
 
 def test_shaw_clip_is_configurable_and_covers_the_random_range():
     task = build_task("copy", 64)
-    cfg = make_config(position="relative", relative_clip=3, **TINY)
+    cfg = make_config(position="relative", relative_clip=3, **TINY_MODEL)
     assert build_model(cfg, task).transformer.encoding.clip == 3
-    cfg = make_config(position="relative", randomized=True, max_random_position=300, **TINY)
+    cfg = make_config(position="relative", randomized=True, max_random_position=300, **TINY_MODEL)
     assert build_model(cfg, task).transformer.encoding.clip == 299
     with pytest.raises(ConfigError, match="relative_clip: must be >= 0, got -1"):
         make_config(position="relative", relative_clip=-1)

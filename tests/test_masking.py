@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+from builders import TINY_MODEL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,12 +17,13 @@ from attnstudy.registries import make_config
 from attnstudy.scores import SCORES
 from attnstudy.tasks import PAD, build_task
 
-TINY = dict(d_model=16, heads=2, n_layers=2, train_max_len=6)
 PAIRS = list(itertools.product(SCORES, POSITIONS))
 
 
 def decoder(score: str, position: str, randomized: bool):
-    cfg = make_config(arch="decoder", score=score, position=position, randomized=randomized, **TINY)
+    cfg = make_config(
+        arch="decoder", score=score, position=position, randomized=randomized, **TINY_MODEL
+    )
     model = build_model(cfg, build_task("copy", cfg.resolved_eval_max_len))
     for p in model.transformer.encoding.parameters():
         if not p.any():  # T5 biases, CoPE embeddings start at zero: make them informative

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from builders import TINY_MODEL
 
 from attnstudy.analysis import load
 from attnstudy.archs import build_model
@@ -15,8 +16,6 @@ from attnstudy.logged_model import GreedyAnswer, example_length
 from attnstudy.registries import make_config
 from attnstudy.tasks import build_task
 from attnstudy.tracking import POSITION_TABLE, best_per_encoding
-
-TINY = dict(d_model=16, n_layers=1, heads=2, train_max_len=4, eval_max_len=8)
 
 
 @pytest.mark.parametrize(
@@ -29,7 +28,10 @@ TINY = dict(d_model=16, n_layers=1, heads=2, train_max_len=4, eval_max_len=8)
     ],
 )
 def test_the_logged_model_answers_every_length_as_the_model_predicts(task, arch, position):
-    cfg = make_config(task=task, arch=arch, position=position, **TINY)
+    # one layer; trained on lengths 1 to 4 and evaluated up to 8, so that the lengths 1, 4
+    # and 7 answered below lie inside, at the end of and past the trained ones
+    size = TINY_MODEL | dict(n_layers=1, train_max_len=4, eval_max_len=8)
+    cfg = make_config(task=task, arch=arch, position=position, **size)
     built = build_task(task, cfg.resolved_eval_max_len)
     model = build_model(cfg, built).eval()
     answer = GreedyAnswer(model, built)

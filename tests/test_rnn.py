@@ -4,6 +4,7 @@ and a tiny model that learns copy."""
 
 import pytest
 import torch
+from builders import TINY_MODEL
 
 from attnstudy.archs import ARCHS, build_model
 from attnstudy.cli import main
@@ -15,11 +16,10 @@ from attnstudy.tasks import PAD, Batch, build_task, sample_lengths
 from attnstudy.train import run
 
 RNNS = tuple(name for name, cls in ARCHS.items() if not cls.uses_positions)
-TINY = dict(d_model=16, heads=2, n_layers=2, train_max_len=6, position="none")
 
 
 def rnn(arch: str, score: str = "scaled_dot"):
-    cfg = make_config(arch=arch, score=score, **TINY)
+    cfg = make_config(arch=arch, score=score, position="none", **TINY_MODEL)  # no encoding
     task = build_task("copy", cfg.resolved_eval_max_len)
     return build_model(cfg, task).eval(), task
 
@@ -69,8 +69,8 @@ def test_outputs_ignore_padding_length(arch, score):
     model, task = rnn(arch, score)
     batch = mixed_batch(task)
     with torch.no_grad():
-        a = model.head(model.teacher_forced(batch))
-        b = model.head(model.teacher_forced(with_padding(batch, 5)))
+        a = model.head(model.readouts(batch))
+        b = model.head(model.readouts(with_padding(batch, 5)))
     torch.testing.assert_close(a, b)
 
 
@@ -104,7 +104,7 @@ def test_greedy_decoding_matches_teacher_forcing_on_its_own_output(arch):
     with torch.no_grad():
         predicted = model.predict(batch, torch.Generator())  # the target, then EOS
         own = Batch(batch.inputs, batch.input_lens, predicted[:, :-1], batch.target_lens)
-        logits = model.head(model.teacher_forced(own))  # (B, Tout + 1, vocab)
+        logits = model.head(model.readouts(own))  # (B, Tout + 1, vocab)
     assert torch.equal(logits.argmax(-1), predicted)
 
 
@@ -151,10 +151,12 @@ def test_an_architecture_declares_what_it_uses(arch):
     """The facts the analysis reads: `uses_attention` iff the model has attention layers,
     `uses_positions` iff it accepts a positional encoding."""
     cls = ARCHS[arch]
-    model = build_model(make_config(arch=arch, **TINY), build_task("copy", 12))
+    model = build_model(
+        make_config(arch=arch, position="none", **TINY_MODEL), build_task("copy", 12)
+    )
     assert cls.uses_attention == any(isinstance(m, MultiHeadAttention) for m in model.modules())
     try:
-        make_config(arch=arch, **(TINY | dict(position="learned")))
+        make_config(arch=arch, **(TINY_MODEL | dict(position="learned")))
         accepted = True
     except ConfigError:
         accepted = False

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from builders import TINY_TRAINING
 
 from attnstudy.archs import ARCHS
 from attnstudy.artifacts import attention_summary, long_example_attention
@@ -17,30 +18,34 @@ from attnstudy.train import Diverged, initial_model, lr_at, make_optimizer, run,
 
 CPU = torch.device("cpu")
 
-TINY = dict(
-    d_model=16,
+# A decoder that learns copy in distribution in a few hundred steps.
+LEARNS_COPY = dict(
+    task="copy",
+    d_model=32,
     heads=2,
-    n_layers=1,
-    train_max_len=4,
+    n_layers=2,
+    position="learned",
+    train_min_len=1,
+    train_max_len=5,
     eval_max_len=8,
-    steps=30,
-    val_every=10,
-    val_samples=16,
-    eval_samples=8,
-    warmup_steps=5,
+    steps=400,
+    lr=3e-3,
+    batch_size=32,
+    val_every=50,
+    eval_samples=32,
 )
 
 
 def test_same_seed_gives_identical_losses():
-    cfg = make_config(**TINY, seed=3, stop_at_val_acc=2.0)
+    cfg = make_config(**TINY_TRAINING, seed=3, stop_at_val_acc=2.0)
     a, b = run(cfg), run(cfg)
     assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]
-    c = run(make_config(**TINY, seed=4, stop_at_val_acc=2.0))
+    c = run(make_config(**TINY_TRAINING, seed=4, stop_at_val_acc=2.0))
     assert [r["train_loss"] for r in a.history] != [r["train_loss"] for r in c.history]
 
 
 def test_the_multi_tensor_update_gives_the_same_weights_as_the_per_tensor_one():
-    cfg = make_config(**TINY, position="rope")
+    cfg = make_config(**TINY_TRAINING, position="rope")
     task = build_task(cfg.task, cfg.eval_max_len)
     fast = initial_model(cfg, task, CPU)
     slow = copy.deepcopy(fast)
@@ -59,22 +64,7 @@ def test_the_multi_tensor_update_gives_the_same_weights_as_the_per_tensor_one():
 @pytest.fixture(scope="module")
 def learned_copy():
     """A tiny decoder that learns copy in distribution (trained once for the module)."""
-    cfg = make_config(
-        task="copy",
-        d_model=32,
-        heads=2,
-        n_layers=2,
-        position="learned",
-        train_min_len=1,
-        train_max_len=5,
-        eval_max_len=8,
-        steps=400,
-        lr=3e-3,
-        batch_size=32,
-        val_every=50,
-        eval_samples=32,
-    )
-    return run(cfg)
+    return run(make_config(**LEARNS_COPY))
 
 
 def test_tiny_model_learns_copy_in_distribution(learned_copy):
@@ -83,12 +73,12 @@ def test_tiny_model_learns_copy_in_distribution(learned_copy):
 
 def test_non_finite_loss_raises_diverged_with_its_step():
     with pytest.raises(Diverged) as err:
-        run(make_config(**(TINY | dict(lr=1e8, warmup_steps=0, score="dot"))))
+        run(make_config(**(TINY_TRAINING | dict(lr=1e8, warmup_steps=0, score="dot"))))
     assert err.value.step < 30 and not math.isfinite(err.value.loss)
 
 
 def test_model_selection_uses_in_distribution_validation_only():
-    result = run(make_config(**TINY, stop_at_val_acc=2.0))
+    result = run(make_config(**TINY_TRAINING, stop_at_val_acc=2.0))
     val_steps = [r["step"] + 1 for r in result.history if "val_seq_acc" in r]
     assert val_steps == [10, 20, 30]
     assert result.summary["best_step"] in val_steps
@@ -100,7 +90,7 @@ def test_exactly_the_trained_rows_of_a_learned_table_change(arch):
     (the EOS position of the decoder, which is only a label, and every longer one) keeps
     its initial value. The trained ids come from the arch's layout: a self-attention's
     keys are the whole sequence fed to the model."""
-    cfg = make_config(**TINY, arch=arch, position="learned", stop_at_val_acc=2.0)
+    cfg = make_config(**TINY_TRAINING, arch=arch, position="learned", stop_at_val_acc=2.0)
     task = build_task(cfg.task, cfg.resolved_eval_max_len)
     initial = initial_model(cfg, task, CPU).transformer.encoding.table.weight.detach()
     result = run(cfg)
@@ -176,7 +166,7 @@ def test_exact_match_requires_eos_after_the_target():
 def test_a_model_that_does_not_stop_scores_no_exact_match(arch, monkeypatch):
     """Greedy output = the exact target, then a symbol instead of EOS: token accuracy 1,
     exact match 0 (Kazemnejad et al. 2023 generate until EOS)."""
-    cfg = make_config(**TINY, arch=arch)
+    cfg = make_config(**TINY_TRAINING, arch=arch)
     task = build_task(cfg.task, cfg.resolved_eval_max_len)
     model = initial_model(cfg, task, CPU)
 
@@ -201,7 +191,7 @@ def variants():
                     continue
 
 
-TINY_DATA = TINY | dict(steps=4, val_every=2, val_samples=4, eval_samples=2, batch_size=4)
+TINY_DATA = TINY_TRAINING | dict(steps=4, val_every=2, val_samples=4, eval_samples=2, batch_size=4)
 
 
 def test_every_variant_sees_the_same_training_and_evaluation_examples(monkeypatch):
@@ -248,14 +238,14 @@ def test_attention_summary_of_a_learned_copy(learned_copy):
 
 def test_attention_summary_without_an_aligned_source_or_attention():
     for task, arch in (("sort", "decoder"), ("copy", "rnn")):
-        result = run(make_config(**(TINY | dict(task=task, arch=arch, steps=2))))
+        result = run(make_config(**(TINY_TRAINING | dict(task=task, arch=arch, steps=2))))
         summary = attention_summary(result, long_example_attention(result)[0])
         assert arch == "rnn" and summary == {} or math.isnan(summary["attn_alignment"])
 
 
 def test_head_diversity_at_initialisation_depends_on_the_seed_only():
     a, b, c = (
-        run(make_config(**(TINY | change)))
+        run(make_config(**(TINY_TRAINING | change)))
         for change in (dict(steps=2), dict(steps=12), dict(steps=2, seed=1))
     )
     init = [attention_summary(r, long_example_attention(r)[0]) for r in (a, b, c)]
@@ -304,20 +294,7 @@ def test_by_length_trains_every_step_on_one_length(monkeypatch):
 def test_by_length_learns_copy_in_distribution():
     """One length per step learns more slowly per step at this size (0.74-0.83 ID exact
     match at 400 steps where padded batches give 0.90-0.96): it gets more steps."""
-    cfg = make_config(
-        task="copy",
-        d_model=32,
-        heads=2,
-        n_layers=2,
-        position="learned",
-        train_max_len=5,
-        eval_max_len=8,
-        steps=1000,
-        batch_size=32,
-        val_every=50,
-        eval_samples=32,
-        batching="by_length",
-    )
+    cfg = make_config(**(LEARNS_COPY | dict(steps=1000, batching="by_length")))
     assert run(cfg).summary["id_seq_acc"] >= 0.95
 
 

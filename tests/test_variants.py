@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from builders import TINY_MODEL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,8 +15,6 @@ from attnstudy.evaluate import head_diversity
 from attnstudy.positions import POSITIONS, fire_psi
 from attnstudy.registries import make_config
 from attnstudy.scores import SCORES, visible_keys
-
-TINY = dict(d_model=16, heads=2, train_max_len=6)
 
 
 def causal_mask(T: int) -> torch.Tensor:
@@ -77,7 +76,7 @@ def test_ssmax_scales_each_causal_row_by_the_log_of_its_visible_keys_and_learns_
 
 
 def fire(**settings):
-    cfg = make_config(position="fire", **(TINY | settings))
+    cfg = make_config(position="fire", **(TINY_MODEL | settings))
     return POSITIONS["fire"](cfg, max_positions=200, trained_positions=20)
 
 
@@ -111,7 +110,7 @@ def test_fire_bias_is_relative_within_training_and_interpolated_beyond():
 
 
 def cope(**settings):
-    cfg = make_config(position="cope", **(TINY | settings))
+    cfg = make_config(position="cope", **(TINY_MODEL | settings))
     enc = POSITIONS["cope"](cfg, max_positions=200, trained_positions=20)
     torch.manual_seed(0)
     for table in (enc.before, enc.after):

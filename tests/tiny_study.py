@@ -13,7 +13,10 @@ from attnstudy.registries import make_config
 from attnstudy.tracking import Tracker, silence
 from attnstudy.train import run
 
-TINY = dict(
+# The settings every point of the report's study shares (its points add the axis values).
+# Not builders.TINY_TRAINING: the report logs these as the study's parameters, heads (an axis
+# here) is left out, and the report's numbers come from these steps and batch sizes.
+FIXED = dict(
     task="copy",
     d_model=16,
     n_layers=1,
@@ -42,7 +45,7 @@ def make_study(
     diverged: tuple[dict, ...] = (),
     killed: tuple[dict, ...] = (),
 ) -> str:
-    """Train and log every point of ``grid`` (axis values over TINY) under one parent run;
+    """Train and log every point of ``grid`` (axis values over FIXED) under one parent run;
     log the points of ``diverged`` as diverged trials without training, and an earlier
     killed attempt at each point of ``killed``. Returns the tracking URI."""
     silence()
@@ -50,9 +53,9 @@ def make_study(
     uri = f"sqlite:///{root / 'mlflow.db'}"
     tracker = Tracker(uri, name, root / "artifacts")
     size = grid_size or len(grid) + len(diverged)
-    parent = tracker.open_parent(TINY, {"attnstudy.grid_size": str(size)}, "tiny test study")
+    parent = tracker.open_parent(FIXED, {"attnstudy.grid_size": str(size)}, "tiny test study")
     for number, point in enumerate([*killed, *grid, *diverged]):
-        cfg = make_config(**TINY, **point)
+        cfg = make_config(**FIXED, **point)
         tags = {
             "attnstudy.trial": str(number),
             "attnstudy.grid_key": grid_key(point),

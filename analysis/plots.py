@@ -18,20 +18,20 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from attnstudy.analysis import figures_layout as layout
+from attnstudy.analysis import figures_style
 from attnstudy.analysis.aggregate import mean_reciprocal_rank, ok_runs
 from attnstudy.analysis.figures_style import (
     CI_ALPHA,
     CURVE_TITLES,
-    LABELS,
     PALETTE,
     POSITION_SPLITS,
-    TITLES,
     TRAINED,
     look,
     no_line,
     no_marker,
     style,
 )
+from attnstudy.analysis.rules import NEAR_OOD
 from attnstudy.analysis.seeds import seed_means, seed_summary
 from attnstudy.analysis.variants import (
     POSITION_NAMES,
@@ -43,6 +43,8 @@ from attnstudy.analysis.variants import (
     variant_order,
 )
 
+LABELS = figures_style.LABELS | {NEAR_OOD: "exact match (L, 2L] (fraction)"}
+TITLES = figures_style.TITLES | {NEAR_OOD: "longer than training, up to 2L"}
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap
 HEATMAP_COLUMN_IN = 0.55  # inches per cell of the score x encoding heatmap, its number fits
@@ -165,7 +167,7 @@ def architectures_vs_length(lengths: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def score_position_heatmap(runs: pd.DataFrame, metric: str = "ood_seq_acc") -> Figure | None:
+def score_position_heatmap(runs: pd.DataFrame, metric: str = NEAR_OOD) -> Figure | None:
     """Mean ``metric`` over ok runs for each score function x positional encoding, one
     heatmap per task and transformer architecture, one 0..1 colour scale."""
     ok = transformers(ok_runs(runs, metric))
@@ -193,7 +195,7 @@ def heads_effect(runs: pd.DataFrame) -> Figure | None:
     rows = [k for k, g in ok.groupby(groups) if g["heads"].nunique() > 1]
     if not rows:
         return None
-    metrics = ("id_seq_acc", "ood_seq_acc")
+    metrics = ("id_seq_acc", NEAR_OOD)
     fig, axes = layout.facets(len(rows), len(metrics))
     single = set()
     for ((task, arch, width), metric), ax in layout.cells(rows, metrics, axes):
@@ -211,7 +213,7 @@ def architecture_effect(runs: pd.DataFrame) -> Figure | None:
     ok = ok_runs(runs)
     if ok["arch"].nunique() < 2:
         return None
-    tasks, metrics = layout.levels(ok, "task"), ("id_seq_acc", "ood_seq_acc")
+    tasks, metrics = layout.levels(ok, "task"), ("id_seq_acc", NEAR_OOD)
     fig, axes = layout.facets(len(tasks), len(metrics))
     single = set()
     for (task, metric), ax in layout.cells(tasks, metrics, axes):
@@ -320,7 +322,7 @@ def _absolute_positions(cell: pd.DataFrame) -> pd.Series:
     return cell.groupby(["variant", "target_pos"])["token_acc"].mean()
 
 
-def mrr_ranking(runs: pd.DataFrame, metric: str = "ood_seq_acc") -> Figure | None:
+def mrr_ranking(runs: pd.DataFrame, metric: str = NEAR_OOD) -> Figure | None:
     """Mean reciprocal rank (Kazemnejad et al. 2023) of the positional encodings and of the
     score functions of the transformer runs, ranked within each task and architecture;
     plain and randomized positions ranked apart (one row each). None unless there are two

@@ -16,6 +16,7 @@ from attnstudy.analysis import figures_attention, plots, tables
 from attnstudy.analysis.aggregate import ok_runs
 from attnstudy.analysis.effects import COMPETENCE_TEXT, competent
 from attnstudy.analysis.load import Study, load_attention
+from attnstudy.analysis.rules import NEAR_OOD
 
 PNG_DPI = 120
 MAX_FIGURE_HEIGHT_IN = 8.5  # leaves an A4 page room for the caption
@@ -47,6 +48,7 @@ class ReportFigure:
         return float(min(width, MAX_FIGURE_HEIGHT_IN * width / height))
 
 
+NEAR_RANGE = "L < length ≤ 2L, L the longest training length; the range the claims test"
 SEED_BANDS = (
     "Bands and bars: 95% percentile-bootstrap CI over seeds (each seed's runs averaged "
     "first); none where a series has one seed (the legend then says n = 1, no interval)."
@@ -86,23 +88,23 @@ FIGURES = (  # every figure the report can hold, in order; each is left out with
     FigureSpec(
         "heatmap_score_position",
         "Score function × positional encoding",
-        "Mean out-of-distribution exact match (lengths beyond training) over runs "
-        "for each score function and positional encoding; one panel per task and "
-        "transformer architecture.",
+        f"Mean out-of-distribution exact match ({NEAR_RANGE}) over runs for each score "
+        "function and positional encoding; one panel per task and transformer architecture.",
         lambda s: plots.score_position_heatmap(s.runs),
     ),
     FigureSpec(
         "heads",
         "Number of heads at fixed width",
-        "In- and out-of-distribution exact match against the number of heads, one row per "
-        "task, architecture and model width (d_model fixed within a row), per positional "
-        f"encoding. {SEED_BANDS}",
+        f"In- and out-of-distribution ({NEAR_RANGE}) exact match against the number of "
+        "heads, one row per task, architecture and model width (d_model fixed within a row), "
+        f"per positional encoding. {SEED_BANDS}",
         lambda s: plots.heads_effect(s.runs),
     ),
     FigureSpec(
         "arch",
         "Architecture",
-        f"Exact match per architecture and encoding, one row per task. {SEED_BANDS}",
+        f"In- and out-of-distribution ({NEAR_RANGE}) exact match per architecture and "
+        f"encoding, one row per task. {SEED_BANDS}",
         lambda s: plots.architecture_effect(s.runs),
     ),
     FigureSpec(
@@ -143,16 +145,16 @@ FIGURES = (  # every figure the report can hold, in order; each is left out with
         "Attention maps of the best and worst variants",
         "Attention weights of every head in the last layer on one example of the "
         "longest training length (as the study recorded it), for the variant with "
-        "the highest and the lowest mean out-of-distribution exact match.",
+        f"the highest and the lowest mean out-of-distribution exact match ({NEAR_RANGE}).",
         lambda s: figures_attention.attention_heads(attention_examples(s)),
     ),
     FigureSpec(
         "mrr",
         "Ranking across tasks",
         "Mean reciprocal rank of each positional encoding (and score function) by "
-        "mean out-of-distribution exact match within each task and architecture, "
-        "as Kazemnejad et al. 2023; plain and randomized positions ranked apart. Drawn "
-        "only with two or more tasks or architectures to rank across.",
+        f"mean out-of-distribution exact match ({NEAR_RANGE}) within each task and "
+        "architecture, as Kazemnejad et al. 2023; plain and randomized positions ranked "
+        "apart. Drawn only with two or more tasks or architectures to rank across.",
         lambda s: plots.mrr_ranking(s.runs),
     ),
 )
@@ -200,15 +202,15 @@ def png_data_uri(figure: Figure) -> str:
 
 def attention_examples(data: Study) -> dict[str, dict]:
     """Recorded attention of one run (lowest seed) of the best and of the worst variant among
-    runs with attention, ranked by mean OOD then ID exact match over seeds; titled."""
-    ok = ok_runs(data.runs, "ood_seq_acc")
+    runs with attention, ranked by mean OOD exact match over L < length ≤ 2L, then by ID
+    exact match, over seeds; titled."""
+    ok = ok_runs(data.runs, NEAR_OOD)
     ok = ok[ok["attn_sharpness"].notna()]
     if ok.empty:
         return {}
     by = tables.config_columns(ok)
     variants = [
-        (g["ood_seq_acc"].mean(), g["id_seq_acc"].mean(), k, g)
-        for k, g in ok.groupby(by, dropna=False)
+        (g[NEAR_OOD].mean(), g["id_seq_acc"].mean(), k, g) for k, g in ok.groupby(by, dropna=False)
     ]
     variants.sort(key=lambda v: v[:2])
     picks = {"best": variants[-1]} | ({"worst": variants[0]} if len(variants) > 1 else {})
@@ -216,7 +218,7 @@ def attention_examples(data: Study) -> dict[str, dict]:
     for label, (ood, _, key, group) in picks.items():
         run = group.sort_values("seed").iloc[0]
         name = " · ".join(f"{c} {v}" for c, v in zip(by, key, strict=True))
-        title = f"{label}: {name}\n(mean OOD exact match {ood:.2f}, seed {run['seed']})"
+        title = f"{label}: {name}\n(mean OOD exact match to 2L {ood:.2f}, seed {run['seed']})"
         maps = load_attention(data.tracking_uri, run["run_id"])
         if maps:
             examples[title] = maps

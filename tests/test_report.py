@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import weasyprint
 from chromium import open_page
-from frames import modern_runs
+from frames import BASE_RUN, modern_runs
 from mlflow.tracking import MlflowClient
 from PIL import Image
 from tiny_study import grid_key, make_study
@@ -25,8 +25,8 @@ from tiny_study import grid_key, make_study
 from attnstudy.analysis.aggregate import METHODS_TEXT
 from attnstudy.analysis.claims import CLAIMS as CLAIMS_SPEC
 from attnstudy.analysis.effects import Effect
-from attnstudy.analysis.figures_catalog import FIGURES
-from attnstudy.analysis.load import StudyError, load_study
+from attnstudy.analysis.figures_catalog import FIGURES, attention_examples
+from attnstudy.analysis.load import Study, StudyError, load_study
 from attnstudy.analysis.modern import modern_names, modern_table
 from attnstudy.analysis.report import (
     CLAIM_COLUMNS,
@@ -457,6 +457,24 @@ def test_missing_store_is_not_created(tmp_path):
 
 def test_every_claim_points_to_a_figure_the_report_can_draw():
     assert {spec.figure for spec in CLAIMS_SPEC.values()} <= {f.key for f in FIGURES}
+
+
+def test_attention_maps_rank_variants_on_exact_match_up_to_2l(monkeypatch):
+    """The best and worst variants whose attention the report draws are ranked on
+    near_ood_seq_acc, the claims' primary, not on the mean over every longer length."""
+    runs = pd.DataFrame(
+        [
+            BASE_RUN
+            | {"run_id": p, "position": p, "attn_sharpness": 0.5}
+            | {"near_ood_seq_acc": near, "ood_seq_acc": 1 - near}
+            for p, near in (("rope", 0.8), ("learned", 0.2))
+        ]
+    )
+    data = Study("demo", "sqlite://", "1", {}, (), runs, *[pd.DataFrame()] * 4, None)
+    recorded = "attnstudy.analysis.figures_catalog.load_attention"
+    monkeypatch.setattr(recorded, lambda _, run_id: {"run": run_id})
+    picked = {title.split(":")[0]: maps["run"] for title, maps in attention_examples(data).items()}
+    assert picked == {"best": "rope", "worst": "learned"}
 
 
 def test_report_writes_the_dated_record_beside_it(study):

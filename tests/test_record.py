@@ -23,8 +23,11 @@ def study_of(runs: pd.DataFrame) -> Study:
 
 
 def runs_frame() -> pd.DataFrame:
+    """Four encodings x three seeds; the mean over every longer length ranks them the
+    other way round from exact match up to 2L (near_ood_seq_acc)."""
     rows = [
-        {**BASE_RUN, "run_id": f"{p}{s}", "position": p, "seed": s, "ood_seq_acc": acc + s / 100}
+        {**BASE_RUN, "run_id": f"{p}{s}", "position": p, "seed": s}
+        | {"near_ood_seq_acc": acc + s / 100, "ood_seq_acc": 0.6 - acc}
         for p, acc in (("t5", 0.6), ("alibi", 0.5), ("sinusoidal", 0.1), ("learned", 0.0))
         for s in SEEDS
     ]
@@ -43,25 +46,43 @@ def test_record_carries_provenance_verdicts_and_per_encoding_accuracy():
     c11 = next(line for line in claim_lines if line.startswith("| C11 "))
     assert "inconclusive (n = 3)" in c11 and "`near_ood_seq_acc`" in c11 and "| 0.25 |" in c11
     assert f"rule version {RULE_VERSION}" in text
-    encodings = [line.split(" | ")[3] for line in text.splitlines() if line.startswith("| copy ")]
-    assert encodings == ["t5", "alibi", "sinusoidal", "learned"]  # best OOD first
+    encodings = [line.split(" | ")[4] for line in text.splitlines() if line.startswith("| copy ")]
+    assert encodings == ["t5", "alibi", "sinusoidal", "learned"]  # best OOD up to 2L first
 
 
 def test_per_encoding_rows_keep_score_functions_apart_and_extrapolation_competent_only():
     runs = runs_frame()
-    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "id_seq_acc_at_max", "ood_seq_acc"]] = [
+    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "id_seq_acc_at_max", "near_ood_seq_acc"]] = [
         0.5,
         0.5,
         1.0,
     ]
     sigmoid = {**BASE_RUN, "run_id": "sig", "score": "sigmoid", "position": "t5"}
-    runs = pd.concat([runs, pd.DataFrame([sigmoid | {"ood_seq_acc": 0.9}])])
+    runs = pd.concat([runs, pd.DataFrame([sigmoid | {"near_ood_seq_acc": 0.9}])])
     text = record_markdown(study_of(runs), [], datetime(2026, 12, 2, tzinfo=timezone.utc))
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| copy ")]
-    t5 = next(r for r in rows if r[1:4] == ["decoder", "scaled_dot", "t5"])
-    assert t5[4:7] == ["3 (2)", "0.833", "0.615"]  # ID over 3 runs; OOD over the 2 competent
-    assert ["sigmoid", "t5"] in [r[2:4] for r in rows]
+    t5 = next(r for r in rows if r[1:5] == ["decoder", "scaled_dot", "4", "t5"])
+    assert t5[5:8] == ["3 (2)", "0.833", "0.615"]  # ID over 3 runs; OOD over the 2 competent
+    assert ["sigmoid", "4", "t5"] in [r[2:5] for r in rows]
     assert "## Beside the published numbers" not in text  # no published setting matched
+
+
+def test_per_encoding_rows_keep_head_counts_apart():
+    """copy · decoder · rope run with 1, 2 and 4 heads: one row per head count, each with
+    its own runs, never one row pooling them."""
+    rows = [
+        {**BASE_RUN, "run_id": f"h{h}s{s}", "heads": h, "seed": s, "near_ood_seq_acc": h / 10}
+        for h in (1, 2, 4)
+        for s in SEEDS
+    ]
+    text = record_markdown(study_of(pd.DataFrame(rows)), [], datetime(2026, 12, 2))
+    table = [line.split(" | ") for line in text.splitlines() if line.startswith("| copy ")]
+    assert [(r[3], r[4], r[5], r[7]) for r in table] == [
+        ("4", "rope", "3 (3)", "0.400"),
+        ("2", "rope", "3 (3)", "0.200"),
+        ("1", "rope", "3 (3)", "0.100"),
+    ]
+    assert "| task | architecture | score | heads | encoding |" in text
 
 
 def test_record_keeps_architectures_and_randomized_positions_apart_and_sets_papers_beside():
@@ -69,13 +90,14 @@ def test_record_keeps_architectures_and_randomized_positions_apart_and_sets_pape
     # and no word of the Ruoss et al. comparison its study was run for
     rows = [
         {**BASE_RUN, "run_id": f"{r}{s}", "arch": "encoder", "task": "sort", "position": "rope"}
-        | {"randomized": r, "seed": s, "ood_seq_acc": 0.1 + r / 2, "ood_token_acc": 0.4 + r / 2}
+        | {"randomized": r, "seed": s, "near_ood_seq_acc": 0.1 + r / 2}
+        | {"ood_seq_acc": 0.1 + r / 2, "ood_token_acc": 0.4 + r / 2}
         for r in (False, True)
         for s in SEEDS
     ]
     text = record_markdown(study_of(pd.DataFrame(rows)), [], datetime(2026, 12, 2))
     table = [line.split(" | ") for line in text.splitlines() if line.startswith("| sort | enc")]
-    assert [r[3] for r in table] == ["rope (randomized)", "rope"]  # best OOD first
+    assert [r[4] for r in table] == ["rope (randomized)", "rope"]  # best OOD first
     assert "## Beside the published numbers" in text
     assert "### Randomized positions in a bidirectional encoder" in text
     gain = next(line for line in text.splitlines() if "randomized minus plain" in line)

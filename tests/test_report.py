@@ -237,6 +237,13 @@ def test_every_table_is_a_csv_beside_the_report_with_its_rows(study):
         assert len(csv) == body.count("<tr>"), key
 
 
+def test_axis_tables_show_ood_exact_match_up_to_2l_and_say_its_range(study):
+    by_position = pd.read_csv(study["out"] / "tables" / "by_position.csv")
+    assert "OOD exact match (L, 2L]" in by_position.columns
+    assert "OOD exact match (every length > L)" not in by_position.columns
+    assert "mean over the lengths L &lt; length ≤ 2L" in study["html"]
+
+
 def test_pdf_holds_the_sections_claim_table_rules_methods_and_every_caption(study, pdf_text):
     html = study["html"]
     for number, title in SECTIONS.values():

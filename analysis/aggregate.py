@@ -16,7 +16,13 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from attnstudy.analysis.effects import MIN_SEEDS, seed_interval, sign_flip_p, smallest_p
+from attnstudy.analysis.effects import (
+    MIN_SEEDS,
+    accuracy_between,
+    seed_interval,
+    sign_flip_p,
+    smallest_p,
+)
 
 CONFIG_COLUMNS = (
     "task",
@@ -299,16 +305,6 @@ def source_position_gap(
         return pd.Series(np.nan, index=runs, name="early_minus_late", dtype=float)
     gap = gap.groupby(level="run_id").mean()  # NaN lengths (one part only) are skipped
     return gap.reindex(runs).rename("early_minus_late").astype(float)
-
-
-def accuracy_between(
-    lengths: pd.DataFrame, above: float, upto: float, metric: str = "seq_acc"
-) -> pd.Series:
-    """Per run_id: mean ``metric`` over the lengths in (above·L, upto·L], L the run's longest
-    training length."""
-    longest = lengths["train_max_len"]
-    rows = lengths[(lengths["length"] > above * longest) & (lengths["length"] <= upto * longest)]
-    return rows.groupby("run_id")[metric].mean()
 
 
 def long_length_accuracy(lengths: pd.DataFrame, metric: str = "seq_acc") -> pd.Series:

@@ -34,6 +34,7 @@ from scipy.stats import norm
 MIN_SEEDS = 3
 COMPETENT_ID_ACC = 0.95
 COMPETENCE_METRIC = "id_seq_acc_at_max"  # exact match at the longest training length
+NEAR_OOD = "near_ood_seq_acc"  # exact match over L < length ≤ 2L: the OOD claims' primary
 N_BOOT = 2000
 ALPHA = 0.05
 POWER = 0.8  # the power "seeds needed" plans for
@@ -122,6 +123,21 @@ def competence_accuracy(runs: pd.DataFrame, lengths: pd.DataFrame) -> pd.Series:
     """Each run's exact match at its longest training length."""
     at_max = lengths[lengths["length"] == lengths["train_max_len"]]
     return logged_or_derived(runs, COMPETENCE_METRIC, at_max.groupby("run_id")["seq_acc"].mean())
+
+
+def near_ood_accuracy(runs: pd.DataFrame, lengths: pd.DataFrame) -> pd.Series:
+    """Each run's exact match over L < length ≤ 2L (L its longest training length)."""
+    return logged_or_derived(runs, NEAR_OOD, accuracy_between(lengths, 1, 2))
+
+
+def accuracy_between(
+    lengths: pd.DataFrame, above: float, upto: float, metric: str = "seq_acc"
+) -> pd.Series:
+    """Per run_id: mean ``metric`` over the lengths in (above·L, upto·L], L the run's longest
+    training length."""
+    longest = lengths["train_max_len"]
+    rows = lengths[(lengths["length"] > above * longest) & (lengths["length"] <= upto * longest)]
+    return rows.groupby("run_id")[metric].mean()
 
 
 def usable(runs: pd.DataFrame, metric: str, need_competent: bool) -> tuple[pd.DataFrame, int, int]:

@@ -33,9 +33,13 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from attnstudy.analysis.aggregate import PAIR_COLUMNS, accuracy_between
-from attnstudy.analysis.effects import COMPETENCE_METRIC, competence_accuracy, logged_or_derived
-from attnstudy.analysis.rules import NEAR_OOD
+from attnstudy.analysis.aggregate import PAIR_COLUMNS
+from attnstudy.analysis.effects import (
+    COMPETENCE_METRIC,
+    NEAR_OOD,
+    competence_accuracy,
+    near_ood_accuracy,
+)
 from attnstudy.evaluate import POSITION_BY_LENGTH_KEY, POSITION_STRIDE
 from attnstudy.redact import redact
 from attnstudy.tracking import POSITION_TABLE
@@ -130,7 +134,7 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
     runs = runs.assign(
         **{
             COMPETENCE_METRIC: competence_accuracy(runs, lengths),
-            NEAR_OOD: logged_or_derived(runs, NEAR_OOD, accuracy_between(lengths, 1, 2)),
+            NEAR_OOD: near_ood_accuracy(runs, lengths),
         }
     )
     return Study(

@@ -12,7 +12,6 @@ import pandas as pd
 
 from attnstudy.analysis.aggregate import (
     PAIR_COLUMNS,
-    accuracy_between,
     extrapolation_lengths,
     kruskal_p,
     length_trend,
@@ -22,11 +21,12 @@ from attnstudy.analysis.aggregate import (
 from attnstudy.analysis.effects import (
     COMPETENCE_METRIC,
     COMPETENT_ID_ACC,
+    NEAR_OOD,
     Combine,
     Effect,
     competence_accuracy,
     contrast,
-    logged_or_derived,
+    near_ood_accuracy,
     within_runs,
 )
 from attnstudy.analysis.variants import LONG_RANGE_TASKS
@@ -36,7 +36,6 @@ from attnstudy.scores import SCORES
 SOURCE_MIRRORED = {"copy": False, "reverse": True}  # target i reproduces input i / L − 1 − i
 SCORE_FORMS = ("dot", "cosine", "general", "additive")  # Luong et al. 2015's four forms
 SAME_BUDGET = ("task", "d_model", "n_layers", "lr", "train_max_len", "eval_max_len", "seed")
-NEAR_OOD = "near_ood_seq_acc"  # exact match over L < length ≤ 2L: the OOD claims' primary
 LOOSE_THRESHOLD = 0.5  # a second extrapolation length, beside the 0.9 the run logs
 MARGIN = "extrapolation_len − train_max_len"
 LOOSE_MARGIN = f"the same at exact match {LOOSE_THRESHOLD}"
@@ -138,7 +137,7 @@ def derive(runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame) -
         log_step_time=np.log(runs["step_time_ms"].astype(float)),
         **{
             COMPETENCE_METRIC: competence_accuracy(runs, lengths),
-            NEAR_OOD: logged_or_derived(runs, NEAR_OOD, accuracy_between(lengths, 1, 2)),
+            NEAR_OOD: near_ood_accuracy(runs, lengths),
         },
     )
 

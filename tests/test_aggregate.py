@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from attnstudy.analysis import load
 from attnstudy.analysis.aggregate import (
     METHODS_TEXT,
-    accuracy_between,
     bootstrap_ci,
     bootstrap_diff_ci,
     cliffs_delta,
@@ -25,6 +24,7 @@ from attnstudy.analysis.aggregate import (
     source_position_gap,
     summary_table,
 )
+from attnstudy.analysis.effects import near_ood_accuracy
 from attnstudy.evaluate import LengthResult, position_metric, position_table
 
 accuracies = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12)
@@ -329,11 +329,16 @@ def test_long_length_accuracy_averages_the_longer_half_of_training_lengths():
     assert long_length_accuracy(lengths)["r"] == pytest.approx(0.25)
 
 
-def test_near_ood_accuracy_averages_lengths_past_training_up_to_twice_it():
+def test_near_ood_accuracy_averages_lengths_past_training_up_to_twice_it_where_not_logged():
     lengths = pd.DataFrame({"run_id": "r", "length": range(1, 33), "train_max_len": 8}).assign(
         seq_acc=lambda f: np.select([f["length"] <= 8, f["length"] <= 16], [1.0, 0.5], 0.0)
     )
-    assert accuracy_between(lengths, 1, 2)["r"] == pytest.approx(0.5)  # 9..16, not 9..32
+    lengths = pd.concat([lengths, lengths.assign(run_id="logged")])
+    runs = pd.DataFrame({"run_id": ["r", "logged"], "near_ood_seq_acc": [np.nan, 0.75]})
+    derived = near_ood_accuracy(runs, lengths)
+    assert derived.tolist() == pytest.approx([0.5, 0.75])  # 9..16, not 9..32; logged kept
+    older = runs.drop(columns="near_ood_seq_acc")  # a store that never logged the metric
+    assert near_ood_accuracy(older, lengths).tolist() == pytest.approx([0.5, 0.5])
 
 
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=12), st.sampled_from([0.5, 0.9]))

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import seaborn as sns
 
+from attnstudy.analysis.effects import NEAR_OOD
 from attnstudy.analysis.variants import POSITION_NAMES, RANDOMIZED, SCORE_NAMES, variant_order
 
 MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
@@ -54,6 +55,7 @@ LABELS = {  # short enough for a panel's side; the panel title says which split 
     "token_acc": "token accuracy (fraction)",
     "id_seq_acc": "ID exact match (fraction)",
     "ood_seq_acc": "OOD exact match (fraction)",
+    NEAR_OOD: "exact match (L, 2L] (fraction)",
     "id_token_acc": "ID token accuracy (fraction)",
     "ood_token_acc": "OOD token accuracy (fraction)",
     "length": "input length (tokens)",
@@ -67,7 +69,7 @@ LABELS = {  # short enough for a panel's side; the panel title says which split 
     "ood_position": "output position (0 = first)",
 }
 CURVE_TITLES = {"train_loss": "training loss", "val_seq_acc": "validation on training lengths"}
-TITLES = {"id_seq_acc": "training lengths", "ood_seq_acc": "longer than training"}
+TITLES = {"id_seq_acc": "training lengths", NEAR_OOD: "longer than training, up to 2L"}
 POSITION_SPLITS = {"id": "training lengths", "ood": "longer than training"}
 CI_ALPHA = 0.2
 

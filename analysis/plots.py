@@ -18,20 +18,21 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from attnstudy.analysis import figures_layout as layout
-from attnstudy.analysis import figures_style
 from attnstudy.analysis.aggregate import mean_reciprocal_rank, ok_runs
+from attnstudy.analysis.effects import NEAR_OOD
 from attnstudy.analysis.figures_style import (
     CI_ALPHA,
     CURVE_TITLES,
+    LABELS,
     PALETTE,
     POSITION_SPLITS,
+    TITLES,
     TRAINED,
     look,
     no_line,
     no_marker,
     style,
 )
-from attnstudy.analysis.rules import NEAR_OOD
 from attnstudy.analysis.seeds import seed_means, seed_summary
 from attnstudy.analysis.variants import (
     POSITION_NAMES,
@@ -43,8 +44,6 @@ from attnstudy.analysis.variants import (
     variant_order,
 )
 
-LABELS = figures_style.LABELS | {NEAR_OOD: "exact match (L, 2L] (fraction)"}
-TITLES = figures_style.TITLES | {NEAR_OOD: "longer than training, up to 2L"}
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap
 HEATMAP_COLUMN_IN = 0.55  # inches per cell of the score x encoding heatmap, its number fits

@@ -240,8 +240,13 @@ def test_heatmap_cells_are_mean_ood_exact_match_up_to_2l(frames, figures):
 def test_ood_panels_and_rankings_read_the_claims_metric(frames, figures):
     """The architecture panel beyond training draws exact match over L < length ≤ 2L (the
     claims' primary), mean over seeds per architecture and encoding, not the mean over
-    every longer length; the ranking names the same metric."""
-    ax = next(a for a in panels(figures["arch"]) if "up to 2L" in a.get_title())
+    every longer length; the ranking names the same metric; that panel and the heatmap's
+    colour bar name the range in figures_style's words."""
+    label, title = styling.LABELS["near_ood_seq_acc"], styling.TITLES["near_ood_seq_acc"]
+    ax = next(a for a in panels(figures["arch"]) if a.get_title().endswith(title))
+    bars = [a for a in figures["heatmap"].axes if a.get_subplotspec() is None]
+    assert ax.get_ylabel() == label and {a.get_ylabel() for a in bars} == {label}
+    assert "(L, 2L]" in label and "up to 2L" in title
     lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
     drawn = sorted(round(y, 6) for line in lines for y in line.get_ydata() if not np.isnan(y))
     runs = frames["runs"].assign(variant=variants.variant_labels(frames["runs"]))

@@ -18,6 +18,7 @@ from statsmodels.stats.multitest import multipletests
 
 from attnstudy.analysis.effects import (
     MIN_SEEDS,
+    NEAR_OOD,
     accuracy_between,
     seed_interval,
     sign_flip_p,
@@ -40,6 +41,7 @@ CONFIG_COLUMNS = (
 PAIR_COLUMNS = (*CONFIG_COLUMNS, "seed")
 SUMMARY_METRICS = (
     "id_seq_acc",
+    NEAR_OOD,  # the claims' primary: exact match over L < length ≤ 2L
     "ood_seq_acc",
     "id_token_acc",
     "ood_token_acc",

@@ -244,6 +244,13 @@ def test_axis_tables_show_ood_exact_match_up_to_2l_and_say_its_range(study):
     assert "mean over the lengths L &lt; length ≤ 2L" in study["html"]
 
 
+def test_configuration_table_shows_ood_exact_match_up_to_2l_and_says_over_which_runs(study):
+    columns = list(pd.read_csv(study["out"] / "tables" / "configurations.csv").columns)
+    at = columns.index("ID exact match max") + 1
+    assert columns[at : at + 2] == ["OOD exact match (L, 2L]", "OOD exact match (L, 2L] max"]
+    assert "both over every finished run, competent or not" in plain(study["html"])
+
+
 def test_pdf_holds_the_sections_claim_table_rules_methods_and_every_caption(study, pdf_text):
     html = study["html"]
     for number, title in SECTIONS.values():

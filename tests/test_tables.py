@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 from frames import BASE_RUN
 
-from attnstudy.analysis.tables import axis_table, completeness, fmt_ci, statistics_tables
+from attnstudy.analysis.tables import (
+    axis_table,
+    completeness,
+    configuration_table,
+    fmt_ci,
+    statistics_tables,
+)
 from attnstudy.archs import ARCHS
 
 NEAR_OOD = "near_ood_seq_acc"  # the claims' primary OOD metric, over L < length ≤ 2L
@@ -113,6 +119,24 @@ def test_axis_and_pairwise_tables_show_the_claims_ood_metric_not_the_mean_to_the
         "alibi": "0.810",
     }
     assert tables["pairwise_position_near_ood_seq_acc"].title.endswith(NEAR)
+
+
+def test_configuration_table_shows_ood_exact_match_up_to_2l_beside_the_mean_to_the_end():
+    """Each configuration's row has the claims' primary range, mean [CI] and max over
+    seeds, and keeps the mean over every longer length as a column of its own."""
+    rows = [
+        BASE_RUN
+        | {"run_id": f"{p}{seed}", "position": p, "seed": seed}
+        | {NEAR_OOD: near + seed / 10, "ood_seq_acc": near / 4}
+        for seed in range(2)
+        for p, near in (("rope", 0.4), ("alibi", 0.8))
+    ]
+    table = configuration_table(pd.DataFrame(rows))
+    got = {r["position"]: (r[NEAR][:6], r[f"{NEAR} max"]) for r in table.rows}
+    assert got == {"alibi": ("0.850 ", "0.900"), "rope": ("0.450 ", "0.500")}
+    every = "OOD exact match (every length > L)"
+    assert [r[every][:5] for r in table.rows] == ["0.200", "0.100"]
+    assert table.columns.index(NEAR) < table.columns.index(every)
 
 
 def test_pairwise_ood_statistics_pair_only_competent_runs():

@@ -15,9 +15,8 @@ from attnstudy.analysis.aggregate import (
     pairwise_comparisons,
     summary_table,
 )
-from attnstudy.analysis.effects import ALPHA, competent
+from attnstudy.analysis.effects import ALPHA, NEAR_OOD, competent
 from attnstudy.analysis.load import CONFIG_COLUMNS
-from attnstudy.analysis.rules import NEAR_OOD
 from attnstudy.analysis.seeds import seed_summary
 from attnstudy.analysis.variants import (
     ARCH_NAMES,

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 FLAGS = (
     "--headless",
     "--window-size=1024,800",  # a small laptop: the report's tables must fit its width
@@ -38,6 +40,23 @@ IMAGES = "Array.from(document.images, i => [i.getAttribute('alt'), i.complete, i
 
 def find_chromium() -> str | None:
     return next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
+
+
+def ensure(binary: str, package: str) -> str:
+    """The path of ``binary``, installing the Debian ``package`` when missing and possible;
+    skips the test (saying why) when it cannot be had."""
+    found = shutil.which(binary)
+    if found is None and shutil.which("apt-get"):
+        for command in (
+            ["apt-get", "install", "-y", "--no-install-recommends", package],
+            ["sh", "-c", f"apt-get update && apt-get install -y {package}"],
+        ):
+            if subprocess.run(command, capture_output=True, timeout=900).returncode == 0:
+                break
+        found = shutil.which(binary)
+    if found is None:
+        pytest.skip(f"{binary} is not installed and `apt-get install {package}` failed")
+    return found
 
 
 @dataclass

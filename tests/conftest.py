@@ -2,6 +2,9 @@ import pytest
 import torch
 from hypothesis import settings
 
+# The shared checks moved out of the test modules keep pytest's detailed assertion messages.
+pytest.register_assert_rewrite("commands", "study_checks")
+
 # Hypothesis fails an example slower than 200 ms by default: on a loaded machine that is
 # the scheduler, not the property under test. The tests check properties, never speed.
 settings.register_profile("no-deadline", deadline=None)

@@ -10,13 +10,13 @@ from dataclasses import fields
 
 import pytest
 import yaml
-from test_reliability import ATTNSTUDY
-from test_study import TINY
+from builders import TINY_STUDY
+from commands import ATTNSTUDY
 
 from attnstudy.cli import main
 from attnstudy.config import RANGES, Config, available_devices
 
-FIXED = TINY["fixed"]
+FIXED = TINY_STUDY["fixed"]
 ABSENT = [d for d in ("cuda", "mps") if d not in available_devices()]  # on this machine
 
 
@@ -25,12 +25,12 @@ def train(*args: str):
 
 
 def study(change: dict | str, *args: str):
-    """`study run` of TINY with `change` (a dict merged over it, or the raw file text)."""
+    """`study run` of TINY_STUDY with `change` (a dict merged over it, or the raw file text)."""
     return ("study", change, args)
 
 
 def blocks(**named: dict) -> str:
-    """The text of a study file of TINY's settings with these blocks (in this order)."""
+    """The text of a study file of TINY_STUDY's settings with these blocks (in this order)."""
     blocks = {name: {"tasks": ["copy"], "axes": {}} | block for name, block in named.items()}
     return yaml.safe_dump({"name": "tiny", "fixed": FIXED, "blocks": blocks}, sort_keys=False)
 
@@ -188,7 +188,7 @@ CASES = {
         "exclude: the exclusions remove all 4 grid points; at least one must remain",
     ),
     "grid keys beside blocks": (
-        study(yaml.safe_dump(TINY | {"blocks": {}})),
+        study(yaml.safe_dump(TINY_STUDY | {"blocks": {}})),
         "tasks: not allowed beside 'blocks'; each block has its own tasks",
     ),
     "no blocks": (study(blocks()), "blocks: expected at least one block"),
@@ -240,7 +240,7 @@ def argv_of(case, tmp_path) -> list[str]:
         return ["train", *args, "--quiet"]
     path = tmp_path / ("missing.yaml" if change is None else "study.yaml")
     if change is not None:
-        text = change if isinstance(change, str) else yaml.safe_dump(TINY | change)
+        text = change if isinstance(change, str) else yaml.safe_dump(TINY_STUDY | change)
         path.write_text(text)
     return ["study", "run", str(path), "--runs-dir", str(tmp_path / "runs"), *args]
 

@@ -8,7 +8,7 @@ import os
 from dataclasses import replace
 
 import pytest
-from test_study import BLOCKS, TINY, study_file
+from builders import BLOCKS, TINY_STUDY, study_file
 
 from attnstudy.cli import main
 from attnstudy.estimate import (
@@ -22,7 +22,7 @@ from attnstudy.estimate import (
 
 
 def test_the_sample_is_seeded_distinct_and_at_most_the_grid(tmp_path):
-    spec = study_file(tmp_path, TINY)  # four points
+    spec = study_file(tmp_path, TINY_STUDY)  # four points
     points = spec.points()
     keys = [p.key for p in sample_points(points, 3, seed=1)]
     assert keys == [p.key for p in sample_points(points, 3, seed=1)]
@@ -42,7 +42,7 @@ def test_projection_is_mean_trial_time_times_points_within_its_interval(seconds)
 
 def test_estimate_trains_the_sample_and_writes_no_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    spec = study_file(tmp_path, TINY)
+    spec = study_file(tmp_path, TINY_STUDY)
     out = io.StringIO()
     found = estimate_study(spec, 2, seed=0, workers=2, out=out, threads=1)
     lines = out.getvalue().splitlines()
@@ -50,14 +50,14 @@ def test_estimate_trains_the_sample_and_writes_no_store(tmp_path, monkeypatch):
     assert sorted(line.split()[-1] for line in lines[1:3]) == sorted(
         t.point.key for t in found.sample
     )
-    assert all(t.seconds > 0 and t.steps == TINY["fixed"]["steps"] for t in found.sample)
+    assert all(t.seconds > 0 and t.steps == TINY_STUDY["fixed"]["steps"] for t in found.sample)
     assert f"{found.hours / 2:.1f} h with 2 workers" in out.getvalue()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
 
 
 def test_estimate_writes_its_sample_to_csv_when_asked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    spec = study_file(tmp_path, TINY)
+    spec = study_file(tmp_path, TINY_STUDY)
     path = tmp_path / "sample.csv"
     found = estimate_study(spec, 2, seed=0, workers=1, out=io.StringIO(), threads=1, csv_path=path)
     with path.open() as f:
@@ -65,14 +65,14 @@ def test_estimate_writes_its_sample_to_csv_when_asked(tmp_path, monkeypatch):
     assert [r["grid_key"] for r in rows] == [t.point.key for t in found.sample]
     for row, timed in zip(rows, found.sample, strict=True):
         assert row["position"] == timed.point.config.position
-        assert int(row["steps"]) == TINY["fixed"]["steps"] == int(row["steps_trained"])
+        assert int(row["steps"]) == TINY_STUDY["fixed"]["steps"] == int(row["steps_trained"])
         assert float(row["id_seq_acc"]) == pytest.approx(timed.id_seq_acc)
         assert float(row["id_seq_acc_at_max"]) == pytest.approx(timed.id_seq_acc_at_max)
         assert (row["solvable"], row["status"], len(row["git_commit"])) == ("True", "ok", 40)
 
 
 def test_estimate_refuses_a_csv_path_it_could_not_write_before_training(tmp_path, capsys):
-    spec = study_file(tmp_path, TINY)
+    spec = study_file(tmp_path, TINY_STUDY)
     csv_path = tmp_path / "missing" / "sample.csv"
     assert main(["study", "estimate", spec.path, "--csv", str(csv_path)]) == 2
     assert f"--csv: no directory {csv_path.parent}" in capsys.readouterr().err
@@ -83,7 +83,7 @@ def test_estimate_trains_as_many_trials_at_once_as_the_study_has_workers(tmp_pat
     # The study times trials beside each other on the cores they share; an estimate that
     # trained one trial at a time, alone, would time them faster than any worker runs them.
     monkeypatch.chdir(tmp_path)
-    spec = study_file(tmp_path, TINY)
+    spec = study_file(tmp_path, TINY_STUDY)
     found = estimate_study(spec, 4, seed=3, workers=2, out=io.StringIO(), threads=1)
     assert [t.point.key for t in found.sample] == [
         p.key for p in sample_points(spec.points(), 4, 3)
@@ -94,7 +94,7 @@ def test_estimate_trains_as_many_trials_at_once_as_the_study_has_workers(tmp_pat
 
 def test_estimate_stops_with_an_error_when_a_trial_process_dies(tmp_path):
     # A config past the edge's validation (an unknown task) makes the process's trial raise.
-    point = study_file(tmp_path, TINY).points()[0]
+    point = study_file(tmp_path, TINY_STUDY).points()[0]
     broken = replace(point, config=replace(point.config, task="no_such_task"))
     timed = []
     with pytest.raises(RuntimeError, match=r"^an estimate process died \(exit code 1\)$"):
@@ -103,7 +103,7 @@ def test_estimate_stops_with_an_error_when_a_trial_process_dies(tmp_path):
 
 
 def test_estimate_rejects_an_empty_sample(tmp_path, capsys):
-    spec = study_file(tmp_path, TINY)
+    spec = study_file(tmp_path, TINY_STUDY)
     assert main(["study", "estimate", spec.path, "--sample", "0"]) == 2
     assert capsys.readouterr().err.strip() == "attnstudy: error: --sample: must be >= 1, got 0"
 
@@ -143,7 +143,7 @@ def test_unsolvable_trials_do_not_count_towards_competence(tmp_path):
 
 def test_competence_is_exact_match_at_the_longest_training_length_not_the_mean(tmp_path):
     """The analysis's gate: a run at 0.97 mean over 1..L but 0.80 at L is not competent."""
-    point = study_file(tmp_path, TINY).points()[0]
+    point = study_file(tmp_path, TINY_STUDY).points()[0]
     sample = [
         Timed(point, 1.0, 10, 0.97, 0, id_seq_acc_at_max=0.80),
         Timed(point, 1.0, 10, 0.90, 0, id_seq_acc_at_max=0.95),

@@ -6,9 +6,9 @@ metrics (no training), so the ranking they must give is known."""
 import optuna
 import pandas as pd
 import pytest
+from builders import TINY_STUDY, stores_in, study_file
 from optuna.importance import get_param_importances
 from optuna.trial import TrialState, create_trial
-from test_study import TINY, stores_in, study_file
 
 from attnstudy.analysis.importance import (
     METRICS,
@@ -50,7 +50,7 @@ def start(tmp_path, study: dict) -> tuple[Queue, list]:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """The tiny study's grid (score × position; heads fixed), every point finished."""
-    queue, args = start(tmp_path_factory.mktemp("importance"), TINY)
+    queue, args = start(tmp_path_factory.mktemp("importance"), TINY_STUDY)
     finish_all(queue)
     return queue, args
 
@@ -102,9 +102,9 @@ def test_study_importance_prints_a_row_per_varying_axis(finished, capsys):
 def test_an_axis_that_gains_a_value_widens_every_trial_s_distribution(tmp_path):
     """Optuna refuses a categorical param whose choices differ from the stored ones: the
     stored distribution grows instead, and the finished trials keep their values."""
-    queue, _ = start(tmp_path, TINY)
+    queue, _ = start(tmp_path, TINY_STUDY)
     finish_all(queue)
-    grown = TINY | {"axes": TINY["axes"] | {"position": ["none", "learned", "alibi"]}}
+    grown = TINY_STUDY | {"axes": TINY_STUDY["axes"] | {"position": ["none", "learned", "alibi"]}}
     wider, _ = start(tmp_path, grown)
     trials = stored(wider)
     assert len(trials) == 6 and trials[0].distributions["position"].choices == (
@@ -123,7 +123,7 @@ def test_an_unknown_study_file_is_an_error(tmp_path, capsys):
 
 
 def test_a_study_never_run_is_an_error_that_says_to_run_it(tmp_path, capsys):
-    spec = study_file(tmp_path, TINY)
+    spec = study_file(tmp_path, TINY_STUDY)
     runs = tmp_path / "runs"
     assert main(["study", "importance", spec.path, "--runs-dir", str(runs)]) == 2
     err = capsys.readouterr().err
@@ -131,7 +131,7 @@ def test_a_study_never_run_is_an_error_that_says_to_run_it(tmp_path, capsys):
 
 
 def test_one_finished_trial_is_too_few(tmp_path, capsys):
-    queue, args = start(tmp_path, TINY)
+    queue, args = start(tmp_path, TINY_STUDY)
     trial, _ = queue.claim()
     summary = metrics_of(queue.points[trial.user_attrs[GRID_KEY]].params)
     queue.finish(queue.trial_id(trial.number), "ok", None, summary)

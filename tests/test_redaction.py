@@ -8,22 +8,19 @@ The PostgreSQL and `mlflow server` forms of the same check are in test_scaleout.
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from builders import TINY_STUDY, study_file
+from commands import ATTNSTUDY, SECRET, assert_one_error_line, attnstudy, clean_env
 from servers import PORT_TAKEN, _answers, free_port, on_a_free_port, stop, wait_for
-from test_study import TINY, study_file
 
-ATTNSTUDY = Path(sys.executable).with_name("attnstudy")
-SECRET = "Hunter2-q7Zx"  # unique enough to grep for
 SECRET_FORMS = (SECRET, quote(SECRET, safe=""))
-SPEC = TINY | {"name": "secretive"}
+SPEC = TINY_STUDY | {"name": "secretive"}
 
 # What redact() makes of a URL (or a message holding one): the password masked, the rest
 # kept, whatever the URL's form.
@@ -92,35 +89,9 @@ def closed_port() -> int:
     return free_port()
 
 
-def attnstudy(*args, env: dict | None = None, timeout: float = 600) -> tuple[int, str]:
-    """The command as a user types it; (exit status, stdout and stderr together). The
-    timeout only bounds a hang."""
-    done = subprocess.run(
-        [ATTNSTUDY, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env or clean_env(),
-    )
-    return done.returncode, done.stdout + done.stderr
-
-
-def clean_env() -> dict:
-    drop = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-    return {k: v for k, v in os.environ.items() if k not in drop}
-
-
 def assert_no_secret(text: str) -> None:
     for form in SECRET_FORMS:
         assert form not in text, f"secret {form!r} shown:\n{text[-3000:]}"
-
-
-def assert_one_error_line(status: int, out: str, shows: str | None = None) -> None:
-    assert status == 2, out
-    errors = [line for line in out.splitlines() if line.startswith("attnstudy: error:")]
-    assert len(errors) == 1 and "Traceback" not in out, out
-    if shows:
-        assert shows in errors[0], out
 
 
 @pytest.fixture(scope="module")

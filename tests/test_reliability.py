@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,7 +17,9 @@ import optuna
 import pytest
 import torch
 import yaml
-from test_study import TINY, mlflow_runs, stores_in, study_file
+from builders import TINY_STUDY, stores_in, study_file
+from commands import ATTNSTUDY
+from study_checks import check_one_result_per_point, mlflow_runs, stored_trials
 
 from attnstudy.analysis.load import load_study
 from attnstudy.cli import main
@@ -26,12 +27,11 @@ from attnstudy.study import HOLD, STOP_GRACE_S, interruptible, run_study, stop_p
 from attnstudy.train import run
 from attnstudy.work_queue import RUN_ID, outcome_of
 
-ATTNSTUDY = Path(sys.executable).with_name("attnstudy")
 FAST = ["--heartbeat", "1", "--grace", "3"]  # a dead worker's trial is failed after 3 s
 SUMMARY = ("id_seq_acc", "id_token_acc", "ood_seq_acc", "ood_token_acc", "best_step")
-CHAOS = TINY | {
+CHAOS = TINY_STUDY | {
     "name": "chaos",
-    "fixed": TINY["fixed"] | {"steps": 100},
+    "fixed": TINY_STUDY["fixed"] | {"steps": 100},
     "axes": {"score": ["dot", "scaled_dot"], "position": ["none", "learned"], "heads": [1, 2]},
 }
 
@@ -63,11 +63,6 @@ def wait_until(condition, timeout: float, what: str):
             return found
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def stored_trials(spec, stores) -> list[optuna.trial.FrozenTrial]:
-    study = optuna.load_study(study_name=spec.name, storage=stores.storage_url)
-    return study.get_trials(deepcopy=False)
 
 
 class Holds:
@@ -108,25 +103,6 @@ def group_gone(pgid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
-
-
-def check_one_result_per_point(spec, stores) -> tuple[list, list]:
-    """Every grid point has exactly one result trial and one FINISHED MLflow run, and they
-    point to each other; no trial is left queued or running and no run RUNNING. Returns
-    (result trials, all trial runs)."""
-    found = stored_trials(spec, stores)
-    results = [t for t in found if t.state.name == "COMPLETE"]
-    keys = {p.key: 1 for p in spec.points()}
-    assert Counter(t.user_attrs["grid_key"] for t in results) == keys
-    assert all(t.state.is_finished() for t in found)
-    client, runs = mlflow_runs(spec, stores, "trial")
-    assert "RUNNING" not in {r.info.status for r in runs}
-    finished = [r for r in runs if r.info.status == "FINISHED"]
-    assert Counter(r.data.tags["attnstudy.grid_key"] for r in finished) == keys
-    assert {t.user_attrs[RUN_ID] for t in results} == {r.info.run_id for r in finished}
-    _, parents = mlflow_runs(spec, stores, "study")
-    assert [p.info.status for p in parents] == ["FINISHED"]
-    return results, runs
 
 
 def logged_losses(client, run_id: str) -> dict[int, float]:
@@ -207,7 +183,7 @@ def test_a_worker_killed_after_recording_ok_but_before_completing_counts_as_kill
 def test_ctrl_c_and_sigterm_mark_trials_killed_and_exit_within_seconds(
     tmp_path, sig, to_group, workers
 ):
-    study = TINY | {"fixed": TINY["fixed"] | {"steps": 5000, "stop_at_val_acc": 2.0}}
+    study = TINY_STUDY | {"fixed": TINY_STUDY["fixed"] | {"steps": 5000, "stop_at_val_acc": 2.0}}
     spec, stores = study_file(tmp_path, study), stores_in(tmp_path)
     holds = Holds(tmp_path / "holds")
     proc = launch(spec, stores, "--workers", str(workers), hold=holds.folder)
@@ -248,9 +224,9 @@ def test_a_ctrl_c_lost_in_a_finalizer_is_raised_at_the_next_stop_point(capsys):
     assert capsys.readouterr().err == ""
 
 
-DIVERGING = TINY | {
+DIVERGING = TINY_STUDY | {
     "name": "many",
-    "axes": TINY["axes"] | {"heads": [1, 2], "lr": [3e-3, 1e8]},
+    "axes": TINY_STUDY["axes"] | {"heads": [1, 2], "lr": [3e-3, 1e8]},
     "exclude": [
         {"lr": 1e8, "heads": 1},
         {"lr": 1e8, "score": "dot"},

@@ -25,18 +25,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+from builders import TINY_STUDY, study_file
+from commands import ATTNSTUDY, SECRET, assert_one_error_line, attnstudy, clean_env
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from servers import dump, free_port, listens, mlflow_server, postgres
-from test_redaction import (
-    ATTNSTUDY,
-    SECRET,
-    assert_one_error_line,
-    attnstudy,
-    clean_env,
-)
-from test_reliability import check_one_result_per_point
-from test_study import ARTIFACTS, TINY, study_file
+from study_checks import ARTIFACTS, check_one_result_per_point
 
 from attnstudy.work_queue import make_stores
 
@@ -235,7 +229,7 @@ def with_password_in_url(database: str) -> str:
 
 
 def test_two_workers_with_their_own_credentials_complete_the_study(lab, as_admin, tmp_path):
-    spec = study_file(tmp_path, TINY | {"name": "scaleout"})
+    spec = study_file(tmp_path, TINY_STUDY | {"name": "scaleout"})
     runs, log = tmp_path / "runs", tmp_path / "out.log"
     storage = with_password_in_url(f"{lab.database}/optuna")
     workers = [launch(spec, runs, storage, lab, user, log) for user in ("worker1", "worker2")]
@@ -285,7 +279,7 @@ def nothing_written(lab: Lab, client: MlflowClient, study: str) -> None:
 def refused_everywhere(lab: Lab, tmp_path: Path, env: dict, shows: str, every=True) -> None:
     """`study run`, `report` and `ui` (or `study run` only) of study `locked` as `env` has
     it: one error line saying `shows`, exit 2, before any training (within a minute)."""
-    spec = study_file(tmp_path, TINY | {"name": "locked"})
+    spec = study_file(tmp_path, TINY_STUDY | {"name": "locked"})
     storage = f"{lab.database}/optuna"
     run = ["study", "run", spec.path, "--runs-dir", tmp_path / "runs", "--storage", storage]
     for command in (

@@ -11,8 +11,9 @@ import mlflow.artifacts
 import pytest
 import torch
 import yaml
-from mlflow import MlflowClient
+from builders import BLOCKS, ONE_POINT_AXES, TINY_STUDY, stores_in, study_file
 from optuna.trial import TrialState
+from study_checks import ARTIFACTS, mlflow_runs
 
 from attnstudy import study as study_module
 from attnstudy.archs import ARCHS, build_model
@@ -25,62 +26,18 @@ from attnstudy.study import run_study
 from attnstudy.study_config import load_study
 from attnstudy.tasks import build_task
 from attnstudy.tracking import Tracker
-from attnstudy.work_queue import RUN_ID, Heartbeat, Queue, make_folder, make_stores, sqlite_path
-
-TINY = {
-    "name": "tiny",
-    "tasks": ["copy"],
-    "fixed": {
-        "d_model": 16,
-        "n_layers": 1,
-        "train_max_len": 3,
-        "eval_max_len": 5,
-        "steps": 20,
-        "val_every": 10,
-        "val_samples": 8,
-        "eval_samples": 4,
-        "warmup_steps": 0,
-    },
-    "axes": {"score": ["dot", "scaled_dot"], "position": ["none", "learned"], "heads": [2]},
-}
-ARTIFACTS = {
-    "per_length.csv",
-    "per_position.json",
-    "accuracy_vs_length.png",
-    "attention.png",
-    "attention.npz",
-    "config.json",
-    "model.pt",
-}
-
-
-def study_file(tmp_path, study: dict):
-    path = tmp_path / f"{study['name']}.yaml"
-    path.write_text(yaml.safe_dump(study, sort_keys=False))  # blocks in the order given
-    return load_study(path)
-
-
-def stores_in(tmp_path):
-    runs = tmp_path / "runs"
-    return make_stores(runs, tracking_uri=f"sqlite:///{runs}/mlflow.db")
+from attnstudy.work_queue import RUN_ID, Heartbeat, Queue, make_folder, sqlite_path
 
 
 def trials(spec, stores):
     return Queue(spec, spec.points(), stores).trials()
 
 
-def mlflow_runs(spec, stores, role):
-    client = MlflowClient(stores.tracking_uri)
-    experiment = client.get_experiment_by_name(spec.name)
-    where = f"tags.`attnstudy.role` = '{role}'"
-    return client, client.search_runs([experiment.experiment_id], where)
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """The tiny study, run once by two worker processes."""
     tmp_path = tmp_path_factory.mktemp("study")
-    spec, stores = study_file(tmp_path, TINY), stores_in(tmp_path)
+    spec, stores = study_file(tmp_path, TINY_STUDY), stores_in(tmp_path)
     out = io.StringIO()
     assert run_study(spec, stores, workers=2, threads=1, out=out) == 0
     return spec, stores, out.getvalue()
@@ -169,7 +126,7 @@ def test_a_launcher_logs_the_best_models_holding_the_queue_lock(finished, monkey
 def test_a_resumed_study_counts_the_points_an_earlier_launch_queued(tmp_path):
     """A launch interrupted after queueing every point leaves them queued; the next one
     still has all of them to run."""
-    spec, stores = study_file(tmp_path, TINY), stores_in(tmp_path)
+    spec, stores = study_file(tmp_path, TINY_STUDY), stores_in(tmp_path)
     make_folder(stores.storage_url)
     Queue(spec, spec.points(), stores).fill()
     out = io.StringIO()
@@ -191,7 +148,7 @@ def test_status_reports_every_point(finished, capsys):
 
 
 def test_status_of_a_study_never_run_is_all_pending(tmp_path, capsys):
-    spec, stores = study_file(tmp_path, TINY), stores_in(tmp_path)
+    spec, stores = study_file(tmp_path, TINY_STUDY), stores_in(tmp_path)
     from attnstudy.progress import study_status
 
     assert study_status(spec, stores) == 0
@@ -201,7 +158,7 @@ def test_status_of_a_study_never_run_is_all_pending(tmp_path, capsys):
 
 def test_a_changed_grid_is_refused_unless_allowed(finished, tmp_path):
     spec, stores, _ = finished
-    grown = TINY | {"axes": TINY["axes"] | {"heads": [1, 2]}}
+    grown = TINY_STUDY | {"axes": TINY_STUDY["axes"] | {"heads": [1, 2]}}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(grown))
     changed = load_study(path)
@@ -218,7 +175,7 @@ def test_an_axis_that_gains_a_value_runs_only_the_new_points(tmp_path, capsys, a
     """Issue 11: a value added to an axis (a new Optuna categorical choice) crashed
     `study run --allow-grid-change`. The finished point keeps its trial, the new one runs
     once, and without the flag the change is refused in one line."""
-    one = TINY | {"name": "grows", "axes": {"score": ["dot"], "position": ["none"], "heads": [2]}}
+    one = TINY_STUDY | {"name": "grows", "axes": ONE_POINT_AXES}
     spec, stores = study_file(tmp_path, one), stores_in(tmp_path)
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
     (old,) = trials(spec, stores)
@@ -240,7 +197,7 @@ def test_an_axis_that_gains_a_value_runs_only_the_new_points(tmp_path, capsys, a
 
 
 def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
-    study = TINY | {"name": "resume", "axes": TINY["axes"] | {"lr": [3e-3, 1e8]}}
+    study = TINY_STUDY | {"name": "resume", "axes": TINY_STUDY["axes"] | {"lr": [3e-3, 1e8]}}
     spec = study_file(tmp_path, study)
     stores = dataclasses.replace(stores_in(tmp_path), heartbeat_s=1, grace_s=1, poll_s=0.2)
     stores.runs_dir.mkdir()
@@ -278,26 +235,6 @@ def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
 
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0  # diverged: not retried
     assert len(queue.trials()) == len(found)
-
-
-BLOCKS = {
-    "name": "blocks",
-    "fixed": TINY["fixed"],
-    "blocks": {
-        "scores": {"tasks": ["copy"], "axes": {"score": ["dot", "scaled_dot"]}},
-        "positions": {
-            "tasks": ["copy"],
-            "fixed": {"score": "dot"},
-            "axes": {"position": ["none", "learned"]},
-        },
-        "nope_encoder": {
-            "tasks": ["copy"],
-            "fixed": {"arch": "encoder"},
-            "axes": {"score": ["cosine"]},
-            "solvable": False,
-        },
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -390,7 +327,7 @@ def test_status_of_a_study_of_blocks_never_run_is_all_pending(tmp_path, capsys):
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_every_attention_map_of_every_arch_gets_its_own_name(arch):
-    cfg = make_config(**TINY["fixed"], arch=arch, heads=2)
+    cfg = make_config(**TINY_STUDY["fixed"], arch=arch, heads=2)
     task = build_task("copy", cfg.eval_max_len)
     weights, _ = attention_maps(build_model(cfg, task), task, 3, 0, torch.device("cpu"))
     names = attention_names(build_model(cfg, task))

@@ -4,13 +4,13 @@ the lengths the study tests extrapolation on."""
 
 import io
 
+from builders import ONE_POINT_AXES, TINY_STUDY, stores_in, study_file
 from mlflow import MlflowClient
-from test_study import TINY, stores_in, study_file
 
 from attnstudy.study import run_study
 from attnstudy.work_queue import RUN_ID, Queue
 
-ONE_POINT = TINY | {"name": "value", "axes": {"score": ["dot"], "position": ["none"], "heads": [2]}}
+ONE_POINT = TINY_STUDY | {"name": "value", "axes": ONE_POINT_AXES}
 
 
 def test_finish_stores_the_validation_exact_match_as_the_trial_value(tmp_path):

@@ -25,12 +25,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from chromium import app_page
+from chromium import app_page, ensure
 from hypothesis import given
 from hypothesis import strategies as st
 from mlflow import MlflowClient
 from servers import _answers, free_port, stop, wait_for
-from test_report import ensure
 
 from attnstudy.analysis.importance import axis_columns, importance_table, study_frame
 from attnstudy.analysis.load import load_study as load_frames

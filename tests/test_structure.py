@@ -100,6 +100,38 @@ def test_config_imports_no_torch_and_no_model_code():
     assert import_graph()["attnstudy.config"] == set()  # not even inside a function
 
 
+def imports_of_tests(tree: ast.Module) -> set[str]:
+    """The `test_*` modules a test module imports (the tests folder is on sys.path, so a
+    test module could import another by its bare name)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found |= {f"{node.module or ''}.{alias.name}" for alias in node.names}
+            found.add(node.module or "")
+    return {name for name in found if name.split(".")[-1].startswith("test_")}
+
+
+def test_the_test_import_finder_sees_every_form():
+    tree = ast.parse(
+        "import test_a\nfrom test_b import X\ndef f():\n    from tests.test_c import Y\n"
+        "from tests import test_d\n"
+    )
+    assert imports_of_tests(tree) == {"test_a", "test_b", "tests.test_c", "tests.test_d"}
+    assert imports_of_tests(ast.parse("from builders import TINY\nimport testing")) == set()
+
+
+def test_no_test_module_imports_another():
+    """Shared fixtures and helpers live in conftest.py and the helper modules (builders.py,
+    commands.py, study_checks.py, ...), not in a test module another one imports (issue 31)."""
+    found = {
+        path.name: sorted(imports_of_tests(ast.parse(path.read_text())))
+        for path in sorted((ROOT / "tests").glob("test_*.py"))
+    }
+    assert {name: names for name, names in found.items() if names} == {}
+
+
 def functions(path: Path):
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):

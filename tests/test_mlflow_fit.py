@@ -51,7 +51,7 @@ def test_an_input_no_example_has_is_refused():
 
 
 def summary(val: float) -> dict[str, float]:
-    return {"best_val_seq_acc": val, "best_val_token_acc": val}
+    return {"best_val_seq_acc": val, "best_val_next_token_acc": val}
 
 
 def test_the_seed_with_the_best_validation_stands_for_its_variant_lowest_on_ties():

@@ -6,15 +6,14 @@ import pytest
 import torch
 from builders import TINY_TRAINING
 
-from attnstudy.archs import ARCHS
-from attnstudy.artifacts import attention_summary, long_example_attention
+from attnstudy.archs import ARCHS, initial_model
 from attnstudy.cli import main
 from attnstudy.config import ConfigError
 from attnstudy.evaluate import alignment_mass, evaluate, score_predictions, uniform_mass
 from attnstudy.positions import POSITIONS
 from attnstudy.registries import make_config
 from attnstudy.tasks import EOS, Task, build_task, sample_lengths
-from attnstudy.train import Diverged, initial_model, lr_at, make_optimizer, run, train_step
+from attnstudy.train import Diverged, lr_at, make_optimizer, run, train_step
 
 CPU = torch.device("cpu")
 
@@ -210,11 +209,14 @@ def test_every_variant_sees_the_same_training_and_evaluation_examples(monkeypatc
     for cfg in variants():
         seen.clear()
         run(make_config(**(cfg.to_dict() | dict(stop_at_val_acc=2.0))))
-        examples[f"{cfg.arch} {cfg.position} {cfg.randomized}"] = list(seen)
-    reference = examples["decoder none False"]
-    assert len(reference) == 4 + 2 * 4 + 8  # training steps, 2 validations, test lengths
-    for name, batches in examples.items():
-        assert all(map(torch.equal, batches, reference)) and len(batches) == 20, name
+        measured = 2 * 2 if ARCHS[cfg.arch].uses_attention else 1  # the long example only
+        examples[f"{cfg.arch} {cfg.position} {cfg.randomized}"] = (list(seen), measured)
+    reference, _ = examples["decoder none False"]
+    for name, (batches, measured) in examples.items():
+        # training steps, 2 validations, test lengths, and where there is attention, one long
+        # example and the alignment sample, of the trained and of the initial model
+        assert len(batches) == 4 + 2 * 4 + 8 + measured, name
+        assert all(map(torch.equal, batches, reference)), name
 
 
 def test_alignment_mass_is_the_weight_on_the_expected_key():
@@ -224,11 +226,12 @@ def test_alignment_mass_is_the_weight_on_the_expected_key():
     assert uniform_mass([2, 4]) == 0.375
 
 
-def test_attention_summary_of_a_learned_copy(learned_copy):
+def test_attention_measured_on_a_learned_copy(learned_copy):
     """A decoder that learned copy aligns target queries with their source token better
-    than uniform attention would; its heads differ from their initialisation."""
-    maps, _ = long_example_attention(learned_copy)
-    summary = attention_summary(learned_copy, maps)
+    than uniform attention would; its heads differ from their initialisation. The run
+    measured it (train.measured): its summary holds it, and its maps cover every layer."""
+    summary = learned_copy.summary
+    assert list(learned_copy.attention) == ["layer0_self", "layer1_self"]
     n = learned_copy.config.train_max_len
     visible = [n + 2 + j for j in range(n)]  # the query predicting target j sees BOS…itself
     assert summary["attn_alignment_uniform"] == pytest.approx(uniform_mass(visible))
@@ -236,11 +239,13 @@ def test_attention_summary_of_a_learned_copy(learned_copy):
     assert summary["head_diversity_init"] != summary["head_diversity"]
 
 
-def test_attention_summary_without_an_aligned_source_or_attention():
+def test_attention_measured_without_an_aligned_source_or_attention():
     for task, arch in (("sort", "decoder"), ("copy", "rnn")):
-        result = run(make_config(**(TINY_TRAINING | dict(task=task, arch=arch, steps=2))))
-        summary = attention_summary(result, long_example_attention(result)[0])
-        assert arch == "rnn" and summary == {} or math.isnan(summary["attn_alignment"])
+        summary = run(make_config(**(TINY_TRAINING | dict(task=task, arch=arch, steps=2)))).summary
+        if arch == "rnn":
+            assert not any(key.startswith(("attn_", "head_")) for key in summary)
+        else:
+            assert math.isnan(summary["attn_alignment"])
 
 
 def test_head_diversity_at_initialisation_depends_on_the_seed_only():
@@ -248,7 +253,7 @@ def test_head_diversity_at_initialisation_depends_on_the_seed_only():
         run(make_config(**(TINY_TRAINING | change)))
         for change in (dict(steps=2), dict(steps=12), dict(steps=2, seed=1))
     )
-    init = [attention_summary(r, long_example_attention(r)[0]) for r in (a, b, c)]
+    init = [r.summary for r in (a, b, c)]
     assert init[0]["head_diversity_init"] == init[1]["head_diversity_init"]
     assert init[0]["head_diversity_init"] != init[2]["head_diversity_init"]
 

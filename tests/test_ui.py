@@ -251,7 +251,7 @@ def test_best_variant_is_chosen_on_validation_never_on_test_lengths(points, rng)
         return [
             (
                 make_config(position=p, heads=h, seed=i),
-                {"best_val_seq_acc": v, "best_val_token_acc": v}
+                {"best_val_seq_acc": v, "best_val_next_token_acc": v}
                 | {"id_seq_acc": test_score(), "ood_seq_acc": test_score()},
             )
             for i, (p, h, v) in enumerate(points)

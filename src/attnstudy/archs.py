@@ -30,7 +30,15 @@ from attnstudy.model import KVCache, Transformer
 from attnstudy.positions import POSITIONS, PositionalEncoding
 from attnstudy.rnn import RNNAttention, RNNSeq2Seq
 from attnstudy.scores import SCORES
-from attnstudy.sequences import IGNORE, Arch, AttentionLayout, constant, greedy, pack
+from attnstudy.sequences import (
+    IGNORE,
+    Arch,
+    AttentionLayout,
+    constant,
+    greedy,
+    pack,
+    padded_rows,
+)
 from attnstudy.tasks import BLANK, BOS, EOS, PAD, SEP, Batch, Task
 
 
@@ -38,6 +46,7 @@ class DecoderOnly(Arch):
     """Causal language model over `BOS input SEP target EOS` (Kazemnejad et al. 2023)."""
 
     name = "decoder"
+    packs = True
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
@@ -58,7 +67,7 @@ class DecoderOnly(Arch):
             "self", n_in + n_out + 2, list(range(1, n_in + 1)), queries, [q + 1 for q in queries]
         )
 
-    def loss(self, batch, gen):
+    def labelled(self, batch, gen, layout):
         ignored = torch.full_like(batch.inputs, IGNORE)
         seq = pack(
             [
@@ -80,8 +89,10 @@ class DecoderOnly(Arch):
             ],
             IGNORE,
         )
-        pos = self.position_ids(batch.input_lens + batch.target_lens + 3, gen)
-        return self.cross_entropy(self.transformer(seq[:, :-1], pos), labels[:, 1:])
+        lens = batch.input_lens + batch.target_lens + 3
+        pos = self.position_ids(lens, gen)  # as `predict` draws them, EOS's included
+        rows = layout(lens - 1, seq[:, :-1], labels[:, 1:], pos[:, :-1])  # EOS is never fed
+        return self.transformer(rows.tokens, rows.pos, segments=rows.segments), rows.labels
 
     @staticmethod
     def prompt(batch: Batch) -> Tensor:
@@ -110,6 +121,7 @@ class EncoderOnly(Arch):
 
     name = "encoder"
     emits_eos = False
+    packs = True
 
     @classmethod
     def unsolvable_without_positions(cls, task):
@@ -132,8 +144,8 @@ class EncoderOnly(Arch):
         queries = [n_in + 2 + j for j in range(n_out)]  # blank j reads target j
         return AttentionLayout("self", keys, list(range(1, n_in + 1)), queries, [keys] * n_out)
 
-    def _hidden(self, batch: Batch, gen) -> Tensor:
-        """Hidden states of `BOS input SEP BLANK…`, returned packed the same way."""
+    def labelled(self, batch, gen, layout):
+        """Hidden states of `BOS input SEP BLANK…` and the target under its blanks."""
         seq = pack(
             [
                 constant(BOS, batch.inputs),
@@ -143,11 +155,6 @@ class EncoderOnly(Arch):
             ],
             PAD,
         )
-        lens = batch.input_lens + batch.target_lens + 2
-        key_pad = torch.arange(seq.shape[1], device=seq.device)[None, :] >= lens[:, None]
-        return self.transformer(seq, self.position_ids(lens, gen), key_pad=key_pad)
-
-    def loss(self, batch, gen):
         ignored = torch.full_like(batch.inputs, IGNORE)
         labels = pack(
             [
@@ -158,10 +165,13 @@ class EncoderOnly(Arch):
             ],
             IGNORE,
         )
-        return self.cross_entropy(self._hidden(batch, gen), labels)
+        lens = batch.input_lens + batch.target_lens + 2
+        rows = layout(lens, seq, labels, self.position_ids(lens, gen))
+        hidden = self.transformer(rows.tokens, rows.pos, rows.key_pad, segments=rows.segments)
+        return hidden, rows.labels
 
     def predict(self, batch, gen):
-        hidden = self._hidden(batch, gen)
+        hidden, _ = self.labelled(batch, gen, padded_rows)
         steps = batch.targets.shape[1]
         return self.head(hidden[:, -steps:]).argmax(-1)
 
@@ -200,13 +210,12 @@ class EncoderDecoder(Arch):
         src_pad = torch.arange(src.shape[1], device=src.device)[None, :] >= lens[:, None]
         return self.encoder(src, self.position_ids(lens, gen), key_pad=src_pad), src_pad
 
-    def loss(self, batch, gen):
+    def labelled(self, batch, gen, layout):
         memory, src_pad = self._encode(batch, gen)
         tgt_in = pack([constant(SEP, batch.inputs), (batch.targets, batch.target_lens)], PAD)
         labels = pack([(batch.targets, batch.target_lens), constant(EOS, batch.inputs)], IGNORE)
         pos = self.position_ids(batch.target_lens + 1, gen)
-        hidden = self.decoder(tgt_in, pos, memory=memory, memory_pad=src_pad)
-        return self.cross_entropy(hidden, labels)
+        return self.decoder(tgt_in, pos, memory=memory, memory_pad=src_pad), labels
 
     def predict(self, batch, gen):
         B, device = len(batch.inputs), batch.inputs.device
@@ -235,3 +244,9 @@ def build_model(cfg: Config, task: Task) -> Arch:
         return POSITIONS[cfg.position](cfg, max_positions, trained_positions)
 
     return ARCHS[cfg.arch](cfg, task, score, encoding)
+
+
+def initial_model(cfg: Config, task: Task, device: torch.device) -> Arch:
+    """cfg's model as initialised from its seed, before any training step."""
+    torch.manual_seed(cfg.seed)
+    return build_model(cfg, task).to(device)

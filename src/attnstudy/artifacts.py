@@ -11,102 +11,15 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import Tensor
 
-from attnstudy.archs import Arch
-from attnstudy.evaluate import (
-    TEST_SEED,
-    LengthResult,
-    alignment_mass,
-    alignment_sharpness,
-    attention_maps,
-    attention_weights,
-    head_diversity,
-    uniform_mass,
-)
-from attnstudy.model import Block, MultiHeadAttention
-from attnstudy.tasks import Task
-from attnstudy.train import TrainResult, initial_model
-
-Maps = dict[str, Tensor]  # "layer{i}_{self|cross}" → (H, Tq, Tk)
-ALIGNMENT_SAMPLES = 8  # examples of the longest training length that attn_alignment averages
-
-
-def attention_names(model: torch.nn.Module) -> list[str]:
-    """Names of the attention layers in call order, which is their registration order (each
-    runs once per teacher-forced pass). Blocks are numbered across the whole model (an
-    encoder-decoder's decoder blocks follow its encoder blocks); attention outside a block
-    (the RNN decoder's, over the encoder states) is layer 0's cross-attention."""
-    names, block = [], -1
-    for name, module in model.named_modules():
-        if isinstance(module, Block):
-            block += 1
-        elif isinstance(module, MultiHeadAttention):
-            kind = "self" if name.endswith("self_attn") else "cross"
-            names.append(f"layer{max(block, 0)}_{kind}")
-    return names
-
-
-def long_example_attention(result: TrainResult) -> tuple[Maps, Tensor]:
-    """Attention of every layer and head on one example of the longest training length."""
-    cfg = result.config
-    weights, inputs = attention_maps(
-        result.model, result.task, cfg.train_max_len, TEST_SEED, result.device
-    )
-    return dict(zip(attention_names(result.model), weights, strict=True)), inputs
-
-
-def attention_summary(result: TrainResult, maps: Maps) -> dict[str, float]:
-    """Over the attention layers of the trained model's `maps`: alignment sharpness and
-    head diversity (averaged), the same head diversity at initialisation, and the
-    alignment with the expected source token, trained and at initialisation (none for a
-    model without attention)."""
-    if not maps:
-        return {}
-    cfg, task, device = result.config, result.task, result.device
-    with torch.random.fork_rng(devices=[]):
-        untrained = initial_model(cfg, task, device)
-    initial, _ = attention_maps(untrained, task, cfg.train_max_len, TEST_SEED, device)
-    trained = attention_alignment(result.model, task, cfg.train_max_len, device)
-    at_init = attention_alignment(untrained, task, cfg.train_max_len, device)
-    return {
-        "attn_sharpness": float(np.mean([alignment_sharpness(w) for w in maps.values()])),
-        "head_diversity": float(np.mean([head_diversity(w) for w in maps.values()])),
-        "head_diversity_init": float(np.mean([head_diversity(w) for w in initial])),
-        "attn_alignment": trained,
-        "attn_alignment_uniform": uniform_alignment(result.model, task, cfg.train_max_len),
-        "attn_alignment_init": at_init,
-    }
-
-
-def attention_alignment(model: Arch, task: Task, n: int, device: torch.device) -> float:
-    """Claim C3, alignment rather than peakedness: the attention mass that target queries
-    put on the input token they copy (`Task.aligned_source`), averaged over those queries
-    and ALIGNMENT_SAMPLES examples of length `n`, for the best layer and head. NaN for tasks
-    without an aligned source. Applied to the trained model and, as C3's baseline, to the
-    same model at initialisation (the same statistic, best head included)."""
-    layout, source = model.attention_layout(task, n), task.aligned_source(n)
-    if layout is None or source is None:
-        return math.nan
-    weights, _ = attention_weights(model, task, n, ALIGNMENT_SAMPLES, TEST_SEED, device)
-    keys = [layout.inputs[i] for i in source]
-    return max(
-        alignment_mass(w, layout.queries, keys).max().item()
-        for name, w in zip(attention_names(model), weights, strict=True)
-        if name.endswith(f"_{layout.kind}")
-    )
-
-
-def uniform_alignment(model: Arch, task: Task, n: int) -> float:
-    """The mass uniform attention over the same keys would put on the expected one."""
-    layout, source = model.attention_layout(task, n), task.aligned_source(n)
-    return math.nan if layout is None or source is None else uniform_mass(layout.visible)
+from attnstudy.evaluate import LengthResult
+from attnstudy.measure import Maps
+from attnstudy.train import TrainResult
 
 
 def plot_accuracy_vs_length(per_length: list[LengthResult], train_max_len: int) -> Figure:
@@ -161,9 +74,9 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
         writer.writerows(rows)
 
 
-def write_artifacts(result: TrainResult, maps: Maps, inputs: Tensor, directory: Path) -> None:
+def write_artifacts(result: TrainResult, directory: Path) -> None:
     """Every per-trial artifact of the MLflow contract, under `directory`."""
-    cfg = result.config
+    cfg, maps, inputs = result.config, result.attention, result.attention_inputs
     _write_csv(
         directory / "per_length.csv",
         ["length", "n", "token_acc", "seq_acc"],

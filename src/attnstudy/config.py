@@ -92,6 +92,8 @@ ZERO_MEANS = {  # what 0 stands for in the fields where it is a default, not a v
 BATCHINGS = {  # `batching`: how the examples of one training step get their lengths
     "padded": "each example its own length, padded to the batch's longest",
     "by_length": "one length per step, drawn as `padded` draws one example's (no padding)",
+    "packed": "the examples of `padded`, laid end to end in rows, attention kept within each "
+    "example: the same loss, less padding computed (decoder and encoder)",
 }
 
 FIELD_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(Config)}

@@ -58,19 +58,25 @@ def evaluation_seed(stream: int, run_seed: int) -> int:
     return (stream + SEED_STRIDE * run_seed) % 2**63
 
 
+def examples(task: Task, samples: dict[int, int], seed: int, device: torch.device):
+    """(length, batch) for every length of `samples` (length → number of examples), drawn
+    in that order from one generator seeded `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    for length, n in samples.items():
+        yield length, task.sample(torch.full((n,), length), gen).to(device)
+
+
 @torch.no_grad()
 def evaluate(
     model: Arch, task: Task, samples: dict[int, int], seed: int, device: torch.device
 ) -> list[LengthResult]:
-    """Exact match and token accuracy of greedy predictions at every length of `samples`
-    (length → number of examples), drawn in that order from one generator seeded `seed`."""
+    """Exact match and token accuracy of greedy predictions on `examples`."""
     was_training = model.training
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
     positions = torch.Generator().manual_seed(POSITION_SEED)
     results = []
-    for length, n in samples.items():
-        batch = task.sample(torch.full((n,), length), gen).to(device)
+    for length, batch in examples(task, samples, seed, device):
+        n = len(batch.inputs)
         predicted = model.predict(batch, positions)
         correct, exact = score_predictions(predicted, batch.targets, model.emits_eos)
         results.append(
@@ -84,6 +90,26 @@ def evaluate(
         )
     model.train(was_training)
     return results
+
+
+@torch.no_grad()
+def validate(
+    model: Arch, task: Task, samples: dict[int, int], seed: int, device: torch.device
+) -> dict[str, float]:
+    """Validation on the examples `evaluate` would draw, in one teacher-forced pass per
+    length: `val_seq_acc`, the mean over lengths of exact match (greedy's, see
+    `Arch.teacher_forced`), and `val_next_token_acc`, the share of labelled tokens
+    predicted right given the true tokens before them."""
+    was_training = model.training
+    model.eval()
+    positions = torch.Generator().manual_seed(POSITION_SEED)
+    exact, next_token = [], []
+    for _, batch in examples(task, samples, seed, device):
+        right, labelled = model.teacher_forced(batch, positions)
+        exact.append((right | ~labelled).all(dim=1).float().mean().item())
+        next_token.append(right[labelled].float().mean().item())
+    model.train(was_training)
+    return {"val_seq_acc": _mean(exact), "val_next_token_acc": _mean(next_token)}
 
 
 def _mean(values: list[float]) -> float:

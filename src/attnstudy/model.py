@@ -46,6 +46,15 @@ def mask_bias(
     return bias
 
 
+def segment_bias(segments: Tensor | None) -> Tensor | None:
+    """Additive mask (R, 1, T, T): −inf where query i and key j belong to different
+    examples of a packed row (`segments` (R, T), the example of each token)."""
+    if segments is None:
+        return None
+    apart = segments[:, None, :, None] != segments[:, None, None, :]
+    return torch.zeros(apart.shape, device=segments.device).masked_fill(apart, float("-inf"))
+
+
 class LayerCache:
     """One layer's state while decoding: the keys and values of the tokens so far, the keys
     as the positional encoding rotated them, and (cross-attention) the encoder memory's keys
@@ -189,6 +198,7 @@ class Transformer(nn.Module):
         memory: Tensor | None = None,  # (B, S, d) encoder output
         memory_pad: Tensor | None = None,  # (B, S)
         cache: KVCache | None = None,
+        segments: Tensor | None = None,  # (B, T) example of each token, where rows are packed
     ) -> Tensor:
         start = cache.length if cache is not None else 0
         T, device = tokens.shape[1], tokens.device
@@ -196,6 +206,7 @@ class Transformer(nn.Module):
         x = self.encoding.embed(self.embedding(tokens), pos_q)
         ctx = self.encoding.context(pos_q, pos_k, self.causal)
         bias = add_bias(mask_bias(start, T, start + T, self.causal, key_pad, device), ctx.bias)
+        bias = add_bias(bias, segment_bias(segments))
         memory_bias = None
         if memory_pad is not None:
             memory_bias = mask_bias(0, T, memory.shape[1], False, memory_pad, device)

@@ -69,6 +69,7 @@ class RNNSeq2Seq(Arch):
 
     @classmethod
     def check_config(cls, cfg):
+        super().check_config(cfg)
         if cfg.position != "none":
             raise ConfigError(
                 f"position: RNN architectures take order from recurrence; allowed: none; "
@@ -107,16 +108,16 @@ class RNNSeq2Seq(Arch):
         itself; the encoder states `memory` (B, S, d) go unused."""
         return s
 
-    def teacher_forced(self, batch: Batch) -> Tensor:
+    def readouts(self, batch: Batch) -> Tensor:
         """Readouts (B, Tout + 1, d) for the decoder input `SEP target`, each predicting
         the next token (target, then EOS)."""
         memory, memory_bias, state = self.encode(batch)
         tgt_in = pack([constant(SEP, batch.inputs), (batch.targets, batch.target_lens)], PAD)
         return self.decode(tgt_in, state, memory, memory_bias)[0]
 
-    def loss(self, batch, gen):
+    def labelled(self, batch, gen, layout):
         labels = pack([(batch.targets, batch.target_lens), constant(EOS, batch.inputs)], IGNORE)
-        return self.cross_entropy(self.teacher_forced(batch), labels)
+        return self.readouts(batch), labels
 
     def predict(self, batch, gen):
         B, device = len(batch.inputs), batch.inputs.device

@@ -269,4 +269,8 @@ def one_length(lo: int, hi: int, batch_size: int, gen: torch.Generator) -> Tenso
     return torch.full((batch_size,), n, dtype=torch.long)
 
 
-LENGTH_SAMPLERS = {"padded": sample_lengths, "by_length": one_length}  # keys: config.BATCHINGS
+LENGTH_SAMPLERS = {  # keys: config.BATCHINGS
+    "padded": sample_lengths,
+    "by_length": one_length,
+    "packed": sample_lengths,
+}

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from statistics import fmean
 
-from attnstudy.artifacts import attention_summary, long_example_attention, write_artifacts
+from attnstudy.artifacts import write_artifacts
 from attnstudy.config import Config, ConfigError
 from attnstudy.environment import log_environment
 from attnstudy.provenance import DEVICE, device_name, host_tags
@@ -48,7 +48,7 @@ ROLE, STUDY, TRIAL, STATUS, REASON = (
 )
 BLOCK, SOLVABLE = "attnstudy.block", "attnstudy.solvable"  # trial tags, see GridPoint
 DESCRIPTION = "attnstudy.description"  # the study file's description, as written
-SELECTION = ("best_val_seq_acc", "best_val_token_acc")  # in-distribution validation only
+SELECTION = ("best_val_seq_acc", "best_val_next_token_acc")  # in-distribution validation only
 REPORTED = ("id_seq_acc", "ood_seq_acc")  # test exact match: shown, never used to choose
 RUN_STATUS = {"ok": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "killed": "KILLED"}
 LOG_EVERY = 10  # training steps between logged train_loss / lr / grad_norm
@@ -107,11 +107,11 @@ def tag_as_training(client, experiment_id: str) -> None:
 
 
 def selected_validation(history: list[dict]) -> dict[str, float]:
-    """The in-distribution validation exact match and token accuracy of the checkpoint
+    """The in-distribution validation exact match and next-token accuracy of the checkpoint
     train.run keeps (the first with the highest validation exact match)."""
     checks = [r for r in history if "val_seq_acc" in r]
     best = max(checks, key=lambda r: r["val_seq_acc"])
-    return {"best_val_seq_acc": best["val_seq_acc"], "best_val_token_acc": best["val_token_acc"]}
+    return {f"best_{key}": best[key] for key in ("val_seq_acc", "val_next_token_acc")}
 
 
 def best_per_encoding(results: list[tuple[Config, dict]]) -> dict[str, dict]:
@@ -346,7 +346,7 @@ class TrialRun:
                 self.add(key, record[key], done)
         if "val_seq_acc" in record:
             self.add("val_seq_acc", record["val_seq_acc"], done)
-            self.add("val_token_acc", record["val_token_acc"], done)
+            self.add("val_next_token_acc", record["val_next_token_acc"], done)
             self.flush()
 
     def log_result(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
@@ -359,18 +359,14 @@ class TrialRun:
             self.add("eval_seq_acc", r.seq_acc, r.length)
             self.add("eval_token_acc", r.token_acc, r.length)
         self.client.log_table(self.run_id, pd.DataFrame(result.per_position), POSITION_TABLE)
-        maps, inputs = long_example_attention(result)
         summary = _finite(
-            result.summary
-            | attention_summary(result, maps)
-            | selected_validation(result.history)
-            | {"train_seconds": train_seconds}
+            result.summary | selected_validation(result.history) | {"train_seconds": train_seconds}
         )
         for key, value in summary.items():
             self.add(key, value, 0)
         self.flush()
         with tempfile.TemporaryDirectory() as tmp:
-            write_artifacts(result, maps, inputs, Path(tmp))
+            write_artifacts(result, Path(tmp))
             self.client.log_artifacts(self.run_id, tmp)
         return summary
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from attnstudy.archs import Arch, build_model
+from attnstudy.archs import Arch, initial_model
 from attnstudy.config import Config
 from attnstudy.evaluate import (
     TEST_SEED,
@@ -28,10 +28,13 @@ from attnstudy.evaluate import (
     evaluation_seed,
     position_table,
     summarize,
+    validate,
 )
+from attnstudy.measure import Maps, attention_statistics, long_example_attention
 from attnstudy.tasks import LENGTH_SAMPLERS, Task, build_task
 
 Callback = Callable[[int, dict[str, float]], None]
+Validator = Callable[[Arch, Task, Config, torch.device], dict[str, float]]
 POSITION_SEED_OFFSET = 4_000_037  # the position generator's seed is the run seed + this
 
 
@@ -53,12 +56,8 @@ class TrainResult:
     per_length: list[LengthResult]
     per_position: list[dict]
     history: list[dict] = field(default_factory=list)
-
-
-def initial_model(cfg: Config, task: Task, device: torch.device) -> Arch:
-    """cfg's model as initialised from its seed, before any training step."""
-    torch.manual_seed(cfg.seed)
-    return build_model(cfg, task).to(device)
+    attention: Maps = field(default_factory=dict)  # of one example of the longest length
+    attention_inputs: torch.Tensor | None = None  # that example's input tokens
 
 
 def resolve_device(name: str) -> torch.device:
@@ -116,9 +115,7 @@ def validate_in_distribution(model: Arch, task: Task, cfg: Config, device) -> di
     lengths = range(cfg.train_min_len, cfg.train_max_len + 1)
     per = max(1, math.ceil(cfg.val_samples / len(lengths)))
     seed = evaluation_seed(VALIDATION_SEED, cfg.seed)
-    results = evaluate(model, task, dict.fromkeys(lengths, per), seed, device)
-    s = summarize(results, cfg.train_max_len)
-    return {"val_seq_acc": s["id_seq_acc"], "val_token_acc": s["id_token_acc"]}
+    return validate(model, task, dict.fromkeys(lengths, per), seed, device)
 
 
 @dataclass
@@ -176,7 +173,14 @@ def train_step(model: Arch, optimizer, batch, positions: torch.Generator, step: 
     return {"step": step, "train_loss": loss.item(), "lr": lr, "grad_norm": grad_norm}
 
 
-def train(model: Arch, task: Task, cfg: Config, device, callback: Callback | None) -> Training:
+def train(
+    model: Arch,
+    task: Task,
+    cfg: Config,
+    device,
+    callback: Callback | None,
+    validator: Validator = validate_in_distribution,
+) -> Training:
     """The training loop: cfg.steps batches of the training lengths (drawn as cfg.batching
     says), validated every `val_every` steps and at the last, stopped early by the
     Selection's rule."""
@@ -197,7 +201,7 @@ def train(model: Arch, task: Task, cfg: Config, device, callback: Callback | Non
         validated = (step + 1) % cfg.val_every == 0 or step == cfg.steps - 1
         if validated:
             t0 = time.perf_counter()
-            record |= validate_in_distribution(model, task, cfg, device)
+            record |= validator(model, task, cfg, device)
             done.validation_seconds += time.perf_counter() - t0
             done.selection.update(model, record["val_seq_acc"], step + 1)
         done.history.append(record)
@@ -229,10 +233,26 @@ def final_evaluation(model: Arch, task: Task, cfg: Config, device, done: Trainin
     return TrainResult(cfg, model, task, device, summary, per_length, table, done.history)
 
 
-def run(cfg: Config, callback: Callback | None = None) -> TrainResult:
+def run(
+    cfg: Config, callback: Callback | None = None, validator: Validator = validate_in_distribution
+) -> TrainResult:
     """Train cfg's model, select the checkpoint with the best in-distribution validation
     exact match, and evaluate it at every length 1..eval_max_len."""
     device = resolve_device(cfg.device)
     task = build_task(cfg.task, cfg.resolved_eval_max_len)
     model = initial_model(cfg, task, device)
-    return final_evaluation(model, task, cfg, device, train(model, task, cfg, device, callback))
+    done = train(model, task, cfg, device, callback, validator)
+    return measured(final_evaluation(model, task, cfg, device, done))
+
+
+def measured(result: TrainResult) -> TrainResult:
+    """The result with its attention measured (measure.py): the maps of one example of the
+    longest training length, and their statistics added to the summary, on examples of the
+    seed's test stream."""
+    cfg, model, task, device = result.config, result.model, result.task, result.device
+    start, seed = time.perf_counter(), evaluation_seed(TEST_SEED, cfg.seed)
+    maps, inputs = long_example_attention(model, task, cfg.train_max_len, seed, device)
+    result.summary |= attention_statistics(model, maps, cfg, task, seed, device)
+    result.summary["measurement_seconds"] = time.perf_counter() - start
+    result.attention, result.attention_inputs = maps, inputs
+    return result

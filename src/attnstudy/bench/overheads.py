@@ -15,7 +15,7 @@ from attnstudy.bench.shapes import Plan, trial_config
 from attnstudy.bench.timing import timed
 from attnstudy.config import Config
 from attnstudy.tasks import LENGTH_SAMPLERS, build_task
-from attnstudy.train import TrainResult, run
+from attnstudy.train import TrainResult, Validator, run, validate_in_distribution
 
 SECTION = "7. overheads in a trial"
 
@@ -31,7 +31,9 @@ def data_seconds(cfg: Config, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def tracked_trial(cfg: Config, root: Path) -> tuple[float, float, TrainResult]:
+def tracked_trial(
+    cfg: Config, root: Path, validator: Validator = validate_in_distribution
+) -> tuple[float, float, TrainResult]:
     """Run one trial logged to a fresh MLflow store: (wall seconds, seconds inside tracking
     calls, the result). Store creation (once per study) is not counted."""
     from attnstudy.tracking import Tracker, silence
@@ -48,21 +50,20 @@ def tracked_trial(cfg: Config, root: Path) -> tuple[float, float, TrainResult]:
         nonlocal tracking
         tracking += timed(lambda: mlrun.on_step(step, record))[1]
 
-    result, train_seconds = timed(lambda: run(cfg, on_step))
+    result, train_seconds = timed(lambda: run(cfg, on_step, validator))
     tracking += timed(lambda: mlrun.log_result(result, train_seconds))[1]
     tracking += timed(lambda: mlrun.end("ok"))[1]
     return time.perf_counter() - start, tracking, result
 
 
 def artifact_seconds(result: TrainResult, directory: Path) -> float:
-    """Time to compute and write the trial's artifact files once more (attention maps,
-    plots, npz, model), the part of `log_result` that is not MLflow's."""
-    from attnstudy.artifacts import long_example_attention, write_artifacts
+    """Time to write the trial's artifact files once more (plots, attention npz, model), the
+    part of `log_result` that is not MLflow's."""
+    from attnstudy.artifacts import write_artifacts
 
     directory.mkdir()
     start = time.perf_counter()
-    maps, inputs = long_example_attention(result)
-    write_artifacts(result, maps, inputs, directory)
+    write_artifacts(result, directory)
     return time.perf_counter() - start
 
 
@@ -91,6 +92,6 @@ def overhead_rows(plan: Plan) -> list[Row]:
             artifacts,
             "s",
             wall,
-            note="attention maps, PNG plots, npz, model.pt (attnstudy.artifacts)",
+            note="PNG plots, attention npz, model.pt (attnstudy.artifacts)",
         ),
     ]

@@ -1,6 +1,7 @@
 """Section 8: trials per hour at the standard regime (issue 28) — one trial as a study
-runs it (tracked to a fresh MLflow store, artifacts included) with padded batches, today's
-loop, and with one length per step, in the same run; and where each trial's time goes.
+runs it (tracked to a fresh MLflow store, artifacts included) in the loop as it was
+(padded batches, validation by greedy decoding) and in today's (packed rows, validation in
+one teacher-forced pass per length), in the same run; and where each trial's time goes.
 
 The regime is the replicate-kazemnejad one, where models extrapolate: a causal decoder,
 d_model 64, 2 layers, 4 heads, RoPE, copy, training lengths 1–20, tested to 40, at a fixed
@@ -8,14 +9,19 @@ step count (never stopped early)."""
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
+from attnstudy.archs import Arch
 from attnstudy.bench.overheads import artifact_seconds, data_seconds, tracked_trial
 from attnstudy.bench.rows import Row, row
 from attnstudy.bench.shapes import TINY, Plan
 from attnstudy.config import Config
+from attnstudy.evaluate import VALIDATION_SEED, evaluate, evaluation_seed, summarize
 from attnstudy.registries import make_config
+from attnstudy.tasks import Task
+from attnstudy.train import Validator, validate_in_distribution
 
 SECTION = "8. trials per hour at the standard regime"
 STANDARD = dict(
@@ -39,17 +45,34 @@ STANDARD = dict(
     device="cpu",
 )
 QUICK = STANDARD | TINY | dict(eval_max_len=8, steps=10, val_every=5, eval_samples=4)
-BASELINE, NEW = "padded", "by_length"
+
+
+def greedy_validation(model: Arch, task: Task, cfg: Config, device) -> dict[str, float]:
+    """Validation as it was before the teacher-forced pass: greedy decoding of the same
+    examples, the same exact match (tests/test_validation.py), one decoding step per token."""
+    lengths = range(cfg.train_min_len, cfg.train_max_len + 1)
+    per = max(1, math.ceil(cfg.val_samples / len(lengths)))
+    seed = evaluation_seed(VALIDATION_SEED, cfg.seed)
+    results = evaluate(model, task, dict.fromkeys(lengths, per), seed, device)
+    s = summarize(results, cfg.train_max_len)
+    return {"val_seq_acc": s["id_seq_acc"], "val_next_token_acc": math.nan}  # not computed
+
+
+LOOPS: dict[str, tuple[str, Validator]] = {  # name: (batching, validation)
+    "padded, greedy validation": ("padded", greedy_validation),
+    "packed, teacher-forced validation": ("packed", validate_in_distribution),
+}
+BASELINE, NEW = LOOPS
 
 
 def standard_config(plan: Plan, batching: str) -> Config:
     return make_config(**(QUICK if plan.quick else STANDARD), batching=batching)
 
 
-def breakdown(cfg: Config, root: Path) -> tuple[float, dict[str, float]]:
+def breakdown(cfg: Config, root: Path, validator: Validator) -> tuple[float, dict[str, float]]:
     """One tracked trial: its wall seconds and the seconds of each part of it. `other` is
     what no part accounts for (building the model, keeping the best checkpoint, …)."""
-    wall, tracking, result = tracked_trial(cfg, root)
+    wall, tracking, result = tracked_trial(cfg, root, validator)
     artifacts = artifact_seconds(result, root / "again")
     s, steps = result.summary, len(result.history)
     parts = {
@@ -57,6 +80,7 @@ def breakdown(cfg: Config, root: Path) -> tuple[float, dict[str, float]]:
         "training data": data_seconds(cfg, steps),
         "validation": s["validation_seconds"],
         "final evaluation": s["evaluation_seconds"],
+        "attention measurement": s["measurement_seconds"],
         "MLflow logging": tracking - artifacts,
         "artifacts": artifacts,
     }
@@ -67,22 +91,22 @@ def trial_rows(plan: Plan) -> list[Row]:
     found = {}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "warm-up").mkdir()  # first imports and first calls of every op
-        breakdown(make_config(**QUICK), Path(tmp) / "warm-up")
-        for batching in (BASELINE, NEW):
-            root = Path(tmp) / batching
+        breakdown(make_config(**QUICK), Path(tmp) / "warm-up", greedy_validation)
+        for i, (loop, (batching, validator)) in enumerate(LOOPS.items()):
+            root = Path(tmp) / str(i)
             root.mkdir()
-            found[batching] = breakdown(standard_config(plan, batching), root)
-    cfg = standard_config(plan, BASELINE)
+            found[loop] = breakdown(standard_config(plan, batching), root, validator)
+    cfg = standard_config(plan, "padded")
     what = (
         f"{cfg.position}, d{cfg.d_model} L{cfg.n_layers} H{cfg.heads}, lengths "
         f"{cfg.train_min_len}-{cfg.train_max_len}, {cfg.steps} steps"
     )
     per_hour = {b: 3600 / wall for b, (wall, _) in found.items()}
     rows = [
-        row(SECTION, f"padded batches (today): {what}", per_hour[BASELINE], "trials/h"),
+        row(SECTION, f"{BASELINE}: {what}", per_hour[BASELINE], "trials/h"),
         row(
             SECTION,
-            f"one length per step vs padded: {what}",
+            f"{NEW} vs {BASELINE}: {what}",
             per_hour[NEW],
             "trials/h",
             per_hour[BASELINE],
@@ -90,9 +114,9 @@ def trial_rows(plan: Plan) -> list[Row]:
             note="one trial each, tracked to MLflow with its artifacts, as a study runs it",
         ),
     ]
-    for batching, (wall, parts) in found.items():
+    for loop, (wall, parts) in found.items():
         rows += [
-            row(SECTION, f"{part}, {batching} ({wall:.1f} s a trial)", seconds, "s", wall)
+            row(SECTION, f"{part}, {loop} ({wall:.1f} s a trial)", seconds, "s", wall)
             for part, seconds in parts.items()
         ]
     return rows

@@ -18,6 +18,24 @@ from attnstudy.scores import SCORES
 from attnstudy.tasks import TASKS
 
 REGISTRIES = {"task": TASKS, "arch": ARCHS, "score": SCORES, "position": POSITIONS}
+VARIANT_SETS = {  # a name a study axis may list for every registered variant it selects
+    "every": lambda cls: True,
+    "every classic": lambda cls: not getattr(cls, "modern", False),
+    "every modern": lambda cls: getattr(cls, "modern", False),
+}
+
+
+def expand_variant_sets(field: str, values: list) -> list:
+    """`values` of a study axis with each variant set name (VARIANT_SETS) replaced by the
+    names of the registered variants it selects, in registry order; a variant a set adds
+    twice, or that is also listed, appears once, where first named."""
+    registry = REGISTRIES.get(field, {})
+    expanded = []
+    for value in values:
+        selects = VARIANT_SETS.get(value) if registry else None
+        names = [n for n, cls in registry.items() if selects(cls)] if selects else [value]
+        expanded += [n for n in names if n not in expanded]
+    return expanded
 
 
 def make_config(**values: Any) -> Config:

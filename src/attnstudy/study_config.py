@@ -18,6 +18,10 @@ Two forms of file:
   class facts say cannot solve its task (`registries.unsolvable`): it would count as a
   training failure in every competence rate.
 
+A variant axis (task, arch, score, position) may list a variant set, `every`, `every classic`
+or `every modern` (`registries.VARIANT_SETS`), beside names: it stands for the registered
+variants it selects, so a new registered class joins the presets that list its set.
+
 Grid keys: `axis=value,…` over the block's sorted axis names; in a file with blocks,
 prefixed with the block's name, `NAME/axis=value,…`. A single-grid file thus keeps the keys
 (and fingerprint) it always had, and keys stay unique across blocks (a block's keys are
@@ -45,7 +49,12 @@ from typing import Any
 import yaml
 
 from attnstudy.config import FIELD_TYPES, Config, ConfigError, _coerce
-from attnstudy.registries import make_config, not_applicable, unsolvable
+from attnstudy.registries import (
+    expand_variant_sets,
+    make_config,
+    not_applicable,
+    unsolvable,
+)
 from attnstudy.tasks import TASKS
 
 GRID = ("tasks", "axes", "exclude")  # a single-grid file's grid; a block's otherwise
@@ -351,7 +360,7 @@ def _values(fail, where: str, field: str, raw: Any) -> tuple[Scalar, ...]:
     values = tuple(_typed(fail, where, field, v) for v in raw)
     if len(set(values)) < len(values):
         raise fail(f"{where}: values repeat: {list(values)}")
-    return values
+    return tuple(expand_variant_sets(field, list(values)))
 
 
 def _rule(fail, where: str, raw: Any, axes: dict) -> Rule:

@@ -31,10 +31,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from attnstudy.schema import ID_SEQ_ACC_AT_MAX, NEAR_OOD_SEQ_ACC
+
 MIN_SEEDS = 3
 COMPETENT_ID_ACC = 0.95
-COMPETENCE_METRIC = "id_seq_acc_at_max"  # exact match at the longest training length
-NEAR_OOD = "near_ood_seq_acc"  # exact match over L < length ≤ 2L: the OOD claims' primary
+COMPETENCE_METRIC = ID_SEQ_ACC_AT_MAX  # exact match at the longest training length
+NEAR_OOD = NEAR_OOD_SEQ_ACC  # exact match over L < length ≤ 2L: the OOD claims' primary
 N_BOOT = 2000
 ALPHA = 0.05
 POWER = 0.8  # the power "seeds needed" plans for

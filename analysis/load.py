@@ -33,6 +33,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from attnstudy import schema
 from attnstudy.analysis.aggregate import PAIR_COLUMNS
 from attnstudy.analysis.effects import (
     COMPETENCE_METRIC,
@@ -40,22 +41,20 @@ from attnstudy.analysis.effects import (
     competence_accuracy,
     near_ood_accuracy,
 )
-from attnstudy.evaluate import POSITION_BY_LENGTH_KEY, POSITION_STRIDE
 from attnstudy.redact import redact
-from attnstudy.tracking import POSITION_TABLE
 from attnstudy.tracking_check import default_tracking_uri
 
-TRIAL_FILTER = "tags.`attnstudy.role` = 'trial'"
-STUDY_FILTER = "tags.`attnstudy.role` = 'study'"
+TRIAL_FILTER = f"tags.`{schema.ROLE}` = '{schema.TRIAL_ROLE}'"
+STUDY_FILTER = f"tags.`{schema.ROLE}` = '{schema.STUDY_ROLE}'"
 CONFIG_COLUMNS = PAIR_COLUMNS  # the config columns of every tidy frame, seed included
 SUMMARY_METRICS = (
-    "id_seq_acc",
+    schema.ID_SEQ_ACC,
     COMPETENCE_METRIC,
-    "id_token_acc",
-    "ood_seq_acc",
-    "ood_token_acc",
-    "near_ood_seq_acc",
-    "near_ood_token_acc",
+    schema.ID_TOKEN_ACC,
+    schema.OOD_SEQ_ACC,
+    schema.OOD_TOKEN_ACC,
+    NEAR_OOD,
+    schema.NEAR_OOD_TOKEN_ACC,
     "extrapolation_len",
     "extrapolation_len_50",
     "n_params",
@@ -70,12 +69,13 @@ SUMMARY_METRICS = (
     "head_diversity_init",
     "best_step",
     "steps_trained",
-    "train_seconds",
+    schema.TRAIN_SECONDS,
 )
 RENAMED_METRICS = {"activation_mb": "peak_mem_mb"}
-CURVE_METRICS = ("train_loss", "val_seq_acc", "val_token_acc")
-LENGTH_METRICS = {"eval_seq_acc": "seq_acc", "eval_token_acc": "token_acc"}
-POSITION_METRICS = {POSITION_BY_LENGTH_KEY: "id", "pos_token_acc_ood": "ood"}  # before tables
+CURVE_METRICS = (schema.TRAIN_LOSS, schema.VAL_SEQ_ACC, "val_token_acc")
+LENGTH_METRICS = {schema.EVAL_SEQ_ACC: "seq_acc", schema.EVAL_TOKEN_ACC: "token_acc"}
+# the per-position metrics of the runs logged before the position table
+POSITION_METRICS = {schema.POSITION_BY_LENGTH_KEY: "id", schema.POSITION_OOD_KEY: "ood"}
 POSITION_COLUMNS = ["run_id", "split", "length", "target_pos", "token_acc"]
 STATUS_RANK = {"ok": 0, "diverged": 1, "failed": 2}
 MLFLOW_STATUS = {"RUNNING": "running", "SCHEDULED": "running", "KILLED": "killed"}
@@ -105,7 +105,7 @@ class Study:
 
     @property
     def grid_size(self) -> int | None:
-        value = self.parent.get("tags", {}).get("attnstudy.grid_size")
+        value = self.parent.get("tags", {}).get(schema.GRID_SIZE)
         return int(value) if value not in (None, "") else None
 
 
@@ -221,19 +221,21 @@ def _attempts(uri: str, experiment_id: str) -> tuple[pd.DataFrame, list[str]]:
     frame["mlflow_status"] = raw["status"]
     frame["status"] = [
         _status(t, s)
-        for t, s in zip(_col(raw, "tags.attnstudy.status"), raw["status"], strict=True)
+        for t, s in zip(_col(raw, f"tags.{schema.STATUS}"), raw["status"], strict=True)
     ]
-    frame["reason"] = _col(raw, "tags.attnstudy.reason").fillna("")
-    frame["grid_key"] = _col(raw, "tags.attnstudy.grid_key").fillna(raw["run_id"])
-    frame["config_hash"] = _col(raw, "tags.attnstudy.config_hash")
-    frame["git_commit"] = _col(raw, "tags.attnstudy.git_commit")
-    frame["block"] = _col(raw, "tags.attnstudy.block").fillna("")
-    frame["solvable"] = _col(raw, "tags.attnstudy.solvable").fillna("true") != "false"
-    frame["position_table"] = _col(raw, "tags.mlflow.loggedArtifacts").map(_lists_position_table)
+    frame["reason"] = _col(raw, f"tags.{schema.REASON}").fillna("")
+    frame["grid_key"] = _col(raw, f"tags.{schema.GRID_KEY}").fillna(raw["run_id"])
+    frame["config_hash"] = _col(raw, f"tags.{schema.CONFIG_HASH}")
+    frame["git_commit"] = _col(raw, f"tags.{schema.GIT_COMMIT}")
+    frame["block"] = _col(raw, f"tags.{schema.BLOCK}").fillna("")
+    frame["solvable"] = _col(raw, f"tags.{schema.SOLVABLE}").fillna("true") != "false"
+    frame["position_table"] = _col(raw, f"tags.{schema.LOGGED_ARTIFACTS}").map(
+        _lists_position_table
+    )
     params = {c.removeprefix("params."): raw[c].map(_parse) for c in raw if c.startswith("params.")}
     metrics = {c.removeprefix("metrics."): raw[c] for c in raw if c.startswith("metrics.")}
     metrics = {RENAMED_METRICS.get(k, k): v for k, v in metrics.items()}
-    versions = {c.removeprefix("tags.attnstudy."): raw[c] for c in raw if ".version." in c}
+    versions = {c.removeprefix(f"tags.{schema.PREFIX}"): raw[c] for c in raw if ".version." in c}
     frame = pd.concat([frame, pd.DataFrame(params | versions)], axis=1)
     frame = frame.assign(**{m: metrics.get(m, np.nan) for m in SUMMARY_METRICS})
     return _resolve_config(frame), list(params)
@@ -248,7 +250,7 @@ def _lists_position_table(logged: str | None) -> bool:
     per-position table."""
     if not isinstance(logged, str) or not logged:
         return False
-    return any(item.get("path") == POSITION_TABLE for item in json.loads(logged))
+    return any(item.get("path") == schema.POSITION_TABLE for item in json.loads(logged))
 
 
 def _status(tag: str | None, mlflow_status: str) -> str:
@@ -305,10 +307,12 @@ def _parent(uri: str, experiment_id: str) -> dict:
 def _grid(client: MlflowClient, parent_id: str | None) -> list[str] | None:
     """The grid keys of the study, from the parent run's optional ``grid.json`` artifact (a
     JSON list of keys, or of objects with a "key")."""
-    if parent_id is None or "grid.json" not in {a.path for a in client.list_artifacts(parent_id)}:
+    if parent_id is None or schema.GRID_ARTIFACT not in {
+        a.path for a in client.list_artifacts(parent_id)
+    }:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(parent_id, "grid.json", tmp)
+        path = client.download_artifacts(parent_id, schema.GRID_ARTIFACT, tmp)
         items = json.loads(Path(path).read_text())
     return [item["key"] if isinstance(item, dict) else str(item) for item in items]
 
@@ -352,7 +356,7 @@ def _position_tables(client: MlflowClient, run_ids: list[str]) -> pd.DataFrame:
 
     def fetch(run_id: str) -> pd.DataFrame:
         with tempfile.TemporaryDirectory() as tmp:
-            path = client.download_artifacts(run_id, POSITION_TABLE, tmp)
+            path = client.download_artifacts(run_id, schema.POSITION_TABLE, tmp)
             table = json.loads(Path(path).read_text())  # MLflow's table: columns and data
             return pd.DataFrame(table["data"], columns=table["columns"]).assign(run_id=run_id)
 
@@ -382,8 +386,8 @@ def _positions(histories: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
     by_length = split == "id"
     frame = frame.assign(
         split=split,
-        length=(frame["step"] // POSITION_STRIDE).where(by_length),
-        target_pos=frame["step"].where(~by_length, frame["step"] % POSITION_STRIDE),
+        length=(frame["step"] // schema.POSITION_STRIDE).where(by_length),
+        target_pos=frame["step"].where(~by_length, frame["step"] % schema.POSITION_STRIDE),
         token_acc=frame["value"],
     )
     return config.merge(frame[POSITION_COLUMNS], on="run_id")

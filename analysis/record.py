@@ -20,6 +20,7 @@ from attnstudy.analysis.rules import NEAR_OOD
 from attnstudy.analysis.tables import competent_extrapolation
 from attnstudy.analysis.variants import transformers, variant_labels
 from attnstudy.analysis.verdicts import Verdict
+from attnstudy.schema import CPU, GIT_COMMIT, GIT_DIRTY, ID_SEQ_ACC, THREADS
 
 RESULTS = Path("results")
 
@@ -79,7 +80,7 @@ def encoding_rows(runs: pd.DataFrame) -> list[str]:
         .agg(
             n=("run_id", "size"),
             competent=(NEAR_OOD, "count"),
-            id=("id_seq_acc", "mean"),
+            id=(ID_SEQ_ACC, "mean"),
             ood=(NEAR_OOD, "mean"),
             ext=("extrapolation_len", "mean"),
         )
@@ -122,10 +123,8 @@ def record_markdown(study: Study, verdicts: list[Verdict], now: datetime | None 
         "runs logged in MLflow. Regenerate it; do not edit it.",
         "",
         f"- code: runs trained at {trained_at(runs)}; last run of the study: "
-        f"`{_tag(study, 'attnstudy.git_commit')}` (local edits: "
-        f"{_tag(study, 'attnstudy.git_dirty')})",
-        f"- machine: {_tag(study, 'attnstudy.cpu')}, "
-        f"{_tag(study, 'attnstudy.torch_threads')} torch thread(s) per worker",
+        f"`{_tag(study, GIT_COMMIT)}` (local edits: {_tag(study, GIT_DIRTY)})",
+        f"- machine: {_tag(study, CPU)}, {_tag(study, THREADS)} torch thread(s) per worker",
         f"- runs: {len(runs)} grid points, {int((runs['status'] == 'ok').sum())} finished; "
         f"seeds {', '.join(map(str, seeds))}",
         "",

@@ -34,6 +34,7 @@ from attnstudy.analysis.seeds import SEED_CI_TEXT
 from attnstudy.analysis.tables import Table
 from attnstudy.analysis.verdicts import DECISION_RULE, Verdict, evaluate_claims, holm_family
 from attnstudy.redact import redact
+from attnstudy.schema import DESCRIPTION
 
 TEMPLATES = Path(__file__).with_name("templates")
 MLFLOW_UI = "http://127.0.0.1:5000"
@@ -306,7 +307,7 @@ def _study_meta(data: Study) -> dict:
         "experiment_url": experiment,
         "parent_run_id": data.parent.get("run_id", "none"),
         "run_url": f"{experiment}/runs/",
-        "description": data.parent.get("tags", {}).get("attnstudy.description", ""),
+        "description": data.parent.get("tags", {}).get(DESCRIPTION, ""),
     }
 
 

@@ -7,24 +7,25 @@ from collections import Counter
 import optuna
 from mlflow import MlflowClient
 
+from attnstudy.schema import GRID_KEY, MODEL_ARTIFACT, POSITION_TABLE, ROLE, STUDY_ROLE, TRIAL_ROLE
 from attnstudy.work_queue import RUN_ID
 
 # What every trained trial's MLflow run stores as artifacts.
 ARTIFACTS = {
     "per_length.csv",
-    "per_position.json",
+    POSITION_TABLE,
     "accuracy_vs_length.png",
     "attention.png",
     "attention.npz",
     "config.json",
-    "model.pt",
+    MODEL_ARTIFACT,
 }
 
 
 def mlflow_runs(spec, stores, role):
     client = MlflowClient(stores.tracking_uri)
     experiment = client.get_experiment_by_name(spec.name)
-    where = f"tags.`attnstudy.role` = '{role}'"
+    where = f"tags.`{ROLE}` = '{role}'"
     return client, client.search_runs([experiment.experiment_id], where)
 
 
@@ -42,11 +43,11 @@ def check_one_result_per_point(spec, stores) -> tuple[list, list]:
     keys = {p.key: 1 for p in spec.points()}
     assert Counter(t.user_attrs["grid_key"] for t in results) == keys
     assert all(t.state.is_finished() for t in found)
-    client, runs = mlflow_runs(spec, stores, "trial")
+    client, runs = mlflow_runs(spec, stores, TRIAL_ROLE)
     assert "RUNNING" not in {r.info.status for r in runs}
     finished = [r for r in runs if r.info.status == "FINISHED"]
-    assert Counter(r.data.tags["attnstudy.grid_key"] for r in finished) == keys
+    assert Counter(r.data.tags[GRID_KEY] for r in finished) == keys
     assert {t.user_attrs[RUN_ID] for t in results} == {r.info.run_id for r in finished}
-    _, parents = mlflow_runs(spec, stores, "study")
+    _, parents = mlflow_runs(spec, stores, STUDY_ROLE)
     assert [p.info.status for p in parents] == ["FINISHED"]
     return results, runs

@@ -14,8 +14,9 @@ from attnstudy.archs import build_model
 from attnstudy.evaluate import POSITION_SEED, position_metric
 from attnstudy.logged_model import GreedyAnswer, example_length
 from attnstudy.registries import make_config
+from attnstudy.schema import BEST_VAL_NEXT_TOKEN_ACC, BEST_VAL_SEQ_ACC, POSITION_TABLE
 from attnstudy.tasks import build_task
-from attnstudy.tracking import POSITION_TABLE, best_per_encoding
+from attnstudy.tracking import best_per_encoding
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,7 @@ def test_an_input_no_example_has_is_refused():
 
 
 def summary(val: float) -> dict[str, float]:
-    return {"best_val_seq_acc": val, "best_val_next_token_acc": val}
+    return {BEST_VAL_SEQ_ACC: val, BEST_VAL_NEXT_TOKEN_ACC: val}
 
 
 def test_the_seed_with_the_best_validation_stands_for_its_variant_lowest_on_ties():

@@ -10,14 +10,15 @@ from attnstudy.analysis.claims import CLAIMS, RULE_VERSION
 from attnstudy.analysis.load import Study
 from attnstudy.analysis.record import record_markdown, write_record
 from attnstudy.analysis.verdicts import evaluate_claims
+from attnstudy.schema import CPU, GIT_COMMIT, GIT_DIRTY, THREADS
 
 SEEDS = (0, 1, 2)
 
 
 def study_of(runs: pd.DataFrame) -> Study:
     empty = pd.DataFrame()
-    tags = {"attnstudy.git_commit": "abc123", "attnstudy.git_dirty": "false"}
-    tags |= {"attnstudy.cpu": "Test CPU", "attnstudy.torch_threads": "1"}
+    tags = {GIT_COMMIT: "abc123", GIT_DIRTY: "false"}
+    tags |= {CPU: "Test CPU", THREADS: "1"}
     frames = (runs, empty, empty, empty, empty)
     return Study("demo", "sqlite://", "1", {"tags": tags}, (), *frames, None)
 

@@ -23,6 +23,7 @@ from study_checks import check_one_result_per_point, mlflow_runs, stored_trials
 
 from attnstudy.analysis.load import load_study
 from attnstudy.cli import main
+from attnstudy.schema import REASON, STATUS, STUDY_ROLE, TRIAL_ROLE
 from attnstudy.study import HOLD, STOP_GRACE_S, interruptible, run_study, stop_point
 from attnstudy.train import run
 from attnstudy.work_queue import RUN_ID, outcome_of
@@ -155,12 +156,12 @@ def test_chaos_five_sigkills_then_a_rerun_leave_one_result_per_point_as_if_never
     targets = [t for t in stored_trials(spec, stores) if t.number in killed_trials]
     assert {t.state.name for t in targets} == {"FAIL"} and len(targets) == 5
     assert {t.user_attrs[RUN_ID] for t in targets} <= {r.info.run_id for r in killed}
-    assert {r.data.tags["attnstudy.status"] for r in killed} == {"killed"}
+    assert {r.data.tags[STATUS] for r in killed} == {"killed"}
     report = load_study("chaos", stores.tracking_uri)  # what the report counts
     assert sorted(report.runs["grid_key"]) == sorted(points)
     assert set(report.runs["status"]) == {"ok"}
     assert sum(report.attempts["status"] == "killed") == len(killed)
-    client, _ = mlflow_runs(spec, stores, "trial")
+    client, _ = mlflow_runs(spec, stores, TRIAL_ROLE)
     for t in results:
         summary, losses = reference(points[t.user_attrs["grid_key"]])
         assert {k: t.user_attrs[k] for k in SUMMARY} == summary, t.user_attrs["grid_key"]
@@ -197,12 +198,12 @@ def test_ctrl_c_and_sigterm_mark_trials_killed_and_exit_within_seconds(
     print(f"stopped in {stopped:.1f} s")
     assert stopped < STOP_GRACE_S, log_of(stores)  # no worker waited out the launcher
     wait_until(lambda: group_gone(proc.pid), 5, "every worker to exit")
-    client, runs = mlflow_runs(spec, stores, "trial")
+    client, runs = mlflow_runs(spec, stores, TRIAL_ROLE)
     for trial in [t for t in stored_trials(spec, stores) if t.number in numbers]:
         assert trial.state.name == "FAIL" and trial.user_attrs["status"] == "killed"
         assert client.get_run(trial.user_attrs[RUN_ID]).info.status == "KILLED"
     assert [r.info.status for r in runs] == ["KILLED"] * workers
-    _, parents = mlflow_runs(spec, stores, "study")
+    _, parents = mlflow_runs(spec, stores, STUDY_ROLE)
     assert [p.info.status for p in parents] == ["KILLED"]
     assert "Traceback" not in log_of(stores)
 
@@ -260,10 +261,10 @@ def test_a_diverged_trial_is_a_recorded_result(four_workers, capsys):
     (trial,) = [t for t in stored_trials(spec, stores) if t.state.name == "FAIL"]
     assert trial.user_attrs["params"]["lr"] == 1e8 and trial.user_attrs["status"] == "diverged"
     assert trial.user_attrs["reason"].startswith("diverged at step")
-    client, _ = mlflow_runs(spec, stores, "trial")
+    client, _ = mlflow_runs(spec, stores, TRIAL_ROLE)
     run_ = client.get_run(trial.user_attrs[RUN_ID])
-    assert run_.info.status == "FAILED" and run_.data.tags["attnstudy.status"] == "diverged"
-    assert run_.data.tags["attnstudy.reason"] == trial.user_attrs["reason"]
+    assert run_.info.status == "FAILED" and run_.data.tags[STATUS] == "diverged"
+    assert run_.data.tags[REASON] == trial.user_attrs["reason"]
     args = ["study", "status", spec.path, "--runs-dir", str(stores.runs_dir)]
     assert main([*args, "--tracking-uri", stores.tracking_uri]) == 0
     (row,) = [line for line in capsys.readouterr().out.splitlines() if "lr=100000000.0" in line]
@@ -277,10 +278,13 @@ def test_a_changed_grid_is_refused_in_one_line_unless_allowed(four_workers, tmp_
     path.write_text(yaml.safe_dump(DIVERGING | {"exclude": [*DIVERGING["exclude"], one_less]}))
     args = ["study", "run", str(path), "--runs-dir", str(stores.runs_dir)]
     args += ["--tracking-uri", stores.tracking_uri]
-    before = len(stored_trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])
+    before = len(stored_trials(spec, stores)), len(mlflow_runs(spec, stores, TRIAL_ROLE)[1])
     assert main(args) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "grid of study 'many' changed" in line and "--allow-grid-change" in line
     assert main([*args, "--allow-grid-change"]) == 0  # the other points keep their results
     assert capsys.readouterr().out.splitlines()[-1] == "study many: 7 done, 1 diverged"
-    assert (len(stored_trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])) == before
+    assert (
+        len(stored_trials(spec, stores)),
+        len(mlflow_runs(spec, stores, TRIAL_ROLE)[1]),
+    ) == before

@@ -40,6 +40,7 @@ from attnstudy.analysis.report import (
 from attnstudy.analysis.verdicts import DECISION_RULE, VERDICTS, Verdict
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
+from attnstudy.schema import GRID_ARTIFACT, ROLE, STUDY_ROLE
 
 STUDY = "tiny-report"
 DECODER = [  # two encodings x two seeds at 2 heads, and 1 head for one encoding
@@ -90,7 +91,7 @@ def study(tmp_path_factory):
     client = MlflowClient(uri)
     parent = load_study(STUDY, uri).parent["run_id"]
     keys = [grid_key(p) for p in (*grid, *DIVERGED, *NEVER_RUN)]
-    client.log_dict(parent, keys, "grid.json")
+    client.log_dict(parent, keys, GRID_ARTIFACT)
     out = root / "report"
     assert main(["report", "--study", STUDY, "--tracking-uri", uri, "--out", str(out)]) == 0
     html = (out / "report.html").read_text()
@@ -411,7 +412,7 @@ def test_points_the_grid_dropped_are_left_out_of_the_report(tmp_path):
     kept, dropped = RNN
     uri = make_study(tmp_path, "regridded", [kept, dropped])
     parent = load_study("regridded", uri).parent["run_id"]
-    MlflowClient(uri).log_dict(parent, [grid_key(kept)], "grid.json")
+    MlflowClient(uri).log_dict(parent, [grid_key(kept)], GRID_ARTIFACT)
     data = load_study("regridded", uri)
     assert data.runs["grid_key"].tolist() == [grid_key(kept)]
     assert set(data.lengths["run_id"]) == set(data.runs["run_id"])
@@ -453,7 +454,7 @@ def test_reports_are_logged_to_the_parent_run(study):
 def test_empty_or_unknown_study_is_one_clear_error(study, capsys):
     client = study["client"]
     experiment = client.create_experiment("empty-study")
-    client.create_run(experiment, tags={"attnstudy.role": "study"})
+    client.create_run(experiment, tags={ROLE: STUDY_ROLE})
     with pytest.raises(StudyError, match="'empty-study' has no trial runs"):
         load_study("empty-study", study["uri"])
     assert main(["report", "--study", "nope", "--tracking-uri", study["uri"]]) == 2

@@ -15,12 +15,13 @@ from builders import BLOCKS, ONE_POINT_AXES, TINY_STUDY, stores_in, study_file
 from optuna.trial import TrialState
 from study_checks import ARTIFACTS, mlflow_runs
 
+from attnstudy import schema
 from attnstudy import study as study_module
 from attnstudy.archs import ARCHS, build_model
-from attnstudy.artifacts import attention_names
 from attnstudy.cli import main
 from attnstudy.config import ConfigError
 from attnstudy.evaluate import attention_maps
+from attnstudy.measure import attention_names
 from attnstudy.registries import make_config
 from attnstudy.study import run_study
 from attnstudy.study_config import load_study
@@ -52,15 +53,15 @@ def test_every_grid_point_has_exactly_one_complete_trial(finished):
 
 def test_each_trial_has_a_finished_child_run_with_length_history_and_artifacts(finished):
     spec, stores, _ = finished
-    client, parents = mlflow_runs(spec, stores, "study")
-    _, children = mlflow_runs(spec, stores, "trial")
+    client, parents = mlflow_runs(spec, stores, schema.STUDY_ROLE)
+    _, children = mlflow_runs(spec, stores, schema.TRIAL_ROLE)
     assert [p.info.status for p in parents] == ["FINISHED"] and len(children) == 4
-    grid = mlflow.artifacts.load_dict(f"{parents[0].info.artifact_uri}/grid.json")
+    grid = mlflow.artifacts.load_dict(f"{parents[0].info.artifact_uri}/{schema.GRID_ARTIFACT}")
     assert sorted(grid) == sorted(p.key for p in spec.points())
     for run in children:
-        assert run.info.status == "FINISHED" and run.data.tags["attnstudy.status"] == "ok"
-        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        history = client.get_metric_history(run.info.run_id, "eval_seq_acc")
+        assert run.info.status == "FINISHED" and run.data.tags[schema.STATUS] == "ok"
+        assert run.data.tags[schema.PARENT_RUN] == parents[0].info.run_id
+        history = client.get_metric_history(run.info.run_id, schema.EVAL_SEQ_ACC)
         assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert names == ARTIFACTS
@@ -70,22 +71,22 @@ def test_each_trial_has_a_finished_child_run_with_length_history_and_artifacts(f
 def test_every_run_carries_mlflow_s_own_source_and_user_tags(finished):
     """The MLflow UI shows a run's user, source and commit from its standard tags."""
     spec, stores, _ = finished
-    for role in ("study", "trial"):
+    for role in (schema.STUDY_ROLE, schema.TRIAL_ROLE):
         for run in mlflow_runs(spec, stores, role)[1]:
             tags = run.data.tags
-            assert tags["mlflow.source.git.commit"] == tags["attnstudy.git_commit"]
-            assert len(tags["mlflow.source.git.commit"]) == 40
-            assert tags["mlflow.source.name"] == "attnstudy study run"
-            assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.user"]
+            assert tags[schema.SOURCE_COMMIT] == tags[schema.GIT_COMMIT]
+            assert len(tags[schema.SOURCE_COMMIT]) == 40
+            assert tags[schema.SOURCE_NAME] == "attnstudy study run"
+            assert tags[schema.SOURCE_TYPE] == "LOCAL" and tags[schema.USER]
 
 
 def test_trial_and_run_point_to_each_other(finished):
     spec, stores, _ = finished
-    client, _ = mlflow_runs(spec, stores, "study")
+    client, _ = mlflow_runs(spec, stores, schema.STUDY_ROLE)
     for t in trials(spec, stores):
         run = client.get_run(t.user_attrs[RUN_ID])
-        assert run.data.tags["attnstudy.trial"] == str(t.number)
-        assert run.data.tags["attnstudy.grid_key"] == t.user_attrs["grid_key"]
+        assert run.data.tags[schema.TRIAL] == str(t.number)
+        assert run.data.tags[schema.GRID_KEY] == t.user_attrs["grid_key"]
 
 
 def test_progress_prints_one_line_per_trial(finished):
@@ -96,9 +97,12 @@ def test_progress_prints_one_line_per_trial(finished):
 
 def test_rerun_adds_nothing(finished):
     spec, stores, _ = finished
-    before = len(trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])
+    before = len(trials(spec, stores)), len(mlflow_runs(spec, stores, schema.TRIAL_ROLE)[1])
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
-    assert (len(trials(spec, stores)), len(mlflow_runs(spec, stores, "trial")[1])) == before
+    assert (
+        len(trials(spec, stores)),
+        len(mlflow_runs(spec, stores, schema.TRIAL_ROLE)[1]),
+    ) == before
 
 
 def test_a_launcher_logs_the_best_models_holding_the_queue_lock(finished, monkeypatch):
@@ -191,9 +195,11 @@ def test_an_axis_that_gains_a_value_runs_only_the_new_points(tmp_path, capsys, a
     assert all(t.state == TrialState.COMPLETE for t in found)
     (kept,) = [t for t in found if t.number == old.number]
     assert kept.datetime_complete == old.datetime_complete and kept.user_attrs == old.user_attrs
-    assert len(mlflow_runs(spec, stores, "trial")[1]) == 2
+    assert len(mlflow_runs(spec, stores, schema.TRIAL_ROLE)[1]) == 2
     assert main([*args, "--allow-grid-change"]) == 0  # and nothing runs twice
-    assert len(trials(spec, stores)) == 2 and len(mlflow_runs(spec, stores, "trial")[1]) == 2
+    assert (
+        len(trials(spec, stores)) == 2 and len(mlflow_runs(spec, stores, schema.TRIAL_ROLE)[1]) == 2
+    )
 
 
 def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
@@ -209,7 +215,7 @@ def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
     with Heartbeat(queue.storage, queue.trial_id(killed.number), 1):
         tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
         point = queue.points[killed.user_attrs["grid_key"]]
-        tags = {"attnstudy.trial": str(killed.number)}
+        tags = {schema.TRIAL: str(killed.number)}
         orphan = tracker.start_trial("none", point.config, tags).run_id
     # another crashes with an exception
     crashed, _ = queue.claim()
@@ -227,11 +233,11 @@ def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
         "killed": 1,
     }
     assert tracker.client.get_run(orphan).info.status == "KILLED"
-    _, runs = mlflow_runs(spec, stores, "trial")
+    _, runs = mlflow_runs(spec, stores, schema.TRIAL_ROLE)
     assert "RUNNING" not in {r.info.status for r in runs}
-    diverged = [r for r in runs if r.data.tags["attnstudy.status"] == "diverged"]
+    diverged = [r for r in runs if r.data.tags[schema.STATUS] == "diverged"]
     assert {r.info.status for r in diverged} == {"FAILED"} and len(diverged) == 4
-    assert all(r.data.tags["attnstudy.reason"].startswith("diverged at step") for r in diverged)
+    assert all(r.data.tags[schema.REASON].startswith("diverged at step") for r in diverged)
 
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0  # diverged: not retried
     assert len(queue.trials()) == len(found)
@@ -266,18 +272,17 @@ def test_a_study_of_blocks_runs_each_distinct_point_once(blocks_run):
 
 def test_every_trial_run_of_a_block_study_is_tagged_with_its_block(blocks_run):
     spec, stores, _ = blocks_run
-    _, parents = mlflow_runs(spec, stores, "study")
-    _, children = mlflow_runs(spec, stores, "trial")
+    _, parents = mlflow_runs(spec, stores, schema.STUDY_ROLE)
+    _, children = mlflow_runs(spec, stores, schema.TRIAL_ROLE)
     assert (
-        len(parents) == 1
-        and parents[0].data.tags["attnstudy.blocks"] == "scores,positions,nope_encoder"
+        len(parents) == 1 and parents[0].data.tags[schema.BLOCKS] == "scores,positions,nope_encoder"
     )
     points = {p.key: p for p in spec.points()}
     for run in children:
-        point = points[run.data.tags["attnstudy.grid_key"]]
-        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        assert run.data.tags["attnstudy.block"] == ",".join(point.blocks)
-        assert run.data.tags["attnstudy.solvable"] == str(point.solvable).lower()
+        point = points[run.data.tags[schema.GRID_KEY]]
+        assert run.data.tags[schema.PARENT_RUN] == parents[0].info.run_id
+        assert run.data.tags[schema.BLOCK] == ",".join(point.blocks)
+        assert run.data.tags[schema.SOLVABLE] == str(point.solvable).lower()
         assert run.data.params["arch"] == point.config.arch
     assert len(children) == 4
 
@@ -285,7 +290,9 @@ def test_every_trial_run_of_a_block_study_is_tagged_with_its_block(blocks_run):
 def test_a_study_of_blocks_resumes_and_its_status_counts_each_block(blocks_run, capsys):
     spec, stores, _ = blocks_run
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
-    assert len(trials(spec, stores)) == 4 and len(mlflow_runs(spec, stores, "trial")[1]) == 4
+    assert (
+        len(trials(spec, stores)) == 4 and len(mlflow_runs(spec, stores, schema.TRIAL_ROLE)[1]) == 4
+    )
     args = ["study", "status", spec.path, "--runs-dir", str(stores.runs_dir)]
     assert main([*args, "--tracking-uri", stores.tracking_uri]) == 0
     lines = capsys.readouterr().out.splitlines()

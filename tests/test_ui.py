@@ -34,14 +34,38 @@ from servers import _answers, free_port, stop, wait_for
 from attnstudy.analysis.importance import axis_columns, importance_table, study_frame
 from attnstudy.analysis.load import load_study as load_frames
 from attnstudy.cli import main
-from attnstudy.environment import ENVIRONMENT_TAG
-from attnstudy.logged_model import SOURCE, TRIAL_RUN, trained_model
+from attnstudy.logged_model import trained_model
 from attnstudy.positions import POSITIONS
 from attnstudy.provenance import cpu_model
 from attnstudy.registries import make_config
+from attnstudy.schema import (
+    BEST_VAL_NEXT_TOKEN_ACC,
+    BEST_VAL_SEQ_ACC,
+    CPU,
+    DESCRIPTION,
+    DEVICE,
+    ENVIRONMENT,
+    ENVIRONMENT_ARTIFACT,
+    EVAL_SEQ_ACC,
+    EVAL_TOKEN_ACC,
+    EXPERIMENT_KIND,
+    LOGGED_ARTIFACTS,
+    NOTE,
+    POSITION_TABLE,
+    ROLE,
+    STATUS,
+    STUDY_ROLE,
+    THREADS,
+    TRIAL_ROLE,
+    TRIAL_RUN,
+    best_variant,
+    model_source,
+    points_metric,
+    version_tag,
+)
 from attnstudy.study import run_study
 from attnstudy.study_config import load_study
-from attnstudy.tracking import POSITION_TABLE, best_per_encoding, run_name
+from attnstudy.tracking import best_per_encoding, run_name
 from attnstudy.work_queue import make_stores
 
 DIVERGES = 1e8  # a learning rate that makes loss nan at once
@@ -65,7 +89,6 @@ STUDY = {
     "exclude": [{"lr": DIVERGES, "seed": 1}, {"lr": DIVERGES, "position": "rope"}],
 }
 ASSISTANT_CLOSED = {"mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true"}
-NOTE = "mlflow.note.content"  # a run's description
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +107,8 @@ def study(tmp_path_factory):
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(spec.name)
     runs = client.search_runs([experiment.experiment_id])
-    trials = [r for r in runs if r.data.tags["attnstudy.role"] == "trial"]
-    (parent,) = [r for r in runs if r.data.tags["attnstudy.role"] == "study"]
+    trials = [r for r in runs if r.data.tags[ROLE] == TRIAL_ROLE]
+    (parent,) = [r for r in runs if r.data.tags[ROLE] == STUDY_ROLE]
     found = {"root": root, "uri": uri, "optuna": stores.storage_url, "experiment": experiment}
     return found | {"trials": trials, "parent": parent}
 
@@ -112,43 +135,43 @@ def test_randomized_runs_say_so_in_their_name():
 def test_every_run_records_the_machine_it_ran_on(study):
     for run in [*study["trials"], study["parent"]]:
         tags = run.data.tags
-        assert tags["attnstudy.cpu"] == cpu_model() != ""
-        assert tags["attnstudy.torch_threads"] == "1"  # run_study(threads=1)
-        assert tags["attnstudy.version.torch"] == torch.__version__
-    assert {r.data.tags["attnstudy.device"] for r in study["trials"]} == {"cpu"}
+        assert tags[CPU] == cpu_model() != ""
+        assert tags[THREADS] == "1"  # run_study(threads=1)
+        assert tags[version_tag("torch")] == torch.__version__
+    assert {r.data.tags[DEVICE] for r in study["trials"]} == {"cpu"}
 
 
 def test_accuracy_by_length_is_a_metric_history_over_every_length(study):
     client = MlflowClient(study["uri"])
     for run in study["trials"]:
-        if run.data.tags["attnstudy.status"] == "ok":
-            for key in ("eval_seq_acc", "eval_token_acc"):
+        if run.data.tags[STATUS] == "ok":
+            for key in (EVAL_SEQ_ACC, EVAL_TOKEN_ACC):
                 steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
                 assert steps == list(range(1, STUDY["fixed"]["eval_max_len"] + 1))
 
 
 def test_parent_run_counts_the_points_and_names_each_encodings_best_variant(study):
     parent = study["parent"].data
-    assert parent.metrics["points_done"] == 4 and parent.metrics["points_diverged"] == 1
-    assert parent.metrics["points_failed"] == parent.metrics["points_pending"] == 0
+    points = {"done": 4, "diverged": 1, "failed": 0, "pending": 0}
+    assert {state: parent.metrics[points_metric(state)] for state in points} == points
     by_variant: dict[str, list] = {}  # the trials' own MLflow metrics, seeds pooled
     for run in study["trials"]:
-        if run.data.tags["attnstudy.status"] == "ok":
+        if run.data.tags[STATUS] == "ok":
             variant = run.info.run_name.rsplit("·", 1)[0]
-            by_variant.setdefault(variant, []).append(run.data.metrics["best_val_seq_acc"])
+            by_variant.setdefault(variant, []).append(run.data.metrics[BEST_VAL_SEQ_ACC])
     for encoding in ("none", "rope"):
         mine = {v: fmean(accs) for v, accs in by_variant.items() if f"·{encoding}·" in v}
-        best = parent.tags[f"best.{encoding}"]
+        best = parent.tags[best_variant(encoding)]
         assert mine[best] == max(mine.values())
         assert re.search(rf"\| {encoding} \| {re.escape(best)} \| 2 \| ", parent.tags[NOTE])
     assert parent.tags[NOTE].startswith(STUDY["description"])
-    assert parent.tags["attnstudy.description"] == STUDY["description"]  # what the report shows
-    assert parent.tags[ENVIRONMENT_TAG].startswith(("matches constraints.txt", "1 of", "2 of"))
+    assert parent.tags[DESCRIPTION] == STUDY["description"]  # what the report shows
+    assert parent.tags[ENVIRONMENT].startswith(("matches constraints.txt", "1 of", "2 of"))
 
 
 def test_parent_run_logs_the_package_versions_the_study_ran_with(study):
     client = MlflowClient(study["uri"])
-    path = client.download_artifacts(study["parent"].info.run_id, "environment.txt")
+    path = client.download_artifacts(study["parent"].info.run_id, ENVIRONMENT_ARTIFACT)
     pins = dict(line.split("==") for line in Path(path).read_text().splitlines()[1:])
     assert pins["torch"] == torch.__version__.split("+")[0]
     assert pins["mlflow"] == mlflow.__version__
@@ -181,12 +204,15 @@ def test_parent_run_logs_each_encodings_best_model_which_loads_elsewhere_and_pre
     for model in models:
         trial = trials[model.tags[TRIAL_RUN]]
         encoding = model.name.removeprefix("model-")
-        assert trial.info.run_name.rsplit("·", 1)[0] == parent.data.tags[f"best.{encoding}"]
+        assert trial.info.run_name.rsplit("·", 1)[0] == parent.data.tags[best_variant(encoding)]
         seeds = [r for r in trials.values() if variant(r) == variant(trial)]
-        best = max(r.data.metrics.get("best_val_seq_acc", -1) for r in seeds)
-        assert len(seeds) == 2 and trial.data.metrics["best_val_seq_acc"] == best
+        best = max(r.data.metrics.get(BEST_VAL_SEQ_ACC, -1) for r in seeds)
+        assert len(seeds) == 2 and trial.data.metrics[BEST_VAL_SEQ_ACC] == best
         assert model.source_run_id == parent.info.run_id
-        assert client.get_run(parent.info.run_id).data.tags[SOURCE + encoding] == trial.info.run_id
+        assert (
+            client.get_run(parent.info.run_id).data.tags[model_source(encoding)]
+            == trial.info.run_id
+        )
     argv = [sys.executable, "-c", LOAD_MODELS, study["uri"], *(m.model_id for m in models)]
     loaded = subprocess.run(argv, capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
@@ -210,10 +236,10 @@ def test_per_position_accuracy_is_a_table_the_analysis_reads(study, tmp_path):
     client = MlflowClient(study["uri"])
     frames = load_frames(STUDY["name"], study["uri"])
     for run in study["trials"]:
-        if run.data.tags["attnstudy.status"] != "ok":
+        if run.data.tags[STATUS] != "ok":
             continue
         assert not any(key.startswith("pos_token_acc") for key in run.data.metrics)
-        (logged,) = json.loads(run.data.tags["mlflow.loggedArtifacts"])
+        (logged,) = json.loads(run.data.tags[LOGGED_ARTIFACTS])
         assert logged == {"path": POSITION_TABLE, "type": "table"}
         path = client.download_artifacts(run.info.run_id, POSITION_TABLE, str(tmp_path))
         logged_table = json.loads(Path(path).read_text())  # {"columns": [...], "data": [...]}
@@ -251,7 +277,7 @@ def test_best_variant_is_chosen_on_validation_never_on_test_lengths(points, rng)
         return [
             (
                 make_config(position=p, heads=h, seed=i),
-                {"best_val_seq_acc": v, "best_val_next_token_acc": v}
+                {BEST_VAL_SEQ_ACC: v, BEST_VAL_NEXT_TOKEN_ACC: v}
                 | {"id_seq_acc": test_score(), "ood_seq_acc": test_score()},
             )
             for i, (p, h, v) in enumerate(points)
@@ -266,7 +292,7 @@ def test_best_variant_is_chosen_on_validation_never_on_test_lengths(points, rng)
         for p, h, v in points:
             if p == encoding:
                 vals.setdefault(h, []).append(v)
-        assert math.isclose(row["best_val_seq_acc"], max(fmean(v) for v in vals.values()))
+        assert math.isclose(row[BEST_VAL_SEQ_ACC], max(fmean(v) for v in vals.values()))
 
 
 def test_ui_of_a_study_not_in_the_store_lists_those_there(study, monkeypatch, capsys):
@@ -298,7 +324,7 @@ def test_ui_opens_on_the_study_runs_and_shows_every_trial_by_name(study, ui, tmp
     (port, url), experiment = ui, study["experiment"].experiment_id
     assert url.startswith(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?")
     tags = MlflowClient(study["uri"]).get_experiment(experiment).tags
-    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    assert EXPERIMENT_KIND.items() <= tags.items()
     names = sorted({r.info.run_name for r in study["trials"]})
     shots = Path(os.environ.get("ATTNSTUDY_SCREENSHOTS", tmp_path))
     with app_page(ensure("chromium", "chromium"), storage=ASSISTANT_CLOSED) as page:
@@ -347,11 +373,11 @@ def chart_by_length_per_encoding(page) -> None:
     """The README's clicks: chart view, charts of `eval_`, group by the tag `encoding`."""
     page.click(css="label:has(input[value=CHART])")
     page.type_into("Search metric charts", "eval_", timeout=60)
-    text = page.text_showing(["eval_seq_acc", "eval_token_acc", "Step"], timeout=60)
+    text = page.text_showing([EVAL_SEQ_ACC, EVAL_TOKEN_ACC, "Step"], timeout=60)
     assert "Step" in text, text
     page.click(text="Group by")
     assert "encoding_family" in page.text_showing(["encoding_family"], timeout=30)
     page.click(text="encoding")
-    legend = [f"{e} ({m})" for e in ("none", "rope") for m in ("eval_seq_acc", "eval_token_acc")]
+    legend = [f"{e} ({m})" for e in ("none", "rope") for m in (EVAL_SEQ_ACC, EVAL_TOKEN_ACC)]
     text = page.text_showing(["Group by: encoding", *legend], timeout=60)
     assert all(line in text for line in legend), text

@@ -10,6 +10,7 @@ import torch
 
 from attnstudy.provenance import provenance_tags
 from attnstudy.registries import make_config
+from attnstudy.schema import CONFIG_HASH, GRID_KEY, GRID_SIZE, TRIAL
 from attnstudy.tracking import Tracker, silence
 from attnstudy.train import run
 
@@ -53,13 +54,13 @@ def make_study(
     uri = f"sqlite:///{root / 'mlflow.db'}"
     tracker = Tracker(uri, name, root / "artifacts")
     size = grid_size or len(grid) + len(diverged)
-    parent = tracker.open_parent(FIXED, {"attnstudy.grid_size": str(size)}, "tiny test study")
+    parent = tracker.open_parent(FIXED, {GRID_SIZE: str(size)}, "tiny test study")
     for number, point in enumerate([*killed, *grid, *diverged]):
         cfg = make_config(**FIXED, **point)
         tags = {
-            "attnstudy.trial": str(number),
-            "attnstudy.grid_key": grid_key(point),
-            "attnstudy.config_hash": cfg.hash(),
+            TRIAL: str(number),
+            GRID_KEY: grid_key(point),
+            CONFIG_HASH: cfg.hash(),
             **provenance_tags(),
         }
         trial = tracker.start_trial(parent, cfg, tags)

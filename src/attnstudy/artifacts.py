@@ -1,7 +1,7 @@
 """What a trial leaves behind as files: the per-length CSV, the accuracy-vs-length figure,
 the attention maps of one long example (every layer and head in one PNG, raw weights in
 NPZ), the resolved config and the model's state_dict. (Its per-position accuracy is a
-table MLflow logs itself: tracking.POSITION_TABLE.)
+table MLflow logs itself: schema.POSITION_TABLE.)
 
 Plot functions take data and return a Figure (no I/O, no pyplot state); `write_artifacts`
 saves them.
@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from attnstudy.evaluate import LengthResult
 from attnstudy.measure import Maps
+from attnstudy.schema import MODEL_ARTIFACT
 from attnstudy.train import TrainResult
 
 
@@ -92,4 +93,4 @@ def write_artifacts(result: TrainResult, directory: Path) -> None:
     arrays = {name: w.numpy() for name, w in maps.items()}
     np.savez_compressed(directory / "attention.npz", inputs=inputs.numpy(), **arrays)
     (directory / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    torch.save(result.model.state_dict(), directory / "model.pt")
+    torch.save(result.model.state_dict(), directory / MODEL_ARTIFACT)

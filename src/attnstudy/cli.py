@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from attnstudy.config import ZERO_MEANS, Config, ConfigError
+from attnstudy.schema import TRAIN_LOSS, VAL_SEQ_ACC
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -99,8 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def progress(step, record):
         bar.update(1)
-        if "val_seq_acc" in record:
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record['val_seq_acc']:.2f}")
+        if VAL_SEQ_ACC in record:
+            bar.set_postfix(loss=f"{record[TRAIN_LOSS]:.3f}", val=f"{record[VAL_SEQ_ACC]:.2f}")
 
     try:
         result = run(cfg, progress)

@@ -15,8 +15,9 @@ from datetime import datetime, timezone
 from importlib.metadata import distributions
 from pathlib import Path
 
+from attnstudy.schema import ENVIRONMENT, ENVIRONMENT_ARTIFACT
+
 CONSTRAINTS = Path(__file__).resolve().parents[2] / "constraints.txt"  # in a checkout only
-ENVIRONMENT_TAG = "attnstudy.environment"
 INSTALLERS = ("attnstudy", "pip", "setuptools", "wheel")  # left out, as `pip freeze` does
 PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;]+)\s*(?:;\s*python_version\s*==\s*\"([\d.]+)\")?")
 
@@ -45,7 +46,7 @@ def constraints_text(versions: dict[str, str], python: str) -> str:
         f"# Python {python}). `make setup` installs with them; on another Python the pins do\n"
         "# not apply and pip resolves afresh. `make constraints` rewrites this file from .venv.\n"
         "# Each study's parent run logs the versions it ran with (environment.txt) and whether\n"
-        f"# they match these (tag {ENVIRONMENT_TAG}).\n"
+        f"# they match these (tag {ENVIRONMENT}).\n"
     )
     pins = [f'{name}=={v} ; python_version == "{python}"' for name, v in versions.items()]
     return header + "\n".join(pins) + "\n"
@@ -95,8 +96,8 @@ def log_environment(client, run_id: str) -> None:
     """On a study's parent run (an MlflowClient's): the versions this launch runs with
     (environment.txt, the latest launch's) and whether they are those constraints.txt pins."""
     versions = installed_versions()
-    client.set_tag(run_id, ENVIRONMENT_TAG, environment_summary(versions))
-    client.log_text(run_id, environment_text(versions), "environment.txt")
+    client.set_tag(run_id, ENVIRONMENT, environment_summary(versions))
+    client.log_text(run_id, environment_text(versions), ENVIRONMENT_ARTIFACT)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from typing import TextIO
 
 import numpy as np
 
+from attnstudy.schema import GIT_COMMIT, GIT_DIRTY, ID_SEQ_ACC, ID_SEQ_ACC_AT_MAX
 from attnstudy.study_config import GridPoint, StudySpec
 
 COMPETENT = 0.95  # least exact match at the longest training length of a competent trial
@@ -67,8 +68,8 @@ def time_point(point: GridPoint) -> Timed:
     try:
         result = run(point.config)
         summary = result.summary
-        steps, acc, to_95 = len(result.history), summary["id_seq_acc"], summary["steps_to_95"]
-        at_max = summary["id_seq_acc_at_max"]
+        steps, acc, to_95 = len(result.history), summary[ID_SEQ_ACC], summary["steps_to_95"]
+        at_max = summary[ID_SEQ_ACC_AT_MAX]
     except Diverged as err:
         steps, acc, to_95, at_max = err.step + 1, math.nan, math.nan, math.nan
     return Timed(point, time.perf_counter() - start, steps, acc, os.getpid(), to_95, at_max)
@@ -137,11 +138,11 @@ def write_sample(path: Path, sample: list[Timed], code: dict[str, str]) -> None:
             "status": "diverged" if math.isnan(t.id_seq_acc) else "ok",
             "seconds": round(t.seconds, 2),
             "steps_trained": t.steps,
-            "id_seq_acc": t.id_seq_acc,
-            "id_seq_acc_at_max": t.id_seq_acc_at_max,
+            ID_SEQ_ACC: t.id_seq_acc,
+            ID_SEQ_ACC_AT_MAX: t.id_seq_acc_at_max,
             "steps_to_95": t.steps_to_95,
-            "git_commit": code["attnstudy.git_commit"],
-            "git_dirty": code["attnstudy.git_dirty"],
+            "git_commit": code[GIT_COMMIT],
+            "git_dirty": code[GIT_DIRTY],
         }
         for t in sample
     ]

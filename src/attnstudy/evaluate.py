@@ -20,6 +20,20 @@ from torch import Tensor
 
 from attnstudy.archs import Arch
 from attnstudy.model import record_attention
+from attnstudy.schema import (
+    ID_SEQ_ACC,
+    ID_SEQ_ACC_AT_MAX,
+    ID_TOKEN_ACC,
+    NEAR_OOD_SEQ_ACC,
+    NEAR_OOD_TOKEN_ACC,
+    OOD_SEQ_ACC,
+    OOD_TOKEN_ACC,
+    POSITION_BY_LENGTH_KEY,
+    POSITION_OOD_KEY,
+    POSITION_STRIDE,
+    VAL_NEXT_TOKEN_ACC,
+    VAL_SEQ_ACC,
+)
 from attnstudy.tasks import EOS, Batch, Task
 
 VALIDATION_SEED = 1_000_003
@@ -28,8 +42,6 @@ SEED_STRIDE = 2_147_483_647  # a prime > TEST_SEED - VALIDATION_SEED: the stream
 POSITION_SEED = 3_000_017  # randomized position ids in every evaluation
 EXTRAPOLATION_THRESHOLD = 0.9
 LOOSE_THRESHOLD = 0.5  # a second extrapolation length: where half the sequences still pass
-POSITION_BY_LENGTH_KEY = "pos_token_acc_id_len"  # step = length·POSITION_STRIDE + target pos
-POSITION_STRIDE = 100_000
 
 
 @dataclass
@@ -109,7 +121,7 @@ def validate(
         exact.append((right | ~labelled).all(dim=1).float().mean().item())
         next_token.append(right[labelled].float().mean().item())
     model.train(was_training)
-    return {"val_seq_acc": _mean(exact), "val_next_token_acc": _mean(next_token)}
+    return {VAL_SEQ_ACC: _mean(exact), VAL_NEXT_TOKEN_ACC: _mean(next_token)}
 
 
 def _mean(values: list[float]) -> float:
@@ -136,13 +148,13 @@ def summarize(results: list[LengthResult], train_max_len: int) -> dict[str, floa
     ood = [r for r in results if r.length > train_max_len]
     near = [r for r in ood if r.length <= 2 * train_max_len]
     return {
-        "id_seq_acc": _mean([r.seq_acc for r in id_]),
-        "id_seq_acc_at_max": _mean([r.seq_acc for r in id_ if r.length == train_max_len]),
-        "id_token_acc": _mean([r.token_acc for r in id_]),
-        "ood_seq_acc": _mean([r.seq_acc for r in ood]),
-        "ood_token_acc": _mean([r.token_acc for r in ood]),
-        "near_ood_seq_acc": _mean([r.seq_acc for r in near]),
-        "near_ood_token_acc": _mean([r.token_acc for r in near]),
+        ID_SEQ_ACC: _mean([r.seq_acc for r in id_]),
+        ID_SEQ_ACC_AT_MAX: _mean([r.seq_acc for r in id_ if r.length == train_max_len]),
+        ID_TOKEN_ACC: _mean([r.token_acc for r in id_]),
+        OOD_SEQ_ACC: _mean([r.seq_acc for r in ood]),
+        OOD_TOKEN_ACC: _mean([r.token_acc for r in ood]),
+        NEAR_OOD_SEQ_ACC: _mean([r.seq_acc for r in near]),
+        NEAR_OOD_TOKEN_ACC: _mean([r.token_acc for r in near]),
         "extrapolation_len": extrapolation_len(results),
         "extrapolation_len_50": extrapolation_len(results, LOOSE_THRESHOLD),
     }
@@ -174,10 +186,10 @@ def position_table(results: list[LengthResult], train_max_len: int) -> list[dict
 def position_metric(row: dict) -> tuple[str, int]:
     """MLflow key and step of a `position_table` row: in-distribution rows under
     POSITION_BY_LENGTH_KEY at step length·POSITION_STRIDE + target position, the others
-    under pos_token_acc_ood at step target position."""
+    under POSITION_OOD_KEY at step target position."""
     if row["split"] == "id":
         return POSITION_BY_LENGTH_KEY, row["length"] * POSITION_STRIDE + row["target_pos"]
-    return f"pos_token_acc_{row['split']}", row["target_pos"]
+    return POSITION_OOD_KEY, row["target_pos"]
 
 
 @torch.no_grad()

@@ -19,12 +19,11 @@ from torch import Tensor, nn
 from attnstudy.archs import Arch, build_model
 from attnstudy.config import Config
 from attnstudy.evaluate import POSITION_SEED, TEST_SEED
+from attnstudy.schema import MODEL_ARTIFACT, TRIAL_RUN, model_source
 from attnstudy.tasks import PAD, Batch, Task, build_task
 from attnstudy.tracking import Tracker
 
 EXAMPLES = 4  # examples of the longest training length in a logged model's input example
-SOURCE = "attnstudy.model."  # parent run tag + encoding: the trial run its model comes from
-TRIAL_RUN = "attnstudy.trial_run"  # logged model tag: the same
 
 
 def signature():
@@ -70,7 +69,7 @@ def trained_model(client, run_id: str, cfg: Config) -> GreedyAnswer:
     task = build_task(cfg.task, cfg.resolved_eval_max_len)
     model = build_model(cfg, task)
     with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(run_id, "model.pt", tmp)
+        path = client.download_artifacts(run_id, MODEL_ARTIFACT, tmp)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return GreedyAnswer(model, task)
 
@@ -126,7 +125,7 @@ def log_model(tracker: Tracker, parent_id: str, encoding: str, cfg: Config, run_
             # given, not inferred (which loads the model in a subprocess: seconds per model)
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
-    tracker.client.set_tag(parent_id, SOURCE + encoding, run_id)
+    tracker.client.set_tag(parent_id, model_source(encoding), run_id)
 
 
 def log_best_models(
@@ -136,5 +135,5 @@ def log_best_models(
     run, unless the parent already holds that trial's model (a study run again)."""
     logged = tracker.client.get_run(parent_id).data.tags
     for encoding, (cfg, run_id) in sorted(selected.items()):
-        if logged.get(SOURCE + encoding) != run_id:
+        if logged.get(model_source(encoding)) != run_id:
             log_model(tracker, parent_id, encoding, cfg, run_id)

@@ -13,8 +13,17 @@ from importlib.metadata import version
 from pathlib import Path
 
 from attnstudy.config import Config
-
-CPU, THREADS, DEVICE = "attnstudy.cpu", "attnstudy.torch_threads", "attnstudy.device"
+from attnstudy.schema import (
+    CPU,
+    GIT_COMMIT,
+    GIT_DIRTY,
+    SOURCE_COMMIT,
+    SOURCE_NAME,
+    SOURCE_TYPE,
+    THREADS,
+    USER,
+    version_tag,
+)
 
 
 def _git(*args: str) -> str | None:
@@ -34,16 +43,16 @@ def provenance_tags() -> dict[str, str]:
     dirty = _git("status", "--porcelain", "--untracked-files=no")
     commit = _git("rev-parse", "HEAD")
     tags = {
-        "attnstudy.git_commit": commit or "unknown",
-        "attnstudy.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
-        "mlflow.source.name": "attnstudy study run",
-        "mlflow.source.type": "LOCAL",
-        "mlflow.user": _user(),
+        GIT_COMMIT: commit or "unknown",
+        GIT_DIRTY: "unknown" if dirty is None else str(bool(dirty)).lower(),
+        SOURCE_NAME: "attnstudy study run",
+        SOURCE_TYPE: "LOCAL",
+        USER: _user(),
     }
     if commit:
-        tags["mlflow.source.git.commit"] = commit
+        tags[SOURCE_COMMIT] = commit
     for package in ("torch", "mlflow", "optuna", "attnstudy"):
-        tags[f"attnstudy.version.{package}"] = version(package)
+        tags[version_tag(package)] = version(package)
     return tags
 
 

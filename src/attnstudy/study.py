@@ -25,20 +25,14 @@ from typing import TextIO
 import optuna
 from optuna.trial import FrozenTrial
 
+from attnstudy import schema
 from attnstudy.config import Config
 from attnstudy.logged_model import log_best_models
 from attnstudy.progress import Monitor, counts
 from attnstudy.provenance import host_tags, provenance_tags, usable_cores
 from attnstudy.redact import redact
 from attnstudy.study_config import GridPoint, StudySpec
-from attnstudy.tracking import (
-    BLOCK,
-    SOLVABLE,
-    TRIAL,
-    Tracker,
-    TrialRun,
-    silence,
-)
+from attnstudy.tracking import Tracker, TrialRun, silence
 from attnstudy.work_queue import (
     GRID_KEY,
     RESULTS,
@@ -112,13 +106,13 @@ class Worker:
 
     def _start_run(self, point: GridPoint, number: int) -> TrialRun:
         tags = self.tags | {
-            TRIAL: str(number),
-            "attnstudy.grid_key": point.key,
-            "attnstudy.config_hash": point.config_hash,
-            SOLVABLE: str(point.solvable).lower(),
+            schema.TRIAL: str(number),
+            schema.GRID_KEY: point.key,
+            schema.CONFIG_HASH: point.config_hash,
+            schema.SOLVABLE: str(point.solvable).lower(),
         }
         if point.blocks:
-            tags[BLOCK] = ",".join(point.blocks)
+            tags[schema.BLOCK] = ",".join(point.blocks)
         return self.tracker.start_trial(self.parent_id, point.config, tags)
 
     def work(self) -> None:
@@ -306,13 +300,13 @@ def _open_parent(queue: Queue, tags: dict[str, str]) -> tuple[Tracker, str]:
     code and the machine), and every point without a result queued."""
     spec, stores = queue.spec, queue.stores
     parent_tags = {
-        "attnstudy.grid_size": str(len(queue.points)),
-        "attnstudy.grid_fingerprint": queue.study.user_attrs["grid_fingerprint"],
-        "attnstudy.optuna_storage": redact(stores.storage_url),
+        schema.GRID_SIZE: str(len(queue.points)),
+        schema.GRID_FINGERPRINT: queue.study.user_attrs["grid_fingerprint"],
+        schema.OPTUNA_STORAGE: redact(stores.storage_url),
         **tags,
     }
     if spec.named_blocks:
-        parent_tags["attnstudy.blocks"] = ",".join(b.name for b in spec.blocks)
+        parent_tags[schema.BLOCKS] = ",".join(b.name for b in spec.blocks)
     with queue.lock():  # one experiment and one parent run, however many launchers start
         make_folder(stores.tracking_uri)
         tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")

@@ -34,26 +34,43 @@ from statistics import fmean
 from attnstudy.artifacts import write_artifacts
 from attnstudy.config import Config, ConfigError
 from attnstudy.environment import log_environment
-from attnstudy.provenance import DEVICE, device_name, host_tags
+from attnstudy.provenance import device_name, host_tags
 from attnstudy.redact import redact
-from attnstudy.tracking_check import EXPERIMENT_KIND
+from attnstudy.schema import (
+    BEST_VAL_NEXT_TOKEN_ACC,
+    BEST_VAL_SEQ_ACC,
+    DESCRIPTION,
+    DEVICE,
+    EVAL_SEQ_ACC,
+    EVAL_TOKEN_ACC,
+    EXPERIMENT_KIND,
+    GRID_ARTIFACT,
+    ID_SEQ_ACC,
+    NOTE,
+    OOD_SEQ_ACC,
+    PARENT_RUN,
+    POSITION_TABLE,
+    REASON,
+    ROLE,
+    SELECTION,
+    STATUS,
+    STUDY,
+    STUDY_ROLE,
+    TRAIN_LOSS,
+    TRAIN_SECONDS,
+    TRIAL,
+    TRIAL_ROLE,
+    VAL_NEXT_TOKEN_ACC,
+    VAL_SEQ_ACC,
+    best_variant,
+    points_metric,
+)
 from attnstudy.train import TrainResult
 
-ROLE, STUDY, TRIAL, STATUS, REASON = (
-    "attnstudy.role",
-    "attnstudy.study",
-    "attnstudy.trial",
-    "attnstudy.status",
-    "attnstudy.reason",
-)
-BLOCK, SOLVABLE = "attnstudy.block", "attnstudy.solvable"  # trial tags, see GridPoint
-DESCRIPTION = "attnstudy.description"  # the study file's description, as written
-SELECTION = ("best_val_seq_acc", "best_val_next_token_acc")  # in-distribution validation only
-REPORTED = ("id_seq_acc", "ood_seq_acc")  # test exact match: shown, never used to choose
+REPORTED = (ID_SEQ_ACC, OOD_SEQ_ACC)  # test exact match: shown, never used to choose
 RUN_STATUS = {"ok": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "killed": "KILLED"}
 LOG_EVERY = 10  # training steps between logged train_loss / lr / grad_norm
 BATCH_LIMIT = 1000  # metrics per log_batch call (MLflow's limit)
-POSITION_TABLE = "per_position.json"  # a trial's token accuracy by target position
 SYSTEM_METRICS_S = 5  # seconds between samples ($MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL wins)
 
 
@@ -109,9 +126,9 @@ def tag_as_training(client, experiment_id: str) -> None:
 def selected_validation(history: list[dict]) -> dict[str, float]:
     """The in-distribution validation exact match and next-token accuracy of the checkpoint
     train.run keeps (the first with the highest validation exact match)."""
-    checks = [r for r in history if "val_seq_acc" in r]
-    best = max(checks, key=lambda r: r["val_seq_acc"])
-    return {f"best_{key}": best[key] for key in ("val_seq_acc", "val_next_token_acc")}
+    checks = [r for r in history if VAL_SEQ_ACC in r]
+    best = max(checks, key=lambda r: r[VAL_SEQ_ACC])
+    return {BEST_VAL_SEQ_ACC: best[VAL_SEQ_ACC], BEST_VAL_NEXT_TOKEN_ACC: best[VAL_NEXT_TOKEN_ACC]}
 
 
 def best_per_encoding(results: list[tuple[Config, dict]]) -> dict[str, dict]:
@@ -153,8 +170,8 @@ def summary_markdown(points: dict[str, int], best: dict[str, dict]) -> str:
             "|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {enc} | {r['variant']} | {r['seeds']} | {r['best_val_seq_acc']:.3f} "
-            f"| {r['id_seq_acc']:.3f} | {r['ood_seq_acc']:.3f} |"
+            f"| {enc} | {r['variant']} | {r['seeds']} | {r[BEST_VAL_SEQ_ACC]:.3f} "
+            f"| {r[ID_SEQ_ACC]:.3f} | {r[OOD_SEQ_ACC]:.3f} |"
             for enc, r in sorted(best.items())
         ]
     return "\n".join(lines)
@@ -215,7 +232,7 @@ class Tracker:
     def open_parent(self, fixed: dict, tags: dict[str, str], description: str) -> str:
         """The study's parent run, created on first use (params: the fixed settings) and
         marked RUNNING again by every later `study run`."""
-        found = self._search(f"tags.`{ROLE}` = 'study'")
+        found = self._search(f"tags.`{ROLE}` = '{STUDY_ROLE}'")
         if found:
             run_id = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
@@ -226,10 +243,10 @@ class Tracker:
                 self.experiment_id,
                 run_name=self.study,
                 tags={
-                    ROLE: "study",
+                    ROLE: STUDY_ROLE,
                     STUDY: self.study,
                     DESCRIPTION: description,  # the run's note becomes the summary later
-                    "mlflow.note.content": description,
+                    NOTE: description,
                 },
             )
             run_id = run.info.run_id
@@ -243,7 +260,7 @@ class Tracker:
 
     def log_grid(self, run_id: str, keys: list[str]) -> None:
         """Every grid key of the study, so a report can name the points still missing."""
-        self.client.log_dict(run_id, keys, "grid.json")
+        self.client.log_dict(run_id, keys, GRID_ARTIFACT)
 
     def close(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
@@ -279,10 +296,10 @@ class Tracker:
 
         now = int(time.time() * 1000)
         best = best_per_encoding(results)
-        metrics = [Metric(f"points_{state}", n, now, 0) for state, n in points.items()]
-        tags = [RunTag(f"best.{enc}", row["variant"]) for enc, row in best.items()]
+        metrics = [Metric(points_metric(state), n, now, 0) for state, n in points.items()]
+        tags = [RunTag(best_variant(enc), row["variant"]) for enc, row in best.items()]
         note = f"{description}\n\n{summary_markdown(points, best)}".strip()
-        tags.append(RunTag("mlflow.note.content", note))
+        tags.append(RunTag(NOTE, note))
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
         return best
 
@@ -293,8 +310,8 @@ class Tracker:
         from mlflow.entities import Param
 
         tags = {
-            "mlflow.parentRunId": parent_id,
-            ROLE: "trial",
+            PARENT_RUN: parent_id,
+            ROLE: TRIAL_ROLE,
             STUDY: self.study,
             **variant_tags(cfg),
             **host_tags(torch.get_num_threads()),
@@ -311,7 +328,9 @@ class Tracker:
         the status their Optuna trial ended with (None while it is still running). Returns
         how many runs were closed."""
         closed = 0
-        for run in self._search(f"attributes.status = 'RUNNING' and tags.`{ROLE}` = 'trial'"):
+        for run in self._search(
+            f"attributes.status = 'RUNNING' and tags.`{ROLE}` = '{TRIAL_ROLE}'"
+        ):
             number = run.data.tags.get(TRIAL)
             status = "killed" if number is None else outcome(int(number))
             if status is not None:
@@ -342,11 +361,11 @@ class TrialRun:
         every validation so the UI follows training."""
         done = step + 1
         if done % LOG_EVERY == 0 or step == 0:
-            for key in ("train_loss", "lr", "grad_norm"):
+            for key in (TRAIN_LOSS, "lr", "grad_norm"):
                 self.add(key, record[key], done)
-        if "val_seq_acc" in record:
-            self.add("val_seq_acc", record["val_seq_acc"], done)
-            self.add("val_next_token_acc", record["val_next_token_acc"], done)
+        if VAL_SEQ_ACC in record:
+            self.add(VAL_SEQ_ACC, record[VAL_SEQ_ACC], done)
+            self.add(VAL_NEXT_TOKEN_ACC, record[VAL_NEXT_TOKEN_ACC], done)
             self.flush()
 
     def log_result(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
@@ -356,11 +375,11 @@ class TrialRun:
         import pandas as pd
 
         for r in result.per_length:
-            self.add("eval_seq_acc", r.seq_acc, r.length)
-            self.add("eval_token_acc", r.token_acc, r.length)
+            self.add(EVAL_SEQ_ACC, r.seq_acc, r.length)
+            self.add(EVAL_TOKEN_ACC, r.token_acc, r.length)
         self.client.log_table(self.run_id, pd.DataFrame(result.per_position), POSITION_TABLE)
         summary = _finite(
-            result.summary | selected_validation(result.history) | {"train_seconds": train_seconds}
+            result.summary | selected_validation(result.history) | {TRAIN_SECONDS: train_seconds}
         )
         for key, value in summary.items():
             self.add(key, value, 0)

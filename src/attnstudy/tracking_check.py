@@ -13,6 +13,7 @@ from pathlib import Path
 
 from attnstudy.config import ConfigError
 from attnstudy.redact import redact
+from attnstudy.schema import EXPERIMENT_KIND
 
 DEFAULT_RUNS = Path("runs")
 
@@ -22,7 +23,6 @@ def default_tracking_uri(runs_dir: Path = DEFAULT_RUNS) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir.resolve()}/mlflow.db"
 
 
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # not GenAI
 TRACKING_ALLOWED = "http(s)://HOST:PORT of a running `mlflow server`, sqlite:///PATH, or a DB URL"
 CREDENTIALS = (
     "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment, or "

@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from attnstudy.config import ConfigError
 from attnstudy.redact import redact
+from attnstudy.schema import BEST_VAL_SEQ_ACC
 from attnstudy.tracking_check import check_tracking_uri, default_tracking_uri
 
 if TYPE_CHECKING:  # the queue imports no model code: it reads points, never builds them
@@ -366,7 +367,7 @@ class Queue:
             self.storage.set_trial_user_attr(trial_id, REASON, reason)
         self.storage.set_trial_user_attr(trial_id, STATUS, status)
         if status == "ok":
-            values = [summary["best_val_seq_acc"]]  # what selected the checkpoint, never OOD
+            values = [summary[BEST_VAL_SEQ_ACC]]  # what selected the checkpoint, never OOD
             self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values)
         else:
             self.storage.set_trial_state_values(trial_id, TrialState.FAIL)

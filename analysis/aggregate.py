@@ -24,6 +24,7 @@ from attnstudy.analysis.effects import (
     sign_flip_p,
     smallest_p,
 )
+from attnstudy.schema import ID_SEQ_ACC, ID_TOKEN_ACC, OOD_SEQ_ACC, OOD_TOKEN_ACC
 
 CONFIG_COLUMNS = (
     "task",
@@ -40,11 +41,11 @@ CONFIG_COLUMNS = (
 )
 PAIR_COLUMNS = (*CONFIG_COLUMNS, "seed")
 SUMMARY_METRICS = (
-    "id_seq_acc",
+    ID_SEQ_ACC,
     NEAR_OOD,  # the claims' primary: exact match over L < length ≤ 2L
-    "ood_seq_acc",
-    "id_token_acc",
-    "ood_token_acc",
+    OOD_SEQ_ACC,
+    ID_TOKEN_ACC,
+    OOD_TOKEN_ACC,
     "extrapolation_len",
 )
 MAX_PERMUTATION_N = 20
@@ -252,7 +253,7 @@ def kruskal_p(runs: pd.DataFrame, axis: str, metric: str) -> float:
 def mean_reciprocal_rank(
     runs: pd.DataFrame,
     axis: str = "position",
-    metric: str = "ood_seq_acc",
+    metric: str = OOD_SEQ_ACC,
     over: str = "task",
     fixed: Sequence[str] = (),
 ) -> pd.DataFrame:

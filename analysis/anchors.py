@@ -20,6 +20,7 @@ from attnstudy.analysis.aggregate import (
 from attnstudy.analysis.effects import competent
 from attnstudy.analysis.seeds import seed_means
 from attnstudy.analysis.tables import competent_extrapolation, fmt, fmt_ci
+from attnstudy.schema import ID_SEQ_ACC, OOD_SEQ_ACC, OOD_TOKEN_ACC
 
 KAZEMNEJAD = "Kazemnejad et al. 2023, The Impact of Positional Encoding on Length Generalization"
 KAZEMNEJAD_OOD = {  # mean OOD exact match over 3 seeds, from the authors' result files
@@ -72,10 +73,10 @@ def kazemnejad(runs: pd.DataFrame) -> dict:
             values = ours.loc[(ours["task"] == task) & (ours["position"] == position)]
             row = {"task": task, "encoding": position, "theirs (mean of 3)": fmt(theirs)}
             if block["matched"]:
-                ood = _seed_values(values, "ood_seq_acc")
-                row |= _ours(ood) | {"ours ID": _mean(values["id_seq_acc"])}
+                ood = _seed_values(values, OOD_SEQ_ACC)
+                row |= _ours(ood) | {"ours ID": _mean(values[ID_SEQ_ACC])}
             rows.append(row)
-    mrr = mean_reciprocal_rank(ours, "position", "ood_seq_acc") if not ours.empty else None
+    mrr = mean_reciprocal_rank(ours, "position", OOD_SEQ_ACC) if not ours.empty else None
     for position, theirs in KAZEMNEJAD_MRR.items():
         row = {"task": "MRR over tasks", "encoding": position, "theirs (mean of 3)": fmt(theirs)}
         if mrr is not None:
@@ -95,7 +96,7 @@ def deletang(runs: pd.DataFrame) -> dict:
     block = _block("Randomized positions in a bidirectional encoder", DELETANG, not ours.empty)
     rows = [
         {"task": task, "encoding": position, "randomized": str(bool(randomized))}
-        | _ours(_seed_values(g, "ood_token_acc"))
+        | _ours(_seed_values(g, OOD_TOKEN_ACC))
         for (task, position, randomized), g in ours.groupby(["task", "position", "randomized"])
     ]
     gain = {"task": "all", "encoding": "randomized minus plain (points of token accuracy)"}
@@ -103,7 +104,7 @@ def deletang(runs: pd.DataFrame) -> dict:
     if block["matched"]:
         randomized = ours["randomized"].astype(bool)
         keys = [c for c in PAIR_COLUMNS if c != "randomized"]
-        r = compare(ours[randomized], ours[~randomized], "ood_token_acc", keys)
+        r = compare(ours[randomized], ours[~randomized], OOD_TOKEN_ACC, keys)
         gain["ours mean [95% CI]"] = fmt_ci(
             *(100 * r[k] for k in ("mean_diff", "diff_ci_low", "diff_ci_high")), digits=1
         )
@@ -117,11 +118,11 @@ def score_functions(runs: pd.DataFrame) -> dict:
     """Our in-distribution exact match per score function beside Luong et al.'s BLEU: the
     metrics differ, so only the ordering can be compared. Only configurations trained with
     several score functions count; each seed's runs are averaged first (n = seeds)."""
-    ours = _varied(ok_runs(runs, "id_seq_acc"), "score")
+    ours = _varied(ok_runs(runs, ID_SEQ_ACC), "score")
     block = _block("Score functions", "Luong et al. 2015 (WMT'14 en→de BLEU)", True)
     rows = []
     for score in ("dot", "general", "additive", "scaled_dot", "cosine"):
-        values = _seed_values(ours[ours["score"] == score], "id_seq_acc")
+        values = _seed_values(ours[ours["score"] == score], ID_SEQ_ACC)
         theirs = LUONG_BLEU.get(score, "concat: poor" if score == "additive" else "–")
         rows.append({"score": score, "Luong BLEU": fmt(theirs, 1)} | _ours(values))
     block["matched"] = ours["score"].isin(("dot", "general", "additive")).any()

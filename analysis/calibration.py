@@ -28,6 +28,7 @@ from attnstudy.analysis.aggregate import ok_runs
 from attnstudy.analysis.effects import COMPETENCE_TEXT, competent
 from attnstudy.analysis.load import StudyError, load_study
 from attnstudy.analysis.record import trained_at
+from attnstudy.schema import ID_SEQ_ACC
 from attnstudy.tracking_check import default_tracking_uri
 
 OUT = Path("docs/calibration.md")
@@ -53,7 +54,7 @@ of the studies it reads and keeps the others.
 
 def solvable_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Finished runs of cells that can solve their task (``solvable`` false: C6 only)."""
-    ok = ok_runs(runs, "id_seq_acc")
+    ok = ok_runs(runs, ID_SEQ_ACC)
     return ok[ok["solvable"].fillna(True).astype(bool)] if "solvable" in ok else ok
 
 

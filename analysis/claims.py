@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from attnstudy.analysis import rules
-from attnstudy.analysis.effects import COMPETENT_ID_ACC
+from attnstudy.analysis.effects import COMPETENT_ID_ACC, NEAR_OOD
 from attnstudy.analysis.rules import Finding, Frames
 from attnstudy.analysis.variants import LONG_RANGE_TASKS
 from attnstudy.positions import POSITIONS
+from attnstudy.schema import ID_SEQ_ACC
 from attnstudy.scores import SCORES
 
 RULE_VERSION = 3
@@ -136,7 +137,7 @@ CLAIMS: dict[str, Claim] = {
             f"match of the four forms dot, cosine, general and additive (all four needed) − "
             f"{COMPETENT_ID_ACC}; claimed sign positive. Per-form means and a Kruskal-Wallis "
             "test of near_ood_seq_acc are shown.",
-            "id_seq_acc",
+            ID_SEQ_ACC,
             1,
             0.02,
             "two points of exact match around the competence line: a form that close to it "
@@ -170,7 +171,7 @@ CLAIMS: dict[str, Claim] = {
             "claimed sign negative. A causal mask can give order (Kazemnejad et al. 2023), so "
             "this can fail. The bidirectional encoder, which without positions sees an unordered "
             "bag and cannot solve an order task by construction, is shown as that check.",
-            "id_seq_acc",
+            ID_SEQ_ACC,
             -1,
             0.05,
             ACCURACY_DELTA,
@@ -186,7 +187,7 @@ CLAIMS: dict[str, Claim] = {
             f"{NEAR_OOD_RULE}, plain positions, competent runs. E = sinusoidal − learned (the "
             "lecture's contrast: a formula against a learned table), same other configuration "
             f"and seed; claimed sign positive. {OOD_SHOWN}, and sinusoidal − none.",
-            "near_ood_seq_acc",
+            NEAR_OOD,
             1,
             0.05,
             ACCURACY_DELTA,
@@ -218,7 +219,7 @@ CLAIMS: dict[str, Claim] = {
             f"{NEAR_OOD_RULE}, plain positions, competent runs. E = learned − the mean of the "
             f"{RELATIVE}, same other configuration and seed; claimed sign negative. "
             f"{OOD_SHOWN}.",
-            "near_ood_seq_acc",
+            NEAR_OOD,
             -1,
             0.05,
             ACCURACY_DELTA,
@@ -234,7 +235,7 @@ CLAIMS: dict[str, Claim] = {
             f"{NEAR_OOD_RULE}, on the long-range recall tasks ({', '.join(LONG_RANGE_TASKS)}), "
             f"competent runs. E = mean of the {RELATIVE} − mean of the {ABSOLUTE}, same other "
             f"configuration and seed; claimed sign positive. {OOD_SHOWN}.",
-            "near_ood_seq_acc",
+            NEAR_OOD,
             1,
             0.05,
             ACCURACY_DELTA,
@@ -249,7 +250,7 @@ CLAIMS: dict[str, Claim] = {
             f"{NEAR_OOD_RULE}, over all tasks, competent runs. E = mean of the {RELATIVE} − "
             f"mean of the {ABSOLUTE}, same other configuration and seed; claimed sign "
             f"positive. {OOD_SHOWN}.",
-            "near_ood_seq_acc",
+            NEAR_OOD,
             1,
             0.05,
             ACCURACY_DELTA,

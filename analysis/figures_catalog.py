@@ -17,6 +17,7 @@ from attnstudy.analysis.aggregate import ok_runs
 from attnstudy.analysis.effects import COMPETENCE_TEXT, competent
 from attnstudy.analysis.load import Study, load_attention
 from attnstudy.analysis.rules import NEAR_OOD
+from attnstudy.schema import ID_SEQ_ACC
 
 PNG_DPI = 120
 MAX_FIGURE_HEIGHT_IN = 8.5  # leaves an A4 page room for the caption
@@ -210,7 +211,7 @@ def attention_examples(data: Study) -> dict[str, dict]:
         return {}
     by = tables.config_columns(ok)
     variants = [
-        (g[NEAR_OOD].mean(), g["id_seq_acc"].mean(), k, g) for k, g in ok.groupby(by, dropna=False)
+        (g[NEAR_OOD].mean(), g[ID_SEQ_ACC].mean(), k, g) for k, g in ok.groupby(by, dropna=False)
     ]
     variants.sort(key=lambda v: v[:2])
     picks = {"best": variants[-1]} | ({"worst": variants[0]} if len(variants) > 1 else {})

@@ -15,6 +15,14 @@ import seaborn as sns
 
 from attnstudy.analysis.effects import NEAR_OOD
 from attnstudy.analysis.variants import POSITION_NAMES, RANDOMIZED, SCORE_NAMES, variant_order
+from attnstudy.schema import (
+    ID_SEQ_ACC,
+    ID_TOKEN_ACC,
+    OOD_SEQ_ACC,
+    OOD_TOKEN_ACC,
+    TRAIN_LOSS,
+    VAL_SEQ_ACC,
+)
 
 MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
 
@@ -53,23 +61,23 @@ NO_INTERVAL = "n = 1, no interval"
 LABELS = {  # short enough for a panel's side; the panel title says which split it shows
     "seq_acc": "exact match (fraction)",
     "token_acc": "token accuracy (fraction)",
-    "id_seq_acc": "ID exact match (fraction)",
-    "ood_seq_acc": "OOD exact match (fraction)",
+    ID_SEQ_ACC: "ID exact match (fraction)",
+    OOD_SEQ_ACC: "OOD exact match (fraction)",
     NEAR_OOD: "exact match (L, 2L] (fraction)",
-    "id_token_acc": "ID token accuracy (fraction)",
-    "ood_token_acc": "OOD token accuracy (fraction)",
+    ID_TOKEN_ACC: "ID token accuracy (fraction)",
+    OOD_TOKEN_ACC: "OOD token accuracy (fraction)",
     "length": "input length (tokens)",
     "n_params": "parameters (count)",
     "step_time_ms": "step time (ms)",
     "peak_mem_mb": "activation memory (MB)",
-    "train_loss": "loss (nats per token)",
-    "val_seq_acc": "exact match (fraction)",
+    TRAIN_LOSS: "loss (nats per token)",
+    VAL_SEQ_ACC: "exact match (fraction)",
     "step": "training step",
     "id_position": "relative position (i + ½) / target length",
     "ood_position": "output position (0 = first)",
 }
-CURVE_TITLES = {"train_loss": "training loss", "val_seq_acc": "validation on training lengths"}
-TITLES = {"id_seq_acc": "training lengths", NEAR_OOD: "longer than training, up to 2L"}
+CURVE_TITLES = {TRAIN_LOSS: "training loss", VAL_SEQ_ACC: "validation on training lengths"}
+TITLES = {ID_SEQ_ACC: "training lengths", NEAR_OOD: "longer than training, up to 2L"}
 POSITION_SPLITS = {"id": "training lengths", "ood": "longer than training"}
 CI_ALPHA = 0.2
 

@@ -26,10 +26,11 @@ from optuna.trial import FrozenTrial, create_trial
 from attnstudy.analysis.load import StudyError
 from attnstudy.analysis.tables import Table, fmt
 from attnstudy.redact import redact
+from attnstudy.schema import ID_SEQ_ACC, NEAR_OOD_SEQ_ACC
 from attnstudy.study_config import StudySpec
 from attnstudy.work_queue import Stores, axis_values, classify, read_trials
 
-METRICS = ("id_seq_acc", "near_ood_seq_acc")  # the claims' primary metrics, ID and OOD
+METRICS = (ID_SEQ_ACC, NEAR_OOD_SEQ_ACC)  # the claims' primary metrics, ID and OOD
 MIN_TRIALS = 2
 SEED = 0
 MAX_DEPTH = 8

@@ -27,11 +27,12 @@ from attnstudy.analysis.variants import (
     variant_order,
 )
 from attnstudy.positions import POSITIONS
+from attnstudy.schema import ID_SEQ_ACC
 from attnstudy.scores import SCORES
 
 VARIANT_COLUMNS = ("task", "score", "position", "randomized")
 SETTING = [c for c in CONFIG_COLUMNS if c not in VARIANT_COLUMNS]  # held equal
-METRICS = {"id_seq_acc": "ID exact match", NEAR_OOD: "OOD exact match (L, 2L] (competent)"}
+METRICS = {ID_SEQ_ACC: "ID exact match", NEAR_OOD: "OOD exact match (L, 2L] (competent)"}
 SEEDS = "seeds: all (competent)"
 
 

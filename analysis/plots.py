@@ -43,6 +43,7 @@ from attnstudy.analysis.variants import (
     variant_labels,
     variant_order,
 )
+from attnstudy.schema import ID_SEQ_ACC, TRAIN_LOSS, VAL_SEQ_ACC
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap
@@ -194,7 +195,7 @@ def heads_effect(runs: pd.DataFrame) -> Figure | None:
     rows = [k for k, g in ok.groupby(groups) if g["heads"].nunique() > 1]
     if not rows:
         return None
-    metrics = ("id_seq_acc", NEAR_OOD)
+    metrics = (ID_SEQ_ACC, NEAR_OOD)
     fig, axes = layout.facets(len(rows), len(metrics))
     single = set()
     for ((task, arch, width), metric), ax in layout.cells(rows, metrics, axes):
@@ -212,7 +213,7 @@ def architecture_effect(runs: pd.DataFrame) -> Figure | None:
     ok = ok_runs(runs)
     if ok["arch"].nunique() < 2:
         return None
-    tasks, metrics = layout.levels(ok, "task"), ("id_seq_acc", NEAR_OOD)
+    tasks, metrics = layout.levels(ok, "task"), (ID_SEQ_ACC, NEAR_OOD)
     fig, axes = layout.facets(len(tasks), len(metrics))
     single = set()
     for (task, metric), ax in layout.cells(tasks, metrics, axes):
@@ -227,7 +228,7 @@ def architecture_effect(runs: pd.DataFrame) -> Figure | None:
 def training_curves(curves: pd.DataFrame) -> Figure | None:
     """Training loss and in-distribution validation exact match against the step, mean over
     runs per encoding, one row per task and architecture."""
-    metrics = [m for m in ("train_loss", "val_seq_acc") if (curves["metric"] == m).any()]
+    metrics = [m for m in (TRAIN_LOSS, VAL_SEQ_ACC) if (curves["metric"] == m).any()]
     if curves.empty or not metrics:
         return None
     data = curves.assign(variant=variant_labels(curves))
@@ -243,7 +244,7 @@ def training_curves(curves: pd.DataFrame) -> Figure | None:
         ax.set_xlabel(LABELS["step"])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         ax.set_ylabel(LABELS[metric])
-        if metric == "train_loss":
+        if metric == TRAIN_LOSS:
             _log_axis(ax)
         else:
             ax.set_ylim(-0.03, 1.03)

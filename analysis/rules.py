@@ -31,6 +31,7 @@ from attnstudy.analysis.effects import (
 )
 from attnstudy.analysis.variants import LONG_RANGE_TASKS
 from attnstudy.positions import POSITIONS
+from attnstudy.schema import ID_SEQ_ACC, OOD_SEQ_ACC
 from attnstudy.scores import SCORES
 
 SOURCE_MIRRORED = {"copy": False, "reverse": True}  # target i reproduces input i / L − 1 − i
@@ -41,8 +42,8 @@ MARGIN = "extrapolation_len − train_max_len"
 LOOSE_MARGIN = f"the same at exact match {LOOSE_THRESHOLD}"
 RNN_STRUGGLES = 0.9  # C1 reads configurations where the plain RNN's exact match at L is below
 RECORDED = (  # run metrics the rules read; a study that did not record one reads NaN
-    "id_seq_acc",
-    "ood_seq_acc",
+    ID_SEQ_ACC,
+    OOD_SEQ_ACC,
     NEAR_OOD,
     "extrapolation_len",
     "steps_to_95",
@@ -200,9 +201,9 @@ def c4_score_forms_viable(frames: Frames) -> Finding:
         worst = wide.reindex(columns=list(SCORE_FORMS)).min(axis=1, skipna=False)
         return worst, pd.Series(COMPETENT_ID_ACC, index=wide.index)
 
-    effect = contrast(runs, side, "id_seq_acc", pair_on("score"), combine=weakest_form)
+    effect = contrast(runs, side, ID_SEQ_ACC, pair_on("score"), combine=weakest_form)
     ok = runs[runs["status"] == "ok"]
-    means = ok[ok["score"].isin(SCORE_FORMS)].groupby("score")["id_seq_acc"].mean()
+    means = ok[ok["score"].isin(SCORE_FORMS)].groupby("score")[ID_SEQ_ACC].mean()
     means = ", ".join(f"{form} {acc:.3f}" for form, acc in means.items()) or "no runs"
     p = kruskal_p(runs, "score", NEAR_OOD)
     return Finding(
@@ -231,7 +232,7 @@ def c6_order_needs_encoding(frames: Frames) -> Finding:
     fam = family(runs)
     side = sides(fam == "none", fam != "none")
     effect, encoder = (
-        contrast(runs[runs["arch"] == arch], side, "id_seq_acc", pair_on("position"))
+        contrast(runs[runs["arch"] == arch], side, ID_SEQ_ACC, pair_on("position"))
         for arch in ("decoder", "encoder")
     )
     check = encoder.text("bidirectional encoder (unsolvable without positions by construction)")
@@ -251,7 +252,7 @@ def c8_learned_adapts(frames: Frames) -> Finding:
     runs = plain(frames.runs)
     side = _levels(runs, "position", ["learned"], ["sinusoidal"])
     effect = _across_encodings(runs, side, "steps_to_95_censored", False, reached_first_score)
-    acc = _across_encodings(runs, side, "id_seq_acc", need_competent=False)
+    acc = _across_encodings(runs, side, ID_SEQ_ACC, need_competent=False)
     return Finding(effect, acc.text("id_seq_acc, learned − sinusoidal"))
 
 
@@ -309,7 +310,7 @@ def _beside(runs: pd.DataFrame, side: pd.Series, contrasted: str) -> str:
     """What an OOD claim shows beside its primary: exact match over every tested length
     beyond training, and the extrapolation margin at exact match 0.9 and 0.5."""
     shown = (
-        ("ood_seq_acc", f"ood_seq_acc (every length beyond L), {contrasted}"),
+        (OOD_SEQ_ACC, f"ood_seq_acc (every length beyond L), {contrasted}"),
         ("extrapolation_margin", f"{MARGIN}, {contrasted}"),
         ("extrapolation_margin_50", LOOSE_MARGIN),
     )

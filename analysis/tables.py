@@ -27,14 +27,21 @@ from attnstudy.analysis.variants import (
     variant_labels,
     variant_order,
 )
+from attnstudy.schema import (
+    ID_SEQ_ACC,
+    ID_TOKEN_ACC,
+    NEAR_OOD_TOKEN_ACC,
+    OOD_SEQ_ACC,
+    OOD_TOKEN_ACC,
+)
 
 SHOWN_CONFIG = ("task", "arch", "score", "position", "heads")
 METRIC_NAMES = {
-    "id_seq_acc": "ID exact match",
+    ID_SEQ_ACC: "ID exact match",
     NEAR_OOD: "OOD exact match (L, 2L]",  # the claims' primary: L < length ≤ 2L
-    "ood_seq_acc": "OOD exact match (every length > L)",
-    "id_token_acc": "ID token acc.",
-    "ood_token_acc": "OOD token acc.",
+    OOD_SEQ_ACC: "OOD exact match (every length > L)",
+    ID_TOKEN_ACC: "ID token acc.",
+    OOD_TOKEN_ACC: "OOD token acc.",
     "extrapolation_len": "extrap. length",  # longest length passed at exact match 0.9
 }
 COST_METRICS = {
@@ -43,19 +50,19 @@ COST_METRICS = {
     "peak_mem_mb": "activation memory (MB)",
 }
 STAT_AXES = ("position", "score", "heads", "arch", "randomized")
-STAT_METRICS = (NEAR_OOD, "id_seq_acc")
+STAT_METRICS = (NEAR_OOD, ID_SEQ_ACC)
 AXES = {  # the study's axes, each summarised in one table, and what its levels are called
     "position": "positional encoding",
     "score": "score function",
     "heads": "heads",
     "arch": "architecture",
 }
-AXIS_METRICS = ("id_seq_acc", NEAR_OOD, "extrapolation_len")
+AXIS_METRICS = (ID_SEQ_ACC, NEAR_OOD, "extrapolation_len")
 EXTRAPOLATION_METRICS = (  # compared over competent runs only
     NEAR_OOD,
-    "near_ood_token_acc",
-    "ood_seq_acc",
-    "ood_token_acc",
+    NEAR_OOD_TOKEN_ACC,
+    OOD_SEQ_ACC,
+    OOD_TOKEN_ACC,
     "extrapolation_len",
 )
 GRID_POINT = ("grid point",)

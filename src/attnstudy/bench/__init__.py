@@ -6,7 +6,8 @@ one process (issue 7). Each section is one module returning table rows:
 5.   memory.py     — peak forward memory of each score function and encoding
 6.   throughput.py — study trials per hour with 1 and 2 workers
 7.   overheads.py  — data generation and MLflow tracking inside a trial
-8.   trials.py     — trials per hour at the standard regime, one length per step vs padded
+8.   trials.py     — trials per hour at the standard regime: packed rows and teacher-forced
+                    validation vs the loop as it was (padded, greedy validation)
 
 `run_bench` returns the rows and a description of the machine; report.py writes them.
 """

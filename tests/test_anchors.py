@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from attnstudy.analysis.anchors import KAZEMNEJAD_OOD, deletang, kazemnejad, score_functions
+from attnstudy.analysis.anchors import (
+    DELETANG_STATISTIC,
+    KAZEMNEJAD_OOD,
+    RUOSS_STATISTIC,
+    deletang,
+    kazemnejad,
+    score_functions,
+)
+from attnstudy.schema import ID_SEQ_ACC, ID_SEQ_ACC_AT_MAX, OOD_SEQ_ACC, OOD_TOKEN_ACC
 
 
 def synthetic_runs(**fixed) -> pd.DataFrame:
@@ -17,8 +25,8 @@ def synthetic_runs(**fixed) -> pd.DataFrame:
         base
         | fixed
         | {"task": "copy", "position": p, "seed": s, "run_id": f"{p}{s}"}
-        | {"ood_seq_acc": 0.1 * i, "ood_token_acc": 0.5, "id_seq_acc": 1.0}
-        | {"id_seq_acc_at_max": 1.0}
+        | {OOD_SEQ_ACC: 0.1 * i, OOD_TOKEN_ACC: 0.5, ID_SEQ_ACC: 1.0}
+        | {ID_SEQ_ACC_AT_MAX: 1.0}
         for i, p in enumerate(KAZEMNEJAD_OOD["copy"])
         for s in range(3)
     ]
@@ -40,7 +48,7 @@ def test_kazemnejad_setting_puts_our_means_beside_theirs():
 
 def test_kazemnejad_ours_counts_only_runs_that_learned_the_training_lengths():
     runs = synthetic_runs()
-    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "id_seq_acc_at_max", "ood_seq_acc"]] = [
+    runs.loc[runs["run_id"] == "t50", [ID_SEQ_ACC, ID_SEQ_ACC_AT_MAX, OOD_SEQ_ACC]] = [
         0.5,
         0.5,
         0.9,
@@ -48,7 +56,7 @@ def test_kazemnejad_ours_counts_only_runs_that_learned_the_training_lengths():
     copy = {r["encoding"]: r for r in kazemnejad(runs)["rows"] if r["task"] == "copy"}
     assert copy["t5"]["ours mean [95% CI]"].startswith("0.100 [")  # seeds 1 and 2 only
     assert copy["t5"]["seeds"] == 2 and copy["t5"]["ours ID"] == "0.833"
-    runs.loc[runs["position"] == "none", ["id_seq_acc", "id_seq_acc_at_max"]] = 0.8
+    runs.loc[runs["position"] == "none", [ID_SEQ_ACC, ID_SEQ_ACC_AT_MAX]] = 0.8
     copy = {r["encoding"]: r for r in kazemnejad(runs)["rows"] if r["task"] == "copy"}
     assert copy["none"]["ours mean [95% CI]"] == "no competent run"
     assert copy["none"]["ours ID"] == "0.800"
@@ -86,14 +94,14 @@ def test_score_functions_compare_only_configurations_run_with_several_scores_ove
     base = {"status": "ok", "task": "copy", "arch": "decoder", "position": "rope"}
     base |= {"randomized": False, "heads": 2, "d_model": 32, "n_layers": 2}
     rows = [
-        base | {"score": s, "seed": seed, "run_id": f"{s}{seed}", "id_seq_acc": acc}
+        base | {"score": s, "seed": seed, "run_id": f"{s}{seed}", ID_SEQ_ACC: acc}
         for s, acc in (("dot", 0.9), ("general", 0.8), ("scaled_dot", 1.0))
         for seed in range(3)
     ]
     rows += [
         base
         | {"arch": "encoder", "position": "none", "score": "scaled_dot", "seed": seed}
-        | {"run_id": f"enc{seed}", "id_seq_acc_at_max": 0.1}
+        | {"run_id": f"enc{seed}", ID_SEQ_ACC_AT_MAX: 0.1}
         for seed in range(3)
     ]
     rows += [  # a second task doubles the runs of each seed, not the seeds
@@ -124,3 +132,23 @@ def test_deletang_rows_count_seeds_not_runs():
     shuffled = runs.assign(randomized=True, ood_token_acc=0.7)
     rows = deletang(pd.concat([runs, shuffled], ignore_index=True))["rows"][:-1]
     assert {row["seeds"] for row in rows} == {3}
+
+
+def test_deletang_setting_computes_their_statistics_on_every_run_beside_ours():
+    """Delétang et al. report the maximum over seeds and Ruoss et al. average the gain over
+    every model: both over every run, learned or not, where ours counts competent runs."""
+    runs = synthetic_runs(arch="encoder", train_max_len=8, eval_max_len=32)
+    shuffled = runs.assign(randomized=True, ood_token_acc=0.7)
+    failed = shuffled.iloc[:1].assign(
+        id_seq_acc_at_max=0.5, ood_token_acc=0.95, seed=3, run_id="failed"
+    )
+    block = deletang(pd.concat([runs, shuffled, failed], ignore_index=True))
+    rows = {(r["task"], r["encoding"], r["randomized"]): r for r in block["rows"][:-1]}
+    first = rows["copy", "none", "True"]
+    assert first["seeds"] == 3 and first["ours max"] == "0.700"  # the failed run left out
+    assert first[DELETANG_STATISTIC] == "0.950"  # the maximum over every seed's run
+    gain = block["rows"][-1]
+    assert gain["ours mean [95% CI]"] == "20.0 [20.0, 20.0]"
+    assert "train_max_len 8, eval_max_len 32" in block["note"]  # beside their 1..40, 41..500
+    every_run = (0.7 * 15 + 0.95) / 16 - 0.5  # all randomized runs minus all plain ones
+    assert gain[RUOSS_STATISTIC] == f"{100 * every_run:+.1f}"

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import weasyprint
-from chromium import open_page
+from chromium import ensure, open_page
 from frames import BASE_RUN, modern_runs
 from mlflow.tracking import MlflowClient
 from PIL import Image
@@ -62,23 +62,6 @@ CLAIMS = list(CLAIMS_SPEC)
 LONG = 20  # rows: a table longer than this comes after the claim verdicts
 MARGIN_PT = 14 / 25.4 * 72  # the stylesheet's left and right page margins
 PATIENCE = 600  # s; bounds a hang only: Chromium 2.2 s, pdftoppm 0.3 s measured at load 6
-
-
-def ensure(binary: str, package: str) -> str:
-    """The path of ``binary``, installing the Debian ``package`` when missing and possible;
-    skips the test (saying why) when it cannot be had."""
-    found = shutil.which(binary)
-    if found is None and shutil.which("apt-get"):
-        for command in (
-            ["apt-get", "install", "-y", "--no-install-recommends", package],
-            ["sh", "-c", f"apt-get update && apt-get install -y {package}"],
-        ):
-            if subprocess.run(command, capture_output=True, timeout=900).returncode == 0:
-                break
-        found = shutil.which(binary)
-    if found is None:
-        pytest.skip(f"{binary} is not installed and `apt-get install {package}` failed")
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ examples pass and some fail, at lengths inside and beyond training."""
 
 import pytest
 import torch
+from builders import TINY_MODEL
 
 from attnstudy.archs import ARCHS
 from attnstudy.bench.trials import greedy_validation
@@ -18,26 +19,24 @@ LENGTHS = {n: 48 for n in range(1, 13)}
 CPU = torch.device("cpu")
 
 
+# TINY_MODEL trained long enough that some examples pass and some fail, at lengths inside
+# and beyond training
+PARTLY_TRAINED = TINY_MODEL | dict(
+    eval_max_len=12,
+    steps=150,
+    val_every=50,
+    val_samples=24,
+    eval_samples=4,
+    batch_size=32,
+    lr=5e-3,
+    warmup_steps=10,
+    device="cpu",
+)
+
+
 def partly_trained(arch: str, position: str, randomized: bool = False):
-    cfg = make_config(
-        task="reverse",
-        arch=arch,
-        position=position,
-        randomized=randomized,
-        d_model=16,
-        heads=2,
-        train_max_len=6,
-        eval_max_len=12,
-        steps=150,
-        val_every=50,
-        val_samples=24,
-        eval_samples=4,
-        batch_size=32,
-        lr=5e-3,
-        warmup_steps=10,
-        device="cpu",
-    )
-    return run(cfg)
+    variant = dict(task="reverse", arch=arch, position=position, randomized=randomized)
+    return run(make_config(**(PARTLY_TRAINED | variant)))
 
 
 MODELS = [
@@ -80,19 +79,7 @@ def test_validation_exact_match_is_the_mean_of_greedy_exact_match_over_lengths(t
 def test_training_selects_the_same_checkpoint_as_with_greedy_validation():
     """The teacher-forced pass is purely computational: the run it selects, and so every
     result, is bit-identical to the one greedy validation selects."""
-    cfg = make_config(
-        task="copy",
-        d_model=16,
-        heads=2,
-        train_max_len=6,
-        eval_max_len=12,
-        steps=120,
-        val_every=20,
-        val_samples=48,
-        eval_samples=16,
-        lr=5e-3,
-        device="cpu",
-    )
+    cfg = make_config(**(PARTLY_TRAINED | dict(task="copy", steps=120, val_every=20)))
     forced, greedy = run(cfg), run(cfg, validator=greedy_validation)
     checks = [[r["val_seq_acc"] for r in x.history if "val_seq_acc" in r] for x in (forced, greedy)]
     assert checks[0] == checks[1] and len(set(checks[0])) > 2  # validation moved, identically

@@ -24,7 +24,7 @@ from attnstudy.analysis.effects import (
     sign_flip_p,
     smallest_p,
 )
-from attnstudy.schema import ID_SEQ_ACC, ID_TOKEN_ACC, OOD_SEQ_ACC, OOD_TOKEN_ACC
+from attnstudy.schema import EXTRAPOLATION_LEN, ID_SEQ_ACC, ID_TOKEN_ACC, OOD_SEQ_ACC, OOD_TOKEN_ACC
 
 CONFIG_COLUMNS = (
     "task",
@@ -46,7 +46,7 @@ SUMMARY_METRICS = (
     OOD_SEQ_ACC,
     ID_TOKEN_ACC,
     OOD_TOKEN_ACC,
-    "extrapolation_len",
+    EXTRAPOLATION_LEN,
 )
 MAX_PERMUTATION_N = 20
 

@@ -28,7 +28,7 @@ from attnstudy.analysis.aggregate import ok_runs
 from attnstudy.analysis.effects import COMPETENCE_TEXT, competent
 from attnstudy.analysis.load import StudyError, load_study
 from attnstudy.analysis.record import trained_at
-from attnstudy.schema import ID_SEQ_ACC
+from attnstudy.schema import ID_SEQ_ACC, STEPS_TO_95
 from attnstudy.tracking_check import default_tracking_uri
 
 OUT = Path("docs/calibration.md")
@@ -71,8 +71,8 @@ def _row(budget: dict, group: pd.DataFrame) -> dict:
     return budget | {
         "runs": len(group),
         "competent": len(learned),
-        "median_steps_to_95": learned["steps_to_95"].median(),
-        "max_steps_to_95": learned["steps_to_95"].max(),
+        "median_steps_to_95": learned[STEPS_TO_95].median(),
+        "max_steps_to_95": learned[STEPS_TO_95].max(),
         "short": _short_variants(group),
     }
 

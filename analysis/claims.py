@@ -14,7 +14,7 @@ from attnstudy.analysis.effects import COMPETENT_ID_ACC, NEAR_OOD
 from attnstudy.analysis.rules import Finding, Frames
 from attnstudy.analysis.variants import LONG_RANGE_TASKS
 from attnstudy.positions import POSITIONS
-from attnstudy.schema import ID_SEQ_ACC
+from attnstudy.schema import ATTN_ALIGNMENT, ID_SEQ_ACC
 from attnstudy.scores import SCORES
 
 RULE_VERSION = 3
@@ -120,7 +120,7 @@ CLAIMS: dict[str, Claim] = {
             "attn_alignment − attn_alignment_init (the same statistic, best head included, of "
             "the same model at initialisation: what the architecture gives before any data), "
             "per run; claimed sign positive. The uniform-attention mass is shown.",
-            "attn_alignment",
+            ATTN_ALIGNMENT,
             1,
             0.05,
             "five points of attention mass on the expected key",

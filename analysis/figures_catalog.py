@@ -17,7 +17,7 @@ from attnstudy.analysis.aggregate import ok_runs
 from attnstudy.analysis.effects import COMPETENCE_TEXT, competent
 from attnstudy.analysis.load import Study, load_attention
 from attnstudy.analysis.rules import NEAR_OOD
-from attnstudy.schema import ID_SEQ_ACC
+from attnstudy.schema import ATTN_SHARPNESS, ID_SEQ_ACC
 
 PNG_DPI = 120
 MAX_FIGURE_HEIGHT_IN = 8.5  # leaves an A4 page room for the caption
@@ -206,7 +206,7 @@ def attention_examples(data: Study) -> dict[str, dict]:
     runs with attention, ranked by mean OOD exact match over L < length ≤ 2L, then by ID
     exact match, over seeds; titled."""
     ok = ok_runs(data.runs, NEAR_OOD)
-    ok = ok[ok["attn_sharpness"].notna()]
+    ok = ok[ok[ATTN_SHARPNESS].notna()]
     if ok.empty:
         return {}
     by = tables.config_columns(ok)

@@ -55,23 +55,23 @@ SUMMARY_METRICS = (
     schema.OOD_TOKEN_ACC,
     NEAR_OOD,
     schema.NEAR_OOD_TOKEN_ACC,
-    "extrapolation_len",
-    "extrapolation_len_50",
-    "n_params",
-    "step_time_ms",
-    "peak_mem_mb",
-    "steps_to_95",
-    "attn_sharpness",
-    "attn_alignment",
-    "attn_alignment_uniform",
-    "attn_alignment_init",
-    "head_diversity",
-    "head_diversity_init",
-    "best_step",
-    "steps_trained",
+    schema.EXTRAPOLATION_LEN,
+    schema.EXTRAPOLATION_LEN_50,
+    schema.N_PARAMS,
+    schema.STEP_TIME_MS,
+    schema.PEAK_MEM_MB,
+    schema.STEPS_TO_95,
+    schema.ATTN_SHARPNESS,
+    schema.ATTN_ALIGNMENT,
+    schema.ATTN_ALIGNMENT_UNIFORM,
+    schema.ATTN_ALIGNMENT_INIT,
+    schema.HEAD_DIVERSITY,
+    schema.HEAD_DIVERSITY_INIT,
+    schema.BEST_STEP,
+    schema.STEPS_TRAINED,
     schema.TRAIN_SECONDS,
 )
-RENAMED_METRICS = {"activation_mb": "peak_mem_mb"}
+RENAMED_METRICS = {schema.ACTIVATION_MB: schema.PEAK_MEM_MB}
 CURVE_METRICS = (schema.TRAIN_LOSS, schema.VAL_SEQ_ACC, "val_token_acc")
 LENGTH_METRICS = {schema.EVAL_SEQ_ACC: "seq_acc", schema.EVAL_TOKEN_ACC: "token_acc"}
 # the per-position metrics of the runs logged before the position table

@@ -17,6 +17,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from attnstudy import schema
 from attnstudy.analysis import figures_layout as layout
 from attnstudy.analysis.aggregate import mean_reciprocal_rank, ok_runs
 from attnstudy.analysis.effects import NEAR_OOD
@@ -43,7 +44,6 @@ from attnstudy.analysis.variants import (
     variant_labels,
     variant_order,
 )
-from attnstudy.schema import ID_SEQ_ACC, TRAIN_LOSS, VAL_SEQ_ACC
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 HEATMAP_ROW = 0.24  # inches per variant row of the length heatmap
@@ -195,7 +195,7 @@ def heads_effect(runs: pd.DataFrame) -> Figure | None:
     rows = [k for k, g in ok.groupby(groups) if g["heads"].nunique() > 1]
     if not rows:
         return None
-    metrics = (ID_SEQ_ACC, NEAR_OOD)
+    metrics = (schema.ID_SEQ_ACC, NEAR_OOD)
     fig, axes = layout.facets(len(rows), len(metrics))
     single = set()
     for ((task, arch, width), metric), ax in layout.cells(rows, metrics, axes):
@@ -213,7 +213,7 @@ def architecture_effect(runs: pd.DataFrame) -> Figure | None:
     ok = ok_runs(runs)
     if ok["arch"].nunique() < 2:
         return None
-    tasks, metrics = layout.levels(ok, "task"), (ID_SEQ_ACC, NEAR_OOD)
+    tasks, metrics = layout.levels(ok, "task"), (schema.ID_SEQ_ACC, NEAR_OOD)
     fig, axes = layout.facets(len(tasks), len(metrics))
     single = set()
     for (task, metric), ax in layout.cells(tasks, metrics, axes):
@@ -228,7 +228,7 @@ def architecture_effect(runs: pd.DataFrame) -> Figure | None:
 def training_curves(curves: pd.DataFrame) -> Figure | None:
     """Training loss and in-distribution validation exact match against the step, mean over
     runs per encoding, one row per task and architecture."""
-    metrics = [m for m in (TRAIN_LOSS, VAL_SEQ_ACC) if (curves["metric"] == m).any()]
+    metrics = [m for m in (schema.TRAIN_LOSS, schema.VAL_SEQ_ACC) if (curves["metric"] == m).any()]
     if curves.empty or not metrics:
         return None
     data = curves.assign(variant=variant_labels(curves))
@@ -244,7 +244,7 @@ def training_curves(curves: pd.DataFrame) -> Figure | None:
         ax.set_xlabel(LABELS["step"])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         ax.set_ylabel(LABELS[metric])
-        if metric == TRAIN_LOSS:
+        if metric == schema.TRAIN_LOSS:
             _log_axis(ax)
         else:
             ax.set_ylim(-0.03, 1.03)
@@ -264,7 +264,9 @@ def cost_figure(runs: pd.DataFrame) -> Figure | None:
     """Parameters, step time and activation memory per score function and encoding (mean
     and 95% CI over seeds), from the runs that finished; one row per task and architecture."""
     ok = ok_runs(runs)
-    metrics = [m for m in ("n_params", "step_time_ms", "peak_mem_mb") if ok[m].notna().any()]
+    metrics = [
+        m for m in (schema.N_PARAMS, schema.STEP_TIME_MS, schema.PEAK_MEM_MB) if ok[m].notna().any()
+    ]
     if ok.empty or not metrics:
         return None
     panels = layout.pairs(ok)

@@ -20,7 +20,7 @@ from attnstudy.analysis.rules import NEAR_OOD
 from attnstudy.analysis.tables import competent_extrapolation
 from attnstudy.analysis.variants import transformers, variant_labels
 from attnstudy.analysis.verdicts import Verdict
-from attnstudy.schema import CPU, GIT_COMMIT, GIT_DIRTY, ID_SEQ_ACC, THREADS
+from attnstudy.schema import CPU, EXTRAPOLATION_LEN, GIT_COMMIT, GIT_DIRTY, ID_SEQ_ACC, THREADS
 
 RESULTS = Path("results")
 
@@ -82,7 +82,7 @@ def encoding_rows(runs: pd.DataFrame) -> list[str]:
             competent=(NEAR_OOD, "count"),
             id=(ID_SEQ_ACC, "mean"),
             ood=(NEAR_OOD, "mean"),
-            ext=("extrapolation_len", "mean"),
+            ext=(EXTRAPOLATION_LEN, "mean"),
         )
     )
     for key, r in table.sort_values("ood", ascending=False).iterrows():

@@ -31,7 +31,22 @@ from attnstudy.analysis.effects import (
 )
 from attnstudy.analysis.variants import LONG_RANGE_TASKS
 from attnstudy.positions import POSITIONS
-from attnstudy.schema import ID_SEQ_ACC, OOD_SEQ_ACC
+from attnstudy.schema import (
+    ATTN_ALIGNMENT,
+    ATTN_ALIGNMENT_INIT,
+    ATTN_ALIGNMENT_UNIFORM,
+    ATTN_SHARPNESS,
+    EXTRAPOLATION_LEN,
+    HEAD_DIVERSITY,
+    HEAD_DIVERSITY_INIT,
+    ID_SEQ_ACC,
+    N_PARAMS,
+    OOD_SEQ_ACC,
+    PEAK_MEM_MB,
+    STEP_TIME_MS,
+    STEPS_TO_95,
+    STEPS_TRAINED,
+)
 from attnstudy.scores import SCORES
 
 SOURCE_MIRRORED = {"copy": False, "reverse": True}  # target i reproduces input i / L − 1 − i
@@ -45,18 +60,18 @@ RECORDED = (  # run metrics the rules read; a study that did not record one read
     ID_SEQ_ACC,
     OOD_SEQ_ACC,
     NEAR_OOD,
-    "extrapolation_len",
-    "steps_to_95",
-    "steps_trained",
-    "step_time_ms",
-    "peak_mem_mb",
-    "n_params",
-    "attn_sharpness",
-    "attn_alignment",
-    "attn_alignment_uniform",
-    "attn_alignment_init",
-    "head_diversity",
-    "head_diversity_init",
+    EXTRAPOLATION_LEN,
+    STEPS_TO_95,
+    STEPS_TRAINED,
+    STEP_TIME_MS,
+    PEAK_MEM_MB,
+    N_PARAMS,
+    ATTN_SHARPNESS,
+    ATTN_ALIGNMENT,
+    ATTN_ALIGNMENT_UNIFORM,
+    ATTN_ALIGNMENT_INIT,
+    HEAD_DIVERSITY,
+    HEAD_DIVERSITY_INIT,
 )
 
 
@@ -127,15 +142,15 @@ def derive(runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame) -
             for task, mirrored in SOURCE_MIRRORED.items()
         ]
     )
-    reached = runs["steps_to_95"].notna()
+    reached = runs[STEPS_TO_95].notna()
     loose = extrapolation_lengths(lengths, LOOSE_THRESHOLD)
     return runs.assign(
         early_minus_late=runs["run_id"].map(gap).astype(float),
         long_id_seq_acc=runs["run_id"].map(long_length_accuracy(lengths)).astype(float),
-        extrapolation_margin=runs["extrapolation_len"] - runs["train_max_len"],
+        extrapolation_margin=runs[EXTRAPOLATION_LEN] - runs["train_max_len"],
         extrapolation_margin_50=runs["run_id"].map(loose).astype(float) - runs["train_max_len"],
-        steps_to_95_censored=runs["steps_to_95"].where(reached, -runs["steps_trained"]),
-        log_step_time=np.log(runs["step_time_ms"].astype(float)),
+        steps_to_95_censored=runs[STEPS_TO_95].where(reached, -runs[STEPS_TRAINED]),
+        log_step_time=np.log(runs[STEP_TIME_MS].astype(float)),
         **{
             COMPETENCE_METRIC: competence_accuracy(runs, lengths),
             NEAR_OOD: near_ood_accuracy(runs, lengths),
@@ -181,11 +196,11 @@ def c2_attention_removes_bottleneck(frames: Frames) -> Finding:
 
 def c3_alignment_emerges(frames: Frames) -> Finding:
     runs = frames.runs
-    measured = runs.loc[runs["attn_alignment_uniform"].notna(), ["task", "arch"]]
+    measured = runs.loc[runs[ATTN_ALIGNMENT_UNIFORM].notna(), ["task", "arch"]]
     runs = runs[runs["task"].isin(measured["task"]) & runs["arch"].isin(measured["arch"])]
-    effect = within_runs(runs, "attn_alignment", "attn_alignment_init", pair_on())
-    uniform = within_runs(runs, "attn_alignment", "attn_alignment_uniform", pair_on())
-    sharp = runs["attn_sharpness"].mean()
+    effect = within_runs(runs, ATTN_ALIGNMENT, ATTN_ALIGNMENT_INIT, pair_on())
+    uniform = within_runs(runs, ATTN_ALIGNMENT, ATTN_ALIGNMENT_UNIFORM, pair_on())
+    sharp = runs[ATTN_SHARPNESS].mean()
     return Finding(
         effect,
         f"{uniform.text('trained minus uniform attention')}; attn_sharpness (largest weight, "
@@ -217,9 +232,7 @@ def c5_heads_help(frames: Frames) -> Finding:
     side = _head_extremes(runs)
     effect = contrast(runs, side, "long_id_seq_acc", pair_on("heads"))
     ood = contrast(runs, side, NEAR_OOD, pair_on("heads"), need_competent=True)
-    diversity = within_runs(
-        runs[runs["heads"] > 1], "head_diversity", "head_diversity_init", pair_on()
-    )
+    diversity = within_runs(runs[runs["heads"] > 1], HEAD_DIVERSITY, HEAD_DIVERSITY_INIT, pair_on())
     return Finding(
         effect,
         f"{ood.text(f'most minus fewest heads, {NEAR_OOD} (competent)')}; "
@@ -294,7 +307,7 @@ def c12_relative_costs_more(frames: Frames) -> Finding:
     effect = _across_encodings(runs, side, "log_step_time", need_competent=False)
     shown = [
         _across_encodings(runs, side, m, need_competent=False).text(f"{m} (shown only)")
-        for m in ("peak_mem_mb", "n_params")
+        for m in (PEAK_MEM_MB, N_PARAMS)
     ]
     return Finding(effect, "; ".join(shown) + _left_out(runs))
 

@@ -28,11 +28,15 @@ from attnstudy.analysis.variants import (
     variant_order,
 )
 from attnstudy.schema import (
+    EXTRAPOLATION_LEN,
     ID_SEQ_ACC,
     ID_TOKEN_ACC,
+    N_PARAMS,
     NEAR_OOD_TOKEN_ACC,
     OOD_SEQ_ACC,
     OOD_TOKEN_ACC,
+    PEAK_MEM_MB,
+    STEP_TIME_MS,
 )
 
 SHOWN_CONFIG = ("task", "arch", "score", "position", "heads")
@@ -42,12 +46,12 @@ METRIC_NAMES = {
     OOD_SEQ_ACC: "OOD exact match (every length > L)",
     ID_TOKEN_ACC: "ID token acc.",
     OOD_TOKEN_ACC: "OOD token acc.",
-    "extrapolation_len": "extrap. length",  # longest length passed at exact match 0.9
+    EXTRAPOLATION_LEN: "extrap. length",  # longest length passed at exact match 0.9
 }
 COST_METRICS = {
-    "n_params": "parameters",
-    "step_time_ms": "step time (ms)",
-    "peak_mem_mb": "activation memory (MB)",
+    N_PARAMS: "parameters",
+    STEP_TIME_MS: "step time (ms)",
+    PEAK_MEM_MB: "activation memory (MB)",
 }
 STAT_AXES = ("position", "score", "heads", "arch", "randomized")
 STAT_METRICS = (NEAR_OOD, ID_SEQ_ACC)
@@ -57,13 +61,13 @@ AXES = {  # the study's axes, each summarised in one table, and what its levels 
     "heads": "heads",
     "arch": "architecture",
 }
-AXIS_METRICS = (ID_SEQ_ACC, NEAR_OOD, "extrapolation_len")
+AXIS_METRICS = (ID_SEQ_ACC, NEAR_OOD, EXTRAPOLATION_LEN)
 EXTRAPOLATION_METRICS = (  # compared over competent runs only
     NEAR_OOD,
     NEAR_OOD_TOKEN_ACC,
     OOD_SEQ_ACC,
     OOD_TOKEN_ACC,
-    "extrapolation_len",
+    EXTRAPOLATION_LEN,
 )
 GRID_POINT = ("grid point",)
 NOT_APPLICABLE = {  # architectures an axis means nothing for, read from their class facts
@@ -109,7 +113,7 @@ class Table:
 
 
 def digits_of(metric: str) -> int:
-    return 1 if metric == "extrapolation_len" else 3
+    return 1 if metric == EXTRAPOLATION_LEN else 3
 
 
 def config_columns(runs: pd.DataFrame) -> list[str]:
@@ -186,7 +190,7 @@ def cost_table(runs: pd.DataFrame) -> Table:
         row = {c: fmt(v) for c, v in zip(by, key, strict=True)}
         row["runs"] = len(group)
         for metric, name in COST_METRICS.items():
-            row[name] = fmt(float(group[metric].mean()), 0 if metric == "n_params" else 2)
+            row[name] = fmt(float(group[metric].mean()), 0 if metric == N_PARAMS else 2)
         rows.append(row)
     return Table("cost", "Cost per variant", [*by, "runs", *COST_METRICS.values()], rows)
 

@@ -8,6 +8,17 @@ import pandas as pd
 from frames import BASE_RUN
 
 from attnstudy.analysis.variants import LONG_RANGE_TASKS
+from attnstudy.schema import (
+    ATTN_ALIGNMENT,
+    ATTN_ALIGNMENT_INIT,
+    ATTN_ALIGNMENT_UNIFORM,
+    ATTN_SHARPNESS,
+    ID_SEQ_ACC,
+    ID_SEQ_ACC_AT_MAX,
+    NEAR_OOD_SEQ_ACC,
+    STEP_TIME_MS,
+    STEPS_TO_95,
+)
 
 NO_LENGTHS = pd.DataFrame(columns=["run_id", "length", "seq_acc", "train_max_len"])
 NO_POSITIONS = pd.DataFrame(
@@ -44,7 +55,7 @@ def with_lengths(runs: pd.DataFrame, acc: pd.Series) -> Frames3:
         for r, value in zip(runs.itertuples(), acc, strict=True)
         for n in range(1, r.train_max_len + 1)
     ]
-    return runs.drop(columns="id_seq_acc_at_max"), pd.DataFrame(rows), NO_POSITIONS
+    return runs.drop(columns=ID_SEQ_ACC_AT_MAX), pd.DataFrame(rows), NO_POSITIONS
 
 
 def c1(effects: Sequence[float]) -> Frames3:
@@ -52,7 +63,7 @@ def c1(effects: Sequence[float]) -> Frames3:
     within each length, token accuracy on the first quarter of the input is 0.6 (+ the
     effect for the RNN), 1.0 on the last quarter."""
     rows = [
-        {"arch": arch, "seed": s, "id_seq_acc_at_max": 0.5 if arch == "rnn" else 1.0}
+        {"arch": arch, "seed": s, ID_SEQ_ACC_AT_MAX: 0.5 if arch == "rnn" else 1.0}
         for s in range(len(effects))
         for arch in ("rnn", "rnn-attention")
     ]
@@ -82,8 +93,8 @@ def c2(effects: Sequence[float]) -> Frames3:
 
 def c3(effects: Sequence[float]) -> Frames3:
     rows = [
-        {"seed": s, "attn_alignment": 0.3 + e, "attn_alignment_init": 0.3}
-        | {"attn_alignment_uniform": 0.1, "attn_sharpness": 0.9}
+        {"seed": s, ATTN_ALIGNMENT: 0.3 + e, ATTN_ALIGNMENT_INIT: 0.3}
+        | {ATTN_ALIGNMENT_UNIFORM: 0.1, ATTN_SHARPNESS: 0.9}
         for s, e in enumerate(effects)
     ]
     return runs_only(make_runs(*rows))
@@ -93,9 +104,7 @@ def c4(effects: Sequence[float]) -> Frames3:
     """Every score form at 0.95 + the effect."""
     forms = ("dot", "cosine", "general", "additive")
     rows = [
-        {"score": f, "seed": s, "id_seq_acc": 0.95 + e}
-        for s, e in enumerate(effects)
-        for f in forms
+        {"score": f, "seed": s, ID_SEQ_ACC: 0.95 + e} for s, e in enumerate(effects) for f in forms
     ]
     return runs_only(make_runs(*rows))
 
@@ -110,7 +119,7 @@ def c6(effects: Sequence[float]) -> Frames3:
     """Causal decoder: none (A) against sinusoidal and learned (B)."""
     rows = [
         {"arch": "decoder", "position": p, "seed": s}
-        | {"id_seq_acc": 0.5 + (e if p == "none" else 0.0)}
+        | {ID_SEQ_ACC: 0.5 + (e if p == "none" else 0.0)}
         for s, e in enumerate(effects)
         for p in ("none", "sinusoidal", "learned")
     ]
@@ -119,7 +128,7 @@ def c6(effects: Sequence[float]) -> Frames3:
 
 def c7(effects: Sequence[float]) -> Frames3:
     return paired_runs(
-        "near_ood_seq_acc", {"position": "sinusoidal"}, {"position": "learned"}, effects, 0.3
+        NEAR_OOD_SEQ_ACC, {"position": "sinusoidal"}, {"position": "learned"}, effects, 0.3
     )
 
 
@@ -133,9 +142,9 @@ def c8(effects: Sequence[float]) -> Frames3:
             {
                 "position": "learned",
                 "seed": s,
-                "steps_to_95": 500.0 + 300 * math.copysign(1, e) * (abs(e) > 0.01),
+                STEPS_TO_95: 500.0 + 300 * math.copysign(1, e) * (abs(e) > 0.01),
             },
-            {"position": "sinusoidal", "seed": s, "steps_to_95": 500.0},
+            {"position": "sinusoidal", "seed": s, STEPS_TO_95: 500.0},
         )
     ]
     return runs_only(make_runs(*rows))
@@ -143,19 +152,19 @@ def c8(effects: Sequence[float]) -> Frames3:
 
 def c9(effects: Sequence[float]) -> Frames3:
     learned, t5 = {"position": "learned"}, {"position": "t5"}
-    return paired_runs("near_ood_seq_acc", learned, t5, effects, 0.3)
+    return paired_runs(NEAR_OOD_SEQ_ACC, learned, t5, effects, 0.3)
 
 
 def c10(effects: Sequence[float]) -> Frames3:
     task = {"task": LONG_RANGE_TASKS[0]}
     return paired_runs(
-        "near_ood_seq_acc", task | {"position": "t5"}, task | {"position": "learned"}, effects, 0.3
+        NEAR_OOD_SEQ_ACC, task | {"position": "t5"}, task | {"position": "learned"}, effects, 0.3
     )
 
 
 def c11(effects: Sequence[float]) -> Frames3:
     return paired_runs(
-        "near_ood_seq_acc", {"position": "alibi"}, {"position": "sinusoidal"}, effects, 0.3
+        NEAR_OOD_SEQ_ACC, {"position": "alibi"}, {"position": "sinusoidal"}, effects, 0.3
     )
 
 
@@ -165,8 +174,8 @@ def c12(effects: Sequence[float]) -> Frames3:
         row
         for s, e in enumerate(effects)
         for row in (
-            {"position": "t5", "seed": s, "step_time_ms": 10.0 * math.exp(e)},
-            {"position": "learned", "seed": s, "step_time_ms": 10.0},
+            {"position": "t5", "seed": s, STEP_TIME_MS: 10.0 * math.exp(e)},
+            {"position": "learned", "seed": s, STEP_TIME_MS: 10.0},
         )
     ]
     return runs_only(make_runs(*rows))

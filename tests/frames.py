@@ -3,6 +3,27 @@ built from it."""
 
 import pandas as pd
 
+from attnstudy.schema import (
+    ATTN_ALIGNMENT,
+    ATTN_ALIGNMENT_INIT,
+    ATTN_ALIGNMENT_UNIFORM,
+    ATTN_SHARPNESS,
+    EXTRAPOLATION_LEN,
+    HEAD_DIVERSITY,
+    HEAD_DIVERSITY_INIT,
+    ID_SEQ_ACC,
+    ID_SEQ_ACC_AT_MAX,
+    ID_TOKEN_ACC,
+    N_PARAMS,
+    NEAR_OOD_SEQ_ACC,
+    OOD_SEQ_ACC,
+    OOD_TOKEN_ACC,
+    PEAK_MEM_MB,
+    STEP_TIME_MS,
+    STEPS_TO_95,
+    STEPS_TRAINED,
+)
+
 BASE_RUN = {
     "status": "ok",
     "task": "copy",
@@ -17,24 +38,24 @@ BASE_RUN = {
     "seed": 0,
     "train_max_len": 20,
     "eval_max_len": 80,
-    "id_seq_acc": 1.0,
-    "id_seq_acc_at_max": 1.0,
-    "id_token_acc": 1.0,
-    "ood_seq_acc": 0.0,
-    "near_ood_seq_acc": 0.0,
-    "ood_token_acc": 0.5,
-    "extrapolation_len": 20,
-    "n_params": 1000,
-    "step_time_ms": 10.0,
-    "peak_mem_mb": 100.0,
-    "steps_to_95": 500.0,
-    "steps_trained": 1000,
-    "attn_sharpness": float("nan"),
-    "attn_alignment": float("nan"),
-    "attn_alignment_uniform": float("nan"),
-    "head_diversity": float("nan"),
-    "head_diversity_init": float("nan"),
-    "attn_alignment_init": float("nan"),
+    ID_SEQ_ACC: 1.0,
+    ID_SEQ_ACC_AT_MAX: 1.0,
+    ID_TOKEN_ACC: 1.0,
+    OOD_SEQ_ACC: 0.0,
+    NEAR_OOD_SEQ_ACC: 0.0,
+    OOD_TOKEN_ACC: 0.5,
+    EXTRAPOLATION_LEN: 20,
+    N_PARAMS: 1000,
+    STEP_TIME_MS: 10.0,
+    PEAK_MEM_MB: 100.0,
+    STEPS_TO_95: 500.0,
+    STEPS_TRAINED: 1000,
+    ATTN_SHARPNESS: float("nan"),
+    ATTN_ALIGNMENT: float("nan"),
+    ATTN_ALIGNMENT_UNIFORM: float("nan"),
+    HEAD_DIVERSITY: float("nan"),
+    HEAD_DIVERSITY_INIT: float("nan"),
+    ATTN_ALIGNMENT_INIT: float("nan"),
 }
 
 
@@ -48,10 +69,10 @@ def modern_runs() -> pd.DataFrame:
     rows = [
         BASE_RUN
         | {"run_id": f"{s}-{p}-{seed}", "score": s, "position": p, "heads": 2, "seed": seed}
-        | {"near_ood_seq_acc": 0.1 * (i + 1) + 0.1 * seed, "ood_seq_acc": 0.05 * (4 - i)}
+        | {NEAR_OOD_SEQ_ACC: 0.1 * (i + 1) + 0.1 * seed, OOD_SEQ_ACC: 0.05 * (4 - i)}
         for i, (s, p) in enumerate(variants)
         for seed in (0, 1)
     ]
-    rows += [BASE_RUN | {"run_id": "h1", "heads": 1, "near_ood_seq_acc": 0.9}]
+    rows += [BASE_RUN | {"run_id": "h1", "heads": 1, NEAR_OOD_SEQ_ACC: 0.9}]
     rows += [BASE_RUN | {"run_id": "rnn", "arch": "rnn", "position": "none", "heads": 2}]
     return pd.DataFrame(rows)

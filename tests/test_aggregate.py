@@ -26,6 +26,7 @@ from attnstudy.analysis.aggregate import (
 )
 from attnstudy.analysis.effects import near_ood_accuracy
 from attnstudy.evaluate import LengthResult, position_metric, position_table
+from attnstudy.schema import NEAR_OOD_SEQ_ACC, OOD_SEQ_ACC
 
 accuracies = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12)
 
@@ -34,7 +35,7 @@ def make_runs(*rows: dict) -> pd.DataFrame:
     return pd.DataFrame([{**BASE, "run_id": f"r{i}", **row} for i, row in enumerate(rows)])
 
 
-def level_runs(column: str, level: str, values: list[float], metric: str = "ood_seq_acc"):
+def level_runs(column: str, level: str, values: list[float], metric: str = OOD_SEQ_ACC):
     return [{column: level, "seed": s, metric: v} for s, v in enumerate(values)]
 
 
@@ -94,10 +95,10 @@ def test_cliffs_delta_is_antisymmetric_and_bounded(a, b):
 
 def test_summary_table_counts_diverged_and_excludes_them_from_means():
     runs = make_runs(
-        {"seed": 0, "ood_seq_acc": 0.2},
-        {"seed": 1, "ood_seq_acc": 0.6},
-        {"seed": 2, "status": "diverged", "ood_seq_acc": np.nan},
-        {"seed": 3, "status": "failed", "ood_seq_acc": np.nan},
+        {"seed": 0, OOD_SEQ_ACC: 0.2},
+        {"seed": 1, OOD_SEQ_ACC: 0.6},
+        {"seed": 2, "status": "diverged", OOD_SEQ_ACC: np.nan},
+        {"seed": 3, "status": "failed", OOD_SEQ_ACC: np.nan},
     )
     row = summary_table(runs, ["task"]).iloc[0]
     assert (row["n_seeds"], row["n_diverged"], row["n_failed"]) == (2, 1, 1)
@@ -118,7 +119,7 @@ def test_compare_pairs_runs_sharing_config_and_seed():
         *level_runs("position", "alibi", [0.4, 0.5, 0.6]),
     )
     result = compare(
-        runs[runs.position == "rope"], runs[runs.position == "alibi"], "ood_seq_acc", ["seed"]
+        runs[runs.position == "rope"], runs[runs.position == "alibi"], OOD_SEQ_ACC, ["seed"]
     )
     assert (result["test"], result["n_seeds"]) == ("sign-flip", 3)
     assert result["p"] == result["min_p"] == 0.25  # three seeds can never reject
@@ -128,7 +129,7 @@ def test_compare_pairs_runs_sharing_config_and_seed():
 def test_compare_falls_back_to_mann_whitney_without_shared_keys():
     a = make_runs(*level_runs("position", "rope", [1.0, 1.0, 1.0]))
     b = make_runs(*level_runs("position", "alibi", [0.0, 0.0, 0.0])).assign(seed=[7, 8, 9])
-    result = compare(a, b, "ood_seq_acc", ["seed"])
+    result = compare(a, b, OOD_SEQ_ACC, ["seed"])
     assert (result["test"], result["paired"], result["n_seeds"]) == ("mannwhitneyu", False, 0)
     assert result["cliffs_delta"] == 1.0
     assert result["p"] == pytest.approx(0.1, abs=0.01)  # exact two-sided p = 2/20
@@ -139,15 +140,15 @@ def test_compare_states_the_smallest_p_its_test_could_give_at_these_sample_sizes
     three seeds against three unpaired: none below 2/C(6, 3) = 0.1."""
     a = make_runs(*level_runs("position", "rope", [0.6, 0.7, 0.8, 0.9, 1.0]))
     b = make_runs(*level_runs("position", "alibi", [0.5, 0.5, 0.5, 0.5, 0.5]))
-    paired = compare(a, b, "ood_seq_acc", ["seed"])
+    paired = compare(a, b, OOD_SEQ_ACC, ["seed"])
     assert paired["min_p"] == pytest.approx(0.0625)
     assert paired["p"] == pytest.approx(paired["min_p"])  # five of five differences positive
-    unpaired = compare(a.iloc[:3], b.iloc[:3].assign(seed=[7, 8, 9]), "ood_seq_acc", ["seed"])
+    unpaired = compare(a.iloc[:3], b.iloc[:3].assign(seed=[7, 8, 9]), OOD_SEQ_ACC, ["seed"])
     assert unpaired["min_p"] == pytest.approx(0.1)
     many = compare(
         make_runs(*level_runs("position", "rope", [0.1 * i for i in range(10)])),
         make_runs(*level_runs("position", "alibi", [0.0] * 10)),
-        "ood_seq_acc",
+        OOD_SEQ_ACC,
         ["seed"],
     )
     assert many["min_p"] == pytest.approx(2 / 2**10)
@@ -155,30 +156,30 @@ def test_compare_states_the_smallest_p_its_test_could_give_at_these_sample_sizes
 
 def test_compare_all_zero_differences_give_p_one():
     a = make_runs(*level_runs("position", "rope", [0.5, 0.5]))
-    result = compare(a, a, "ood_seq_acc", ["seed"])
+    result = compare(a, a, OOD_SEQ_ACC, ["seed"])
     assert (result["p"], result["mean_diff"]) == (1.0, 0.0)
 
 
 def test_compare_with_empty_side_gives_nan_p():
     a = make_runs(*level_runs("position", "rope", [0.5, 0.5]))
-    assert np.isnan(compare(a, a.iloc[:0], "ood_seq_acc", ["seed"])["p"])
+    assert np.isnan(compare(a, a.iloc[:0], OOD_SEQ_ACC, ["seed"])["p"])
 
 
 def test_compare_ignores_diverged_runs():
-    a = make_runs({"seed": 0, "ood_seq_acc": 0.5}, {"seed": 1, "status": "diverged"})
-    b = make_runs({"seed": 0, "ood_seq_acc": 0.1}, {"seed": 1, "ood_seq_acc": 0.1})
-    result = compare(a, b, "ood_seq_acc", ["seed"])
+    a = make_runs({"seed": 0, OOD_SEQ_ACC: 0.5}, {"seed": 1, "status": "diverged"})
+    b = make_runs({"seed": 0, OOD_SEQ_ACC: 0.1}, {"seed": 1, OOD_SEQ_ACC: 0.1})
+    result = compare(a, b, OOD_SEQ_ACC, ["seed"])
     assert (result["n_a"], result["paired"]) == (1, False)
 
 
 def test_pairwise_comparisons_has_one_row_per_level_pair_and_cell():
     rows = [
-        {"task": task, "position": pos, "seed": seed, "ood_seq_acc": seed / 10}
+        {"task": task, "position": pos, "seed": seed, OOD_SEQ_ACC: seed / 10}
         for task in ("copy", "reverse")
         for pos in ("alibi", "rope", "t5")
         for seed in range(3)
     ]
-    table = pairwise_comparisons(make_runs(*rows), "position", "ood_seq_acc", within=["task"])
+    table = pairwise_comparisons(make_runs(*rows), "position", OOD_SEQ_ACC, within=["task"])
     assert len(table) == 6
     assert set(zip(table.level_a, table.level_b, strict=True)) == {
         ("alibi", "rope"),
@@ -207,8 +208,8 @@ def test_holm_correction_is_monotone_and_never_below_raw():
 
 def test_kruskal_p_degenerate_cases():
     same = make_runs(*level_runs("score", "dot", [0.5, 0.5]), *level_runs("score", "cosine", [0.5]))
-    assert kruskal_p(same, "score", "ood_seq_acc") == 1.0
-    assert np.isnan(kruskal_p(same[same.score == "dot"], "score", "ood_seq_acc"))
+    assert kruskal_p(same, "score", OOD_SEQ_ACC) == 1.0
+    assert np.isnan(kruskal_p(same[same.score == "dot"], "score", OOD_SEQ_ACC))
 
 
 def test_kruskal_p_small_for_separated_groups():
@@ -216,13 +217,13 @@ def test_kruskal_p_small_for_separated_groups():
         *level_runs("score", "dot", [0.9, 0.95, 1.0, 0.92]),
         *level_runs("score", "cosine", [0.1, 0.0, 0.05, 0.02]),
     )
-    assert kruskal_p(runs, "score", "ood_seq_acc") < 0.05
+    assert kruskal_p(runs, "score", OOD_SEQ_ACC) < 0.05
 
 
 def test_mean_reciprocal_rank_gives_ties_the_minimum_rank():
     means = {"copy": {"A": 0.9, "B": 0.5, "C": 0.5}, "reverse": {"A": 0.9, "B": 0.8, "C": 0.1}}
     rows = [
-        {"task": task, "position": pos, "ood_seq_acc": acc}
+        {"task": task, "position": pos, OOD_SEQ_ACC: acc}
         for task, by_pos in means.items()
         for pos, acc in by_pos.items()
     ]
@@ -234,9 +235,9 @@ def test_mean_reciprocal_rank_gives_ties_the_minimum_rank():
 
 def test_mean_reciprocal_rank_averages_only_strata_where_level_ran():
     runs = make_runs(
-        {"task": "copy", "position": "A", "ood_seq_acc": 0.1},
-        {"task": "copy", "position": "B", "ood_seq_acc": 0.9},
-        {"task": "sort", "position": "A", "ood_seq_acc": 0.5},
+        {"task": "copy", "position": "A", OOD_SEQ_ACC: 0.1},
+        {"task": "copy", "position": "B", OOD_SEQ_ACC: 0.9},
+        {"task": "sort", "position": "A", OOD_SEQ_ACC: 0.5},
     )
     table = mean_reciprocal_rank(runs).set_index("position")
     assert table.loc["A", "mrr"] == pytest.approx(0.75)
@@ -333,7 +334,7 @@ def test_near_ood_accuracy_averages_lengths_past_training_up_to_twice_it_where_n
     lengths = pd.DataFrame({"run_id": "r", "length": range(1, 33), "train_max_len": 8}).assign(
         seq_acc=lambda f: np.select([f["length"] <= 8, f["length"] <= 16], [1.0, 0.5], 0.0)
     )
-    runs = pd.DataFrame({"run_id": ["r", "r"], "near_ood_seq_acc": [np.nan, 0.75]})
+    runs = pd.DataFrame({"run_id": ["r", "r"], NEAR_OOD_SEQ_ACC: [np.nan, 0.75]})
     assert near_ood_accuracy(runs, lengths).tolist() == [0.5, 0.75]  # 9..16 (not 9..32); logged
     assert near_ood_accuracy(runs[["run_id"]], lengths).tolist() == [0.5, 0.5]  # never logged
 
@@ -351,28 +352,28 @@ def test_compare_counts_seeds_not_configurations():
     """Six configurations of three seeds, every difference positive: three units and
     p 0.25, where pairing by configuration and seed counted 18 pairs and gave p 0.004."""
     rows = [
-        {"heads": h, "position": p, "seed": s, "ood_seq_acc": acc + 0.01 * s}
+        {"heads": h, "position": p, "seed": s, OOD_SEQ_ACC: acc + 0.01 * s}
         for h in (1, 2, 3, 4, 5, 6)
         for s in range(3)
         for p, acc in (("rope", 0.9), ("alibi", 0.1))
     ]
     runs = make_runs(*rows)
     rope, alibi = runs[runs.position == "rope"], runs[runs.position == "alibi"]
-    result = compare(rope, alibi, "ood_seq_acc", ["heads", "seed"])
+    result = compare(rope, alibi, OOD_SEQ_ACC, ["heads", "seed"])
     assert (result["n_seeds"], result["p"], result["min_p"]) == (3, 0.25, 0.25)
 
 
 def test_compare_interval_resamples_seeds_within_configurations():
     # rope − alibi is 0.5 at 2 heads and 1.0 at 4 heads, in every seed
     rows = [
-        {"heads": h, "position": p, "seed": s, "ood_seq_acc": acc * h / 4}
+        {"heads": h, "position": p, "seed": s, OOD_SEQ_ACC: acc * h / 4}
         for h in (2, 4)
         for s in range(3)
         for p, acc in (("rope", 1.0), ("alibi", 0.0))
     ]
     runs = make_runs(*rows)
     rope, alibi = runs[runs.position == "rope"], runs[runs.position == "alibi"]
-    result = compare(rope, alibi, "ood_seq_acc", ["heads", "seed"])
+    result = compare(rope, alibi, OOD_SEQ_ACC, ["heads", "seed"])
     assert (result["diff_ci_low"], result["diff_ci_high"]) == pytest.approx((0.75, 0.75))
 
 
@@ -381,14 +382,14 @@ def test_compare_estimate_weights_configurations_as_its_interval_does():
     # gave a mean difference of 63.2 outside its own interval [59.8, 62.3]; the estimate
     # must weigh what the interval weighs: each seed's mean over its configurations
     rows = [
-        {"heads": h, "position": p, "seed": s, "ood_seq_acc": acc}
+        {"heads": h, "position": p, "seed": s, OOD_SEQ_ACC: acc}
         for h, seeds, gain in ((2, range(3), 0.2), (4, range(1), 1.0))
         for s in seeds
         for p, acc in (("rope", gain), ("alibi", 0.0))
     ]
     runs = make_runs(*rows)
     rope, alibi = runs[runs.position == "rope"], runs[runs.position == "alibi"]
-    result = compare(rope, alibi, "ood_seq_acc", ["heads", "seed"])
+    result = compare(rope, alibi, OOD_SEQ_ACC, ["heads", "seed"])
     assert result["mean_diff"] == pytest.approx((0.6 + 0.2 + 0.2) / 3)
     assert result["mean_a"] - result["mean_b"] == pytest.approx(result["mean_diff"])
     assert result["diff_ci_low"] <= result["mean_diff"] <= result["diff_ci_high"]

@@ -6,6 +6,7 @@ import pandas as pd
 from frames import BASE_RUN
 
 from attnstudy.analysis.calibration import INTRO, budget_rows, document, main, section, sections_of
+from attnstudy.schema import ID_SEQ_ACC_AT_MAX, STEPS_TO_95
 
 BUDGET = {"steps": 1500, "batch_size": 64, "warmup_steps": 50}
 
@@ -22,17 +23,17 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 def test_competence_counts_only_solvable_finished_runs_and_names_the_short_variants():
     runs = frame(
         [
-            {"position": "rope", "seed": 0, "steps_to_95": 300.0},
-            {"position": "rope", "seed": 1, "steps_to_95": 500.0},
-            {"position": "none", "seed": 0, "id_seq_acc_at_max": 0.70, "steps_to_95": float("nan")},
-            {"position": "none", "seed": 1, "steps_to_95": 900.0},
+            {"position": "rope", "seed": 0, STEPS_TO_95: 300.0},
+            {"position": "rope", "seed": 1, STEPS_TO_95: 500.0},
+            {"position": "none", "seed": 0, ID_SEQ_ACC_AT_MAX: 0.70, STEPS_TO_95: float("nan")},
+            {"position": "none", "seed": 1, STEPS_TO_95: 900.0},
             {
                 "position": "none",
                 "seed": 2,
                 "status": "diverged",
-                "id_seq_acc_at_max": float("nan"),
+                ID_SEQ_ACC_AT_MAX: float("nan"),
             },
-            {"arch": "encoder", "position": "none", "solvable": False, "id_seq_acc_at_max": 0.1},
+            {"arch": "encoder", "position": "none", "solvable": False, ID_SEQ_ACC_AT_MAX: 0.1},
         ]
     )
     (row,) = budget_rows(runs)
@@ -45,7 +46,7 @@ def test_one_row_per_task_arch_and_budget_and_every_row_in_the_markdown():
     runs = frame(
         [
             {"task": "copy"},
-            {"task": "reverse", "steps": 4000, "id_seq_acc_at_max": 0.5},
+            {"task": "reverse", "steps": 4000, ID_SEQ_ACC_AT_MAX: 0.5},
             {"task": "reverse", "steps": 4000, "seed": 1},
         ]
     )
@@ -93,8 +94,8 @@ def test_an_estimate_sample_gets_a_section_of_its_own(tmp_path):
     """`study estimate --csv` writes what `NAME@CSV` reads: no MLflow store is needed."""
     sample = frame(
         [
-            {"seed": 0, "steps_to_95": 400.0},
-            {"seed": 1, "id_seq_acc_at_max": 0.5, "git_commit": "c" * 40},
+            {"seed": 0, STEPS_TO_95: 400.0},
+            {"seed": 1, ID_SEQ_ACC_AT_MAX: 0.5, "git_commit": "c" * 40},
         ]
     )
     path = tmp_path / "estimate-full.csv"

@@ -19,6 +19,15 @@ from attnstudy.analysis.verdicts import (
     evaluate_claims,
     holm_family,
 )
+from attnstudy.schema import (
+    ID_SEQ_ACC,
+    ID_SEQ_ACC_AT_MAX,
+    N_PARAMS,
+    NEAR_OOD_SEQ_ACC,
+    STEP_TIME_MS,
+    STEPS_TO_95,
+    STEPS_TRAINED,
+)
 
 PRESETS = Path(__file__).parents[1] / "study"
 ENOUGH, TOO_FEW = 6, 3  # seeds: 2/2^6 < 0.05 can reject alone; 2/2^3 cannot
@@ -145,8 +154,8 @@ def test_holm_is_applied_over_the_primary_tests_of_the_tested_claims():
 def test_ood_comparisons_drop_runs_that_miss_the_longest_training_length_and_their_partners():
     runs = c7(effects(0.1, ENOUGH))[0]
     learned = runs.index[runs["position"] == "learned"]
-    runs.loc[learned[0], "id_seq_acc_at_max"] = 0.83  # a mean over 1..L could still pass
-    runs.loc[learned[0], "id_seq_acc"] = 0.96
+    runs.loc[learned[0], ID_SEQ_ACC_AT_MAX] = 0.83  # a mean over 1..L could still pass
+    runs.loc[learned[0], ID_SEQ_ACC] = 0.96
     effect = check("C7", runs)[1].effect
     assert (effect.n_runs, effect.n_kept, effect.n_incompetent, effect.n_unmatched) == (
         12,
@@ -163,7 +172,7 @@ def test_competence_is_read_from_the_longest_training_length_where_it_was_not_lo
     runs, lengths, _ = BUILDERS["C2"](effects(0.3, ENOUGH))
     frames = Frames.of(runs, lengths, NO_POSITIONS)
     at_max = lengths[lengths["length"] == 8].set_index("run_id")["seq_acc"]
-    assert frames.runs.set_index("run_id")["id_seq_acc_at_max"].equals(at_max.loc[runs["run_id"]])
+    assert frames.runs.set_index("run_id")[ID_SEQ_ACC_AT_MAX].equals(at_max.loc[runs["run_id"]])
 
 
 def test_in_distribution_claims_keep_runs_that_did_not_learn():
@@ -178,7 +187,7 @@ def test_a_claim_needs_three_seeds():
 
 def test_one_seed_of_many_configurations_is_still_one_seed():
     rows = [
-        {"position": p, "heads": h, "score": s, "step_time_ms": t}
+        {"position": p, "heads": h, "score": s, STEP_TIME_MS: t}
         for h in (1, 2, 4, 8)
         for s in ("dot", "general", "cosine")
         for p, t in (("t5", 15.0), ("learned", 10.0))
@@ -210,7 +219,7 @@ def test_c5_shows_head_diversity_without_deciding_on_it():
 def test_c6_decides_in_the_decoder_and_shows_the_encoder():
     decoder = BUILDERS["C6"](effects(0.0, ENOUGH, alternate=True))[0]
     encoder = decoder.assign(arch="encoder")
-    encoder.loc[encoder["position"] == "none", "id_seq_acc"] = 0.1
+    encoder.loc[encoder["position"] == "none", ID_SEQ_ACC] = 0.1
     runs = pd.concat([decoder, encoder], ignore_index=True)
     runs["run_id"] = [f"r{i}" for i in range(len(runs))]
     v, finding = check("C6", runs)
@@ -220,7 +229,7 @@ def test_c6_decides_in_the_decoder_and_shows_the_encoder():
 def test_ood_claims_read_twice_the_training_length_from_the_lengths_where_not_logged():
     """Sinusoidal ahead by 0.1 over lengths 9-16 and level beyond: supported from (L, 2L]
     alone, where a mean to 4L would halve the effect."""
-    runs = c7(effects(0.1, ENOUGH))[0].drop(columns="near_ood_seq_acc")
+    runs = c7(effects(0.1, ENOUGH))[0].drop(columns=NEAR_OOD_SEQ_ACC)
     ahead = np.where(runs["position"] == "sinusoidal", 0.4, 0.3)
     rows = [
         {"run_id": run, "length": n, "train_max_len": 8}
@@ -249,7 +258,7 @@ def test_c7_ignores_randomized_runs():
 )
 def test_c8_treats_a_run_that_never_reached_95_percent_as_censored(learned, sinusoidal, score):
     rows = [
-        {"position": p, "seed": s, "steps_to_95": reached, "steps_trained": trained}
+        {"position": p, "seed": s, STEPS_TO_95: reached, STEPS_TRAINED: trained}
         for s in range(ENOUGH)
         for p, (reached, trained) in (("learned", learned), ("sinusoidal", sinusoidal))
     ]
@@ -274,9 +283,9 @@ def test_an_unknown_encoding_is_in_neither_family():
 
 def test_c12_parameters_are_shown_but_do_not_decide():
     runs = c12(effects(0.0, ENOUGH, alternate=True))[0]
-    runs.loc[runs["position"] == "t5", "n_params"] = 5000
+    runs.loc[runs["position"] == "t5", N_PARAMS] = 5000
     v, finding = check("C12", runs)
-    assert v == "no meaningful difference" and "n_params" in finding.evidence
+    assert v == "no meaningful difference" and N_PARAMS in finding.evidence
 
 
 def test_runs_declared_unsolvable_count_for_c6_only():

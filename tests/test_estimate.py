@@ -19,6 +19,7 @@ from attnstudy.estimate import (
     summary_lines,
     time_points,
 )
+from attnstudy.schema import ID_SEQ_ACC, ID_SEQ_ACC_AT_MAX, STEPS_TRAINED
 
 
 def test_the_sample_is_seeded_distinct_and_at_most_the_grid(tmp_path):
@@ -65,9 +66,9 @@ def test_estimate_writes_its_sample_to_csv_when_asked(tmp_path, monkeypatch):
     assert [r["grid_key"] for r in rows] == [t.point.key for t in found.sample]
     for row, timed in zip(rows, found.sample, strict=True):
         assert row["position"] == timed.point.config.position
-        assert int(row["steps"]) == TINY_STUDY["fixed"]["steps"] == int(row["steps_trained"])
-        assert float(row["id_seq_acc"]) == pytest.approx(timed.id_seq_acc)
-        assert float(row["id_seq_acc_at_max"]) == pytest.approx(timed.id_seq_acc_at_max)
+        assert int(row["steps"]) == TINY_STUDY["fixed"]["steps"] == int(row[STEPS_TRAINED])
+        assert float(row[ID_SEQ_ACC]) == pytest.approx(timed.id_seq_acc)
+        assert float(row[ID_SEQ_ACC_AT_MAX]) == pytest.approx(timed.id_seq_acc_at_max)
         assert (row["solvable"], row["status"], len(row["git_commit"])) == ("True", "ok", 40)
 
 

@@ -18,6 +18,7 @@ from attnstudy.analysis.importance import (
     trial_frame,
 )
 from attnstudy.cli import main
+from attnstudy.schema import BEST_VAL_SEQ_ACC, ID_SEQ_ACC, NEAR_OOD_SEQ_ACC
 from attnstudy.work_queue import GRID_KEY, Queue, read_trials
 
 
@@ -25,9 +26,9 @@ def metrics_of(params: dict) -> dict[str, float]:
     """ID exact match decided by the score, OOD by the position (a little by the score)."""
     dot, none = params["score"] == "dot", params["position"] == "none"
     return {
-        "best_val_seq_acc": 0.9 if dot else 0.2,
-        "id_seq_acc": 0.9 if dot else 0.2,
-        "near_ood_seq_acc": (0.1 if none else 0.7) + (0.05 if dot else 0.0),
+        BEST_VAL_SEQ_ACC: 0.9 if dot else 0.2,
+        ID_SEQ_ACC: 0.9 if dot else 0.2,
+        NEAR_OOD_SEQ_ACC: (0.1 if none else 0.7) + (0.05 if dot else 0.0),
     }
 
 
@@ -84,10 +85,8 @@ def test_importance_ranks_the_axis_that_decides_each_metric_first(finished):
     table = importance_table(frame, ["score", "position", "heads"])
     by_axis = {row["axis"]: row for row in table.rows}
     assert set(by_axis) == {"score", "position"}  # heads is fixed: not an axis that varies
-    assert float(by_axis["score"]["id_seq_acc"]) > float(by_axis["position"]["id_seq_acc"])
-    assert float(by_axis["position"]["near_ood_seq_acc"]) > float(
-        by_axis["score"]["near_ood_seq_acc"]
-    )
+    assert float(by_axis["score"][ID_SEQ_ACC]) > float(by_axis["position"][ID_SEQ_ACC])
+    assert float(by_axis["position"][NEAR_OOD_SEQ_ACC]) > float(by_axis["score"][NEAR_OOD_SEQ_ACC])
     assert table.rows == importance_table(frame, ["score", "position"]).rows  # seeded
 
 
@@ -145,8 +144,8 @@ def test_the_report_table_reads_the_ok_runs_varied_settings():
             "status": ["ok", "ok", "ok", "diverged"],
             "score": ["dot", "dot", "additive", "additive"],
             "lr": [1e-3, 1e-2, 1e-3, 1e-2],
-            "id_seq_acc": [0.9, 0.8, 0.1, float("nan")],
-            "near_ood_seq_acc": [0.5, 0.1, 0.1, float("nan")],
+            ID_SEQ_ACC: [0.9, 0.8, 0.1, float("nan")],
+            NEAR_OOD_SEQ_ACC: [0.5, 0.1, 0.1, float("nan")],
         }
     )
     table = report_importance(runs, ["score", "lr"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from frames import modern_runs
 
 from attnstudy.analysis.modern import modern_table
+from attnstudy.schema import ID_SEQ_ACC, ID_SEQ_ACC_AT_MAX, NEAR_OOD_SEQ_ACC
 
 OOD = "OOD exact match (L, 2L] (competent)"  # near_ood_seq_acc, named with its range
 
@@ -34,7 +35,7 @@ def test_modern_table_compares_extrapolation_only_over_runs_that_learned_the_tra
     """A seed below the competence bar counts in ID but not in OOD exact match."""
     runs = modern_runs()
     short = (runs["score"] == "sigmoid") & (runs["seed"] == 1)
-    runs.loc[short, ["id_seq_acc", "id_seq_acc_at_max", "near_ood_seq_acc"]] = [0.5, 0.5, 0.9]
+    runs.loc[short, [ID_SEQ_ACC, ID_SEQ_ACC_AT_MAX, NEAR_OOD_SEQ_ACC]] = [0.5, 0.5, 0.9]
     sigmoid = modern_table(runs).rows[-1]
     assert sigmoid[OOD].startswith("0.400")  # seed 0 only
     assert sigmoid["ID exact match"].startswith("0.750 [")

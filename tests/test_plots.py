@@ -21,6 +21,17 @@ from matplotlib.lines import Line2D
 from attnstudy.analysis import figures_attention, plots, variants
 from attnstudy.analysis import figures_style as styling
 from attnstudy.positions import POSITIONS
+from attnstudy.schema import (
+    ATTN_SHARPNESS,
+    ID_SEQ_ACC,
+    N_PARAMS,
+    NEAR_OOD_SEQ_ACC,
+    OOD_SEQ_ACC,
+    PEAK_MEM_MB,
+    STEP_TIME_MS,
+    TRAIN_LOSS,
+    VAL_SEQ_ACC,
+)
 from attnstudy.scores import SCORES
 
 CONFIG = {
@@ -54,9 +65,9 @@ def make_runs() -> pd.DataFrame:
             CONFIG
             | {"run_id": f"r{i}", "status": "ok", "arch": arch, "position": position}
             | {"randomized": randomized, "heads": heads, "seed": seed}
-            | {"id_seq_acc": 0.9 - 0.05 * i % 3, "n_params": 1000}
-            | {"near_ood_seq_acc": 0.35 + 0.15 * (i % 4), "ood_seq_acc": 0.1 * (i % 4)}
-            | {"step_time_ms": 2.0 + i % 2, "peak_mem_mb": 0.2, "attn_sharpness": 0.5}
+            | {ID_SEQ_ACC: 0.9 - 0.05 * i % 3, N_PARAMS: 1000}
+            | {NEAR_OOD_SEQ_ACC: 0.35 + 0.15 * (i % 4), OOD_SEQ_ACC: 0.1 * (i % 4)}
+            | {STEP_TIME_MS: 2.0 + i % 2, PEAK_MEM_MB: 0.2, ATTN_SHARPNESS: 0.5}
         )
     return pd.DataFrame(rows)
 
@@ -93,8 +104,8 @@ def make_frames(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     curves = per_run(
         runs,
         [
-            {"metric": m, "step": k, "value": 3 * 10 ** (-k / 10) if m == "train_loss" else 1 / k}
-            for m in ("train_loss", "val_seq_acc")
+            {"metric": m, "step": k, "value": 3 * 10 ** (-k / 10) if m == TRAIN_LOSS else 1 / k}
+            for m in (TRAIN_LOSS, VAL_SEQ_ACC)
             for k in (10, 20, 30)  # the loss falls over three decades
         ],
     )
@@ -233,7 +244,7 @@ def test_heatmap_cells_are_mean_ood_exact_match_up_to_2l(frames, figures):
     decoder = runs[runs["arch"] == "decoder"]
     ax = next(a for a in panels(figures["heatmap"]) if "decoder" in a.get_title())
     shown = sorted(float(t.get_text()) for t in ax.texts)
-    expected = decoder.groupby(["score", "position"])["near_ood_seq_acc"].mean().round(2)
+    expected = decoder.groupby(["score", "position"])[NEAR_OOD_SEQ_ACC].mean().round(2)
     assert shown == sorted(expected.tolist())
 
 
@@ -242,7 +253,7 @@ def test_ood_panels_and_rankings_read_the_claims_metric(frames, figures):
     claims' primary), mean over seeds per architecture and encoding, not the mean over
     every longer length; the ranking names the same metric; that panel and the heatmap's
     colour bar name the range in figures_style's words."""
-    label, title = styling.LABELS["near_ood_seq_acc"], styling.TITLES["near_ood_seq_acc"]
+    label, title = styling.LABELS[NEAR_OOD_SEQ_ACC], styling.TITLES[NEAR_OOD_SEQ_ACC]
     ax = next(a for a in panels(figures["arch"]) if a.get_title().endswith(title))
     bars = [a for a in figures["heatmap"].axes if a.get_subplotspec() is None]
     assert ax.get_ylabel() == label and {a.get_ylabel() for a in bars} == {label}
@@ -250,10 +261,10 @@ def test_ood_panels_and_rankings_read_the_claims_metric(frames, figures):
     lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
     drawn = sorted(round(y, 6) for line in lines for y in line.get_ydata() if not np.isnan(y))
     runs = frames["runs"].assign(variant=variants.variant_labels(frames["runs"]))
-    per_seed = runs.groupby(["arch", "variant", "seed"])["near_ood_seq_acc"].mean()
+    per_seed = runs.groupby(["arch", "variant", "seed"])[NEAR_OOD_SEQ_ACC].mean()
     means = per_seed.groupby(level=["arch", "variant"]).mean()
     assert drawn == sorted(round(v, 6) for v in means)
-    assert all("near_ood_seq_acc" in ax.get_title() for ax in panels(figures["mrr"]))
+    assert all(NEAR_OOD_SEQ_ACC in ax.get_title() for ax in panels(figures["mrr"]))
 
 
 def test_attention_has_one_panel_per_head_of_the_last_layer(figures):

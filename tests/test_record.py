@@ -10,7 +10,17 @@ from attnstudy.analysis.claims import CLAIMS, RULE_VERSION
 from attnstudy.analysis.load import Study
 from attnstudy.analysis.record import record_markdown, write_record
 from attnstudy.analysis.verdicts import evaluate_claims
-from attnstudy.schema import CPU, GIT_COMMIT, GIT_DIRTY, THREADS
+from attnstudy.schema import (
+    CPU,
+    GIT_COMMIT,
+    GIT_DIRTY,
+    ID_SEQ_ACC,
+    ID_SEQ_ACC_AT_MAX,
+    NEAR_OOD_SEQ_ACC,
+    OOD_SEQ_ACC,
+    OOD_TOKEN_ACC,
+    THREADS,
+)
 
 SEEDS = (0, 1, 2)
 
@@ -28,7 +38,7 @@ def runs_frame() -> pd.DataFrame:
     other way round from exact match up to 2L (near_ood_seq_acc)."""
     rows = [
         {**BASE_RUN, "run_id": f"{p}{s}", "position": p, "seed": s}
-        | {"near_ood_seq_acc": acc + s / 100, "ood_seq_acc": 0.6 - acc}
+        | {NEAR_OOD_SEQ_ACC: acc + s / 100, OOD_SEQ_ACC: 0.6 - acc}
         for p, acc in (("t5", 0.6), ("alibi", 0.5), ("sinusoidal", 0.1), ("learned", 0.0))
         for s in SEEDS
     ]
@@ -53,13 +63,13 @@ def test_record_carries_provenance_verdicts_and_per_encoding_accuracy():
 
 def test_per_encoding_rows_keep_score_functions_apart_and_extrapolation_competent_only():
     runs = runs_frame()
-    runs.loc[runs["run_id"] == "t50", ["id_seq_acc", "id_seq_acc_at_max", "near_ood_seq_acc"]] = [
+    runs.loc[runs["run_id"] == "t50", [ID_SEQ_ACC, ID_SEQ_ACC_AT_MAX, NEAR_OOD_SEQ_ACC]] = [
         0.5,
         0.5,
         1.0,
     ]
     sigmoid = {**BASE_RUN, "run_id": "sig", "score": "sigmoid", "position": "t5"}
-    runs = pd.concat([runs, pd.DataFrame([sigmoid | {"near_ood_seq_acc": 0.9}])])
+    runs = pd.concat([runs, pd.DataFrame([sigmoid | {NEAR_OOD_SEQ_ACC: 0.9}])])
     text = record_markdown(study_of(runs), [], datetime(2026, 12, 2, tzinfo=timezone.utc))
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| copy ")]
     t5 = next(r for r in rows if r[1:5] == ["decoder", "scaled_dot", "4", "t5"])
@@ -72,7 +82,7 @@ def test_per_encoding_rows_keep_head_counts_apart():
     """copy · decoder · rope run with 1, 2 and 4 heads: one row per head count, each with
     its own runs, never one row pooling them."""
     rows = [
-        {**BASE_RUN, "run_id": f"h{h}s{s}", "heads": h, "seed": s, "near_ood_seq_acc": h / 10}
+        {**BASE_RUN, "run_id": f"h{h}s{s}", "heads": h, "seed": s, NEAR_OOD_SEQ_ACC: h / 10}
         for h in (1, 2, 4)
         for s in SEEDS
     ]
@@ -91,8 +101,8 @@ def test_record_keeps_architectures_and_randomized_positions_apart_and_sets_pape
     # and no word of the Ruoss et al. comparison its study was run for
     rows = [
         {**BASE_RUN, "run_id": f"{r}{s}", "arch": "encoder", "task": "sort", "position": "rope"}
-        | {"randomized": r, "seed": s, "near_ood_seq_acc": 0.1 + r / 2}
-        | {"ood_seq_acc": 0.1 + r / 2, "ood_token_acc": 0.4 + r / 2}
+        | {"randomized": r, "seed": s, NEAR_OOD_SEQ_ACC: 0.1 + r / 2}
+        | {OOD_SEQ_ACC: 0.1 + r / 2, OOD_TOKEN_ACC: 0.4 + r / 2}
         for r in (False, True)
         for s in SEEDS
     ]

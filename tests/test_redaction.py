@@ -19,6 +19,8 @@ from builders import TINY_STUDY, study_file
 from commands import ATTNSTUDY, SECRET, assert_one_error_line, attnstudy, clean_env
 from servers import PORT_TAKEN, _answers, free_port, on_a_free_port, stop, wait_for
 
+from attnstudy.schema import MODEL_ARTIFACT
+
 SECRET_FORMS = (SECRET, quote(SECRET, safe=""))
 SPEC = TINY_STUDY | {"name": "secretive"}
 
@@ -247,7 +249,7 @@ def test_no_file_written_holds_the_secret(secretive, tmp_path):
     files = [p for p in root.rglob("*") if p.is_file()]
     names = {p.name for p in files}
     assert {"optuna.db", "mlflow.db", "report.html", "report.pdf", "secretive.md"} <= names
-    assert "model.pt" in names  # the artifacts
+    assert MODEL_ARTIFACT in names  # the artifacts
     pdftotext = shutil.which("pdftotext")  # the PDF's text is compressed: read it as text
     if pdftotext:
         text = subprocess.run([pdftotext, root / "report" / "report.pdf", "-"], capture_output=True)

@@ -23,13 +23,24 @@ from study_checks import check_one_result_per_point, mlflow_runs, stored_trials
 
 from attnstudy.analysis.load import load_study
 from attnstudy.cli import main
-from attnstudy.schema import REASON, STATUS, STUDY_ROLE, TRIAL_ROLE
+from attnstudy.schema import (
+    BEST_STEP,
+    ID_SEQ_ACC,
+    ID_TOKEN_ACC,
+    OOD_SEQ_ACC,
+    OOD_TOKEN_ACC,
+    REASON,
+    STATUS,
+    STUDY_ROLE,
+    TRAIN_LOSS,
+    TRIAL_ROLE,
+)
 from attnstudy.study import HOLD, STOP_GRACE_S, interruptible, run_study, stop_point
 from attnstudy.train import run
 from attnstudy.work_queue import RUN_ID, outcome_of
 
 FAST = ["--heartbeat", "1", "--grace", "3"]  # a dead worker's trial is failed after 3 s
-SUMMARY = ("id_seq_acc", "id_token_acc", "ood_seq_acc", "ood_token_acc", "best_step")
+SUMMARY = (ID_SEQ_ACC, ID_TOKEN_ACC, OOD_SEQ_ACC, OOD_TOKEN_ACC, BEST_STEP)
 CHAOS = TINY_STUDY | {
     "name": "chaos",
     "fixed": TINY_STUDY["fixed"] | {"steps": 100},
@@ -107,7 +118,7 @@ def group_gone(pgid: int) -> bool:
 
 
 def logged_losses(client, run_id: str) -> dict[int, float]:
-    return {m.step: m.value for m in client.get_metric_history(run_id, "train_loss")}
+    return {m.step: m.value for m in client.get_metric_history(run_id, TRAIN_LOSS)}
 
 
 def reference(point) -> tuple[dict, dict[int, float]]:
@@ -116,7 +127,7 @@ def reference(point) -> tuple[dict, dict[int, float]]:
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // 2))
     result = run(point.config)
     losses = {
-        r["step"] + 1: r["train_loss"]
+        r["step"] + 1: r[TRAIN_LOSS]
         for r in result.history
         if r["step"] == 0 or (r["step"] + 1) % 10 == 0
     }

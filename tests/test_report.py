@@ -40,7 +40,18 @@ from attnstudy.analysis.report import (
 from attnstudy.analysis.verdicts import DECISION_RULE, VERDICTS, Verdict
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
-from attnstudy.schema import GRID_ARTIFACT, ROLE, STUDY_ROLE
+from attnstudy.schema import (
+    ATTN_SHARPNESS,
+    GRID_ARTIFACT,
+    ID_SEQ_ACC,
+    NEAR_OOD_SEQ_ACC,
+    OOD_SEQ_ACC,
+    PEAK_MEM_MB,
+    ROLE,
+    STUDY_ROLE,
+    TRAIN_LOSS,
+    VAL_SEQ_ACC,
+)
 
 STUDY = "tiny-report"
 DECODER = [  # two encodings x two seeds at 2 heads, and 1 head for one encoding
@@ -351,7 +362,7 @@ def test_claim_table_row_shows_verdict_metric_effect_seeds_runs_and_evidence_lin
     row = claim_row(supported_verdict(), figures=[])
     table = templates().get_template("_claims.html.j2").module.claim_table([row])
     cells = [plain(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", str(table), re.S)]
-    assert cells[:4] == ["C4", CLAIMS_SPEC["C4"].text, "supported", "id_seq_acc"]
+    assert cells[:4] == ["C4", CLAIMS_SPEC["C4"].text, "supported", ID_SEQ_ACC]
     assert cells[4] == "+0.200 [+0.100, +0.300] p (Holm) 0.0120, min p 0.0312"
     assert cells[5:8] == ["±0.02", "6", "11 / 3"]
     assert '<a href="#C4">rule and numbers</a>' in str(table)
@@ -409,11 +420,11 @@ def test_a_store_that_never_logged_near_ood_reads_it_from_exact_match_by_length(
     with sqlite3.connect(older) as db:
         for table in ("metrics", "latest_metrics"):
             db.execute(f"DELETE FROM {table} WHERE key = 'near_ood_seq_acc'")
-    logged = load_study(STUDY, study["uri"]).runs.set_index("run_id")["near_ood_seq_acc"]
+    logged = load_study(STUDY, study["uri"]).runs.set_index("run_id")[NEAR_OOD_SEQ_ACC]
     runs = load_study(STUDY, f"sqlite:///{older}").runs.set_index("run_id")
     ok = runs["status"] == "ok"
-    assert runs.loc[ok, "near_ood_seq_acc"].notna().all()
-    assert runs.loc[ok, "near_ood_seq_acc"].to_dict() == pytest.approx(logged[ok].to_dict())
+    assert runs.loc[ok, NEAR_OOD_SEQ_ACC].notna().all()
+    assert runs.loc[ok, NEAR_OOD_SEQ_ACC].to_dict() == pytest.approx(logged[ok].to_dict())
 
 
 def test_tidy_frames_are_saved_beside_the_report(study):
@@ -425,8 +436,8 @@ def test_tidy_frames_are_saved_beside_the_report(study):
     assert set(runs["status"]) == {"ok", "diverged"}
     assert len(lengths) == len(ok) * 8  # every length 1..eval_max_len
     assert set(positions["split"]) == {"id", "ood"}
-    assert {"train_loss", "val_seq_acc"} <= set(curves["metric"])
-    assert ok["peak_mem_mb"].gt(0).all()
+    assert {TRAIN_LOSS, VAL_SEQ_ACC} <= set(curves["metric"])
+    assert ok[PEAK_MEM_MB].gt(0).all()
 
 
 def test_reports_are_logged_to_the_parent_run(study):
@@ -463,8 +474,8 @@ def test_attention_maps_rank_variants_on_exact_match_up_to_2l(monkeypatch):
     runs = pd.DataFrame(
         [
             BASE_RUN
-            | {"run_id": p, "position": p, "attn_sharpness": 0.5}
-            | {"near_ood_seq_acc": near, "ood_seq_acc": 1 - near}
+            | {"run_id": p, "position": p, ATTN_SHARPNESS: 0.5}
+            | {NEAR_OOD_SEQ_ACC: near, OOD_SEQ_ACC: 1 - near}
             for p, near in (("rope", 0.8), ("learned", 0.2))
         ]
     )

@@ -11,6 +11,7 @@ from attnstudy.cli import main
 from attnstudy.config import ConfigError
 from attnstudy.model import MultiHeadAttention, record_attention
 from attnstudy.registries import make_config
+from attnstudy.schema import ID_SEQ_ACC
 from attnstudy.scores import SCORES
 from attnstudy.tasks import PAD, Batch, build_task, sample_lengths
 from attnstudy.train import run
@@ -143,7 +144,7 @@ def test_tiny_rnn_attention_learns_copy_in_distribution():
         val_samples=96,
         eval_samples=32,
     )
-    assert run(cfg).summary["id_seq_acc"] >= 0.95
+    assert run(cfg).summary[ID_SEQ_ACC] >= 0.95
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -32,6 +32,7 @@ from mlflow.exceptions import MlflowException
 from servers import dump, free_port, listens, mlflow_server, postgres
 from study_checks import ARTIFACTS, check_one_result_per_point
 
+from attnstudy.schema import EVAL_SEQ_ACC
 from attnstudy.work_queue import make_stores
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -243,7 +244,7 @@ def test_two_workers_with_their_own_credentials_complete_the_study(lab, as_admin
     assert len(results) == len(trial_runs) == 4
     for run in trial_runs:
         assert {a.path for a in as_admin.list_artifacts(run.info.run_id)} == ARTIFACTS
-        history = as_admin.get_metric_history(run.info.run_id, "eval_seq_acc")
+        history = as_admin.get_metric_history(run.info.run_id, EVAL_SEQ_ACC)
         assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
     assert not runs.exists()  # a worker keeps nothing on its own disk
 

@@ -16,8 +16,9 @@ from attnstudy.analysis.tables import (
     statistics_tables,
 )
 from attnstudy.archs import ARCHS
+from attnstudy.schema import ID_SEQ_ACC, ID_SEQ_ACC_AT_MAX, NEAR_OOD_SEQ_ACC, OOD_SEQ_ACC
 
-NEAR_OOD = "near_ood_seq_acc"  # the claims' primary OOD metric, over L < length ≤ 2L
+NEAR_OOD = NEAR_OOD_SEQ_ACC  # the claims' primary OOD metric, over L < length ≤ 2L
 NEAR = "OOD exact match (L, 2L]"  # its column, named with its range
 
 
@@ -49,11 +50,11 @@ def test_an_unknown_variant_is_kept_and_ordered_last(axis, unknown):
 
 
 def test_one_seed_prints_no_interval():
-    runs = pd.DataFrame([BASE_RUN | {"run_id": "a", "near_ood_seq_acc": 0.158}])
+    runs = pd.DataFrame([BASE_RUN | {"run_id": "a", NEAR_OOD_SEQ_ACC: 0.158}])
     table = axis_table(runs, "position")
     assert table.rows[0][NEAR] == "0.158 (n = 1)"
     assert table.rows[0]["n (seeds)"] == 1
-    rope = BASE_RUN | {"run_id": "b", "position": "alibi", "near_ood_seq_acc": 0.5}
+    rope = BASE_RUN | {"run_id": "b", "position": "alibi", NEAR_OOD_SEQ_ACC: 0.5}
     pairwise = statistics_tables(pd.DataFrame([BASE_RUN | {"run_id": "a"}, rope]))[0]
     assert pairwise.rows[0]["A − B [95% CI]"].endswith("(n = 1)")
     assert fmt_ci(0.158, 0.158, 0.158, n=1) == "0.158 (n = 1)"
@@ -83,7 +84,7 @@ def test_axis_table_counts_extrapolation_only_over_runs_that_learned_the_trainin
         [
             BASE_RUN | {"run_id": "a", "seed": 0, NEAR_OOD: 0.2},
             BASE_RUN
-            | {"run_id": "b", "seed": 1, "id_seq_acc": 0.5, "id_seq_acc_at_max": 0.5}
+            | {"run_id": "b", "seed": 1, ID_SEQ_ACC: 0.5, ID_SEQ_ACC_AT_MAX: 0.5}
             | {NEAR_OOD: 0.9},
         ]
     )
@@ -100,7 +101,7 @@ def test_axis_and_pairwise_tables_show_the_claims_ood_metric_not_the_mean_to_the
         [
             BASE_RUN
             | {"run_id": f"{p}{seed}", "position": p, "seed": seed}
-            | {NEAR_OOD: near + seed / 100, "ood_seq_acc": near / 4}
+            | {NEAR_OOD: near + seed / 100, OOD_SEQ_ACC: near / 4}
             for seed in range(3)
             for p, near in (("rope", 0.4), ("alibi", 0.8))
         ]
@@ -127,7 +128,7 @@ def test_configuration_table_shows_ood_exact_match_up_to_2l_beside_the_mean_to_t
     rows = [
         BASE_RUN
         | {"run_id": f"{p}{seed}", "position": p, "seed": seed}
-        | {NEAR_OOD: near + seed / 10, "ood_seq_acc": near / 4}
+        | {NEAR_OOD: near + seed / 10, OOD_SEQ_ACC: near / 4}
         for seed in range(2)
         for p, near in (("rope", 0.4), ("alibi", 0.8))
     ]
@@ -145,7 +146,7 @@ def test_pairwise_ood_statistics_pair_only_competent_runs():
         for seed in range(4)
         for p, acc in (("rope", 0.1), ("alibi", 0.3))
     ]
-    rows[0] |= {"id_seq_acc_at_max": 0.2, NEAR_OOD: 0.9}  # rope seed 0 never learned
+    rows[0] |= {ID_SEQ_ACC_AT_MAX: 0.2, NEAR_OOD: 0.9}  # rope seed 0 never learned
     tables = {t.key: t for t in statistics_tables(pd.DataFrame(rows))}
     (ood,) = tables["pairwise_position_near_ood_seq_acc"].rows
     (iid,) = tables["pairwise_position_id_seq_acc"].rows

@@ -12,6 +12,16 @@ from attnstudy.config import ConfigError
 from attnstudy.evaluate import alignment_mass, evaluate, score_predictions, uniform_mass
 from attnstudy.positions import POSITIONS
 from attnstudy.registries import make_config
+from attnstudy.schema import (
+    ATTN_ALIGNMENT,
+    ATTN_ALIGNMENT_UNIFORM,
+    BEST_STEP,
+    HEAD_DIVERSITY,
+    HEAD_DIVERSITY_INIT,
+    ID_SEQ_ACC,
+    TRAIN_LOSS,
+    VAL_SEQ_ACC,
+)
 from attnstudy.tasks import EOS, Task, build_task, sample_lengths
 from attnstudy.train import Diverged, lr_at, make_optimizer, run, train_step
 
@@ -38,9 +48,9 @@ LEARNS_COPY = dict(
 def test_same_seed_gives_identical_losses():
     cfg = make_config(**TINY_TRAINING, seed=3, stop_at_val_acc=2.0)
     a, b = run(cfg), run(cfg)
-    assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]
+    assert [r[TRAIN_LOSS] for r in a.history] == [r[TRAIN_LOSS] for r in b.history]
     c = run(make_config(**TINY_TRAINING, seed=4, stop_at_val_acc=2.0))
-    assert [r["train_loss"] for r in a.history] != [r["train_loss"] for r in c.history]
+    assert [r[TRAIN_LOSS] for r in a.history] != [r[TRAIN_LOSS] for r in c.history]
 
 
 def test_the_multi_tensor_update_gives_the_same_weights_as_the_per_tensor_one():
@@ -67,7 +77,7 @@ def learned_copy():
 
 
 def test_tiny_model_learns_copy_in_distribution(learned_copy):
-    assert learned_copy.summary["id_seq_acc"] >= 0.95
+    assert learned_copy.summary[ID_SEQ_ACC] >= 0.95
 
 
 def test_non_finite_loss_raises_diverged_with_its_step():
@@ -78,9 +88,9 @@ def test_non_finite_loss_raises_diverged_with_its_step():
 
 def test_model_selection_uses_in_distribution_validation_only():
     result = run(make_config(**TINY_TRAINING, stop_at_val_acc=2.0))
-    val_steps = [r["step"] + 1 for r in result.history if "val_seq_acc" in r]
+    val_steps = [r["step"] + 1 for r in result.history if VAL_SEQ_ACC in r]
     assert val_steps == [10, 20, 30]
-    assert result.summary["best_step"] in val_steps
+    assert result.summary[BEST_STEP] in val_steps
 
 
 @pytest.mark.parametrize("arch", ["decoder", "encoder"])
@@ -234,9 +244,9 @@ def test_attention_measured_on_a_learned_copy(learned_copy):
     assert list(learned_copy.attention) == ["layer0_self", "layer1_self"]
     n = learned_copy.config.train_max_len
     visible = [n + 2 + j for j in range(n)]  # the query predicting target j sees BOS…itself
-    assert summary["attn_alignment_uniform"] == pytest.approx(uniform_mass(visible))
-    assert summary["attn_alignment_uniform"] < summary["attn_alignment"] <= 1
-    assert summary["head_diversity_init"] != summary["head_diversity"]
+    assert summary[ATTN_ALIGNMENT_UNIFORM] == pytest.approx(uniform_mass(visible))
+    assert summary[ATTN_ALIGNMENT_UNIFORM] < summary[ATTN_ALIGNMENT] <= 1
+    assert summary[HEAD_DIVERSITY_INIT] != summary[HEAD_DIVERSITY]
 
 
 def test_attention_measured_without_an_aligned_source_or_attention():
@@ -245,7 +255,7 @@ def test_attention_measured_without_an_aligned_source_or_attention():
         if arch == "rnn":
             assert not any(key.startswith(("attn_", "head_")) for key in summary)
         else:
-            assert math.isnan(summary["attn_alignment"])
+            assert math.isnan(summary[ATTN_ALIGNMENT])
 
 
 def test_head_diversity_at_initialisation_depends_on_the_seed_only():
@@ -254,8 +264,8 @@ def test_head_diversity_at_initialisation_depends_on_the_seed_only():
         for change in (dict(steps=2), dict(steps=12), dict(steps=2, seed=1))
     )
     init = [r.summary for r in (a, b, c)]
-    assert init[0]["head_diversity_init"] == init[1]["head_diversity_init"]
-    assert init[0]["head_diversity_init"] != init[2]["head_diversity_init"]
+    assert init[0][HEAD_DIVERSITY_INIT] == init[1][HEAD_DIVERSITY_INIT]
+    assert init[0][HEAD_DIVERSITY_INIT] != init[2][HEAD_DIVERSITY_INIT]
 
 
 def recorded_batches(monkeypatch) -> list:
@@ -300,7 +310,7 @@ def test_by_length_learns_copy_in_distribution():
     """One length per step learns more slowly per step at this size (0.74-0.83 ID exact
     match at 400 steps where padded batches give 0.90-0.96): it gets more steps."""
     cfg = make_config(**(LEARNS_COPY | dict(steps=1000, batching="by_length")))
-    assert run(cfg).summary["id_seq_acc"] >= 0.95
+    assert run(cfg).summary[ID_SEQ_ACC] >= 0.95
 
 
 def test_an_unknown_batching_is_refused_with_the_allowed_values():

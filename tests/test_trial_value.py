@@ -7,6 +7,7 @@ import io
 from builders import ONE_POINT_AXES, TINY_STUDY, stores_in, study_file
 from mlflow import MlflowClient
 
+from attnstudy.schema import BEST_VAL_SEQ_ACC, ID_SEQ_ACC, OOD_SEQ_ACC, VAL_SEQ_ACC
 from attnstudy.study import run_study
 from attnstudy.work_queue import RUN_ID, Queue
 
@@ -20,7 +21,7 @@ def test_finish_stores_the_validation_exact_match_as_the_trial_value(tmp_path):
     queue.check_grid(allow_change=False)
     queue.fill()
     trial, _ = queue.claim()
-    summary = {"best_val_seq_acc": 0.75, "id_seq_acc": 0.5, "ood_seq_acc": 0.25}
+    summary = {BEST_VAL_SEQ_ACC: 0.75, ID_SEQ_ACC: 0.5, OOD_SEQ_ACC: 0.25}
     queue.finish(queue.trial_id(trial.number), "ok", None, summary)
     (done,) = queue.trials()
     assert done.value == 0.75
@@ -33,5 +34,5 @@ def test_a_trained_trial_s_value_is_its_selected_validation_exact_match(tmp_path
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
     (trial,) = Queue(spec, spec.points(), stores).trials()
     run = MlflowClient(stores.tracking_uri).get_run(trial.user_attrs[RUN_ID])
-    history = MlflowClient(stores.tracking_uri).get_metric_history(run.info.run_id, "val_seq_acc")
-    assert trial.value == run.data.metrics["best_val_seq_acc"] == max(m.value for m in history)
+    history = MlflowClient(stores.tracking_uri).get_metric_history(run.info.run_id, VAL_SEQ_ACC)
+    assert trial.value == run.data.metrics[BEST_VAL_SEQ_ACC] == max(m.value for m in history)

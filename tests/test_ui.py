@@ -49,8 +49,10 @@ from attnstudy.schema import (
     EVAL_SEQ_ACC,
     EVAL_TOKEN_ACC,
     EXPERIMENT_KIND,
+    ID_SEQ_ACC,
     LOGGED_ARTIFACTS,
     NOTE,
+    OOD_SEQ_ACC,
     POSITION_TABLE,
     ROLE,
     STATUS,
@@ -278,7 +280,7 @@ def test_best_variant_is_chosen_on_validation_never_on_test_lengths(points, rng)
             (
                 make_config(position=p, heads=h, seed=i),
                 {BEST_VAL_SEQ_ACC: v, BEST_VAL_NEXT_TOKEN_ACC: v}
-                | {"id_seq_acc": test_score(), "ood_seq_acc": test_score()},
+                | {ID_SEQ_ACC: test_score(), OOD_SEQ_ACC: test_score()},
             )
             for i, (p, h, v) in enumerate(points)
         ]
@@ -342,7 +344,7 @@ def test_optuna_importances_of_the_trained_study_name_the_axes_it_varied(study):
     frame = study_frame(load_study(study["root"] / "tiny-ui.yaml"), stores)
     table = importance_table(frame, axis_columns(frame))
     assert {row["axis"] for row in table.rows} == {"position", "seed"}  # lr: one finished
-    assert all(row["id_seq_acc"] != "–" for row in table.rows)
+    assert all(row[ID_SEQ_ACC] != "–" for row in table.rows)
 
 
 def test_optuna_dashboard_shows_each_axis_as_a_column(study, tmp_path):

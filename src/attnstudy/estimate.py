@@ -28,7 +28,14 @@ from typing import TextIO
 
 import numpy as np
 
-from attnstudy.schema import GIT_COMMIT, GIT_DIRTY, ID_SEQ_ACC, ID_SEQ_ACC_AT_MAX
+from attnstudy.schema import (
+    GIT_COMMIT,
+    GIT_DIRTY,
+    ID_SEQ_ACC,
+    ID_SEQ_ACC_AT_MAX,
+    STEPS_TO_95,
+    STEPS_TRAINED,
+)
 from attnstudy.study_config import GridPoint, StudySpec
 
 COMPETENT = 0.95  # least exact match at the longest training length of a competent trial
@@ -68,7 +75,7 @@ def time_point(point: GridPoint) -> Timed:
     try:
         result = run(point.config)
         summary = result.summary
-        steps, acc, to_95 = len(result.history), summary[ID_SEQ_ACC], summary["steps_to_95"]
+        steps, acc, to_95 = len(result.history), summary[ID_SEQ_ACC], summary[STEPS_TO_95]
         at_max = summary[ID_SEQ_ACC_AT_MAX]
     except Diverged as err:
         steps, acc, to_95, at_max = err.step + 1, math.nan, math.nan, math.nan
@@ -137,10 +144,10 @@ def write_sample(path: Path, sample: list[Timed], code: dict[str, str]) -> None:
             "solvable": t.point.solvable,
             "status": "diverged" if math.isnan(t.id_seq_acc) else "ok",
             "seconds": round(t.seconds, 2),
-            "steps_trained": t.steps,
+            STEPS_TRAINED: t.steps,
             ID_SEQ_ACC: t.id_seq_acc,
             ID_SEQ_ACC_AT_MAX: t.id_seq_acc_at_max,
-            "steps_to_95": t.steps_to_95,
+            STEPS_TO_95: t.steps_to_95,
             "git_commit": code[GIT_COMMIT],
             "git_dirty": code[GIT_DIRTY],
         }

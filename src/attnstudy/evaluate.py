@@ -21,6 +21,8 @@ from torch import Tensor
 from attnstudy.archs import Arch
 from attnstudy.model import record_attention
 from attnstudy.schema import (
+    EXTRAPOLATION_LEN,
+    EXTRAPOLATION_LEN_50,
     ID_SEQ_ACC,
     ID_SEQ_ACC_AT_MAX,
     ID_TOKEN_ACC,
@@ -155,8 +157,8 @@ def summarize(results: list[LengthResult], train_max_len: int) -> dict[str, floa
         OOD_TOKEN_ACC: _mean([r.token_acc for r in ood]),
         NEAR_OOD_SEQ_ACC: _mean([r.seq_acc for r in near]),
         NEAR_OOD_TOKEN_ACC: _mean([r.token_acc for r in near]),
-        "extrapolation_len": extrapolation_len(results),
-        "extrapolation_len_50": extrapolation_len(results, LOOSE_THRESHOLD),
+        EXTRAPOLATION_LEN: extrapolation_len(results),
+        EXTRAPOLATION_LEN_50: extrapolation_len(results, LOOSE_THRESHOLD),
     }
 
 

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from optuna.trial import FrozenTrial
 
+from attnstudy.schema import EXTRAPOLATION_LEN, ID_SEQ_ACC, OOD_SEQ_ACC, TRAIN_SECONDS
 from attnstudy.study_config import StudySpec
 from attnstudy.tracking import silence
 from attnstudy.work_queue import (
@@ -129,8 +130,8 @@ def trial_line(t: FrozenTrial) -> str:
     if status == "ok":
         nan = float("nan")
         detail = (
-            f"id {a.get('id_seq_acc', nan):.2f}  ood {a.get('ood_seq_acc', nan):.2f}  "
-            f"ext {a.get('extrapolation_len', 0):.0f}  {a.get('train_seconds', 0):.0f}s"
+            f"id {a.get(ID_SEQ_ACC, nan):.2f}  ood {a.get(OOD_SEQ_ACC, nan):.2f}  "
+            f"ext {a.get(EXTRAPOLATION_LEN, 0):.0f}  {a.get(TRAIN_SECONDS, 0):.0f}s"
         )
     else:
         detail = a.get(REASON, "worker died")
@@ -179,6 +180,6 @@ def _status_row(s: PointState, width: int) -> str:
     if not s.point.solvable:
         note = f"unsolvable by construction {note}"
     return (
-        f"{s.state:<9} {s.point.key:<{width}}  {number:>5}  {num('id_seq_acc', '.3f'):>6}"
-        f"  {num('ood_seq_acc', '.3f'):>7}  {num('extrapolation_len', '.0f'):>3}  {note}"
+        f"{s.state:<9} {s.point.key:<{width}}  {number:>5}  {num(ID_SEQ_ACC, '.3f'):>6}"
+        f"  {num(OOD_SEQ_ACC, '.3f'):>7}  {num(EXTRAPOLATION_LEN, '.0f'):>3}  {note}"
     ).rstrip()

@@ -71,7 +71,7 @@ def points_metric(state: str) -> str:
 
 
 # Trial-run metrics at step = optimizer steps done
-TRAIN_LOSS = "train_loss"
+TRAIN_LOSS = "train_loss"  # training loss, nats per token
 VAL_SEQ_ACC = "val_seq_acc"  # in-distribution validation exact match
 VAL_NEXT_TOKEN_ACC = "val_next_token_acc"  # validation next-token accuracy (teacher forced)
 
@@ -91,12 +91,27 @@ OOD_TOKEN_ACC = "ood_token_acc"  # test token accuracy, the same
 NEAR_OOD_SEQ_ACC = "near_ood_seq_acc"  # test exact match, mean over L < length ≤ 2L
 NEAR_OOD_TOKEN_ACC = "near_ood_token_acc"  # test token accuracy, the same
 TRAIN_SECONDS = "train_seconds"  # wall time of the trial's training and evaluation
+EXTRAPOLATION_LEN = "extrapolation_len"  # longest L: exact match ≥ 0.9 at every length ≤ L
+EXTRAPOLATION_LEN_50 = "extrapolation_len_50"  # the same at exact match 0.5
+BEST_STEP = "best_step"  # the optimizer steps of the checkpoint kept
+STEPS_TRAINED = "steps_trained"  # optimizer steps done (early stopping may end sooner)
+STEPS_TO_95 = "steps_to_95"  # steps to validation exact match 0.95, NaN if never
+N_PARAMS = "n_params"  # the model's parameters
+STEP_TIME_MS = "step_time_ms"  # mean wall time of a training step
+ACTIVATION_MB = "activation_mb"  # peak activation memory of a training step
+PEAK_MEM_MB = "peak_mem_mb"  # ACTIVATION_MB in older runs and in the analysis's frames
+ATTN_SHARPNESS = "attn_sharpness"  # the largest attention weight, mean over heads, queries
+ATTN_ALIGNMENT = "attn_alignment"  # attention mass on the copied source token, best head
+ATTN_ALIGNMENT_UNIFORM = "attn_alignment_uniform"  # the same for uniform attention
+ATTN_ALIGNMENT_INIT = "attn_alignment_init"  # the same at initialisation
+HEAD_DIVERSITY = "head_diversity"  # Jensen–Shannon divergence between heads, mean
+HEAD_DIVERSITY_INIT = "head_diversity_init"  # the same at initialisation
 
 # Token accuracy by target position
 POSITION_TABLE = "per_position.json"  # a trial's table: split, length, target_pos, token_acc
-POSITION_BY_LENGTH_KEY = "pos_token_acc_id_len"  # before the table: step = length·STRIDE + pos
+POSITION_BY_LENGTH_KEY = "pos_token_acc_id_len"  # before the table, by length: see the stride
 POSITION_OOD_KEY = "pos_token_acc_ood"  # before the table: step = target position
-POSITION_STRIDE = 100_000
+POSITION_STRIDE = 100_000  # POSITION_BY_LENGTH_KEY step: length·POSITION_STRIDE + position
 
 # Artifacts
 GRID_ARTIFACT = "grid.json"  # parent run: every grid key of the study

@@ -41,7 +41,7 @@ def finish_all(queue: Queue) -> None:
 def start(tmp_path, study: dict) -> tuple[Queue, list]:
     spec, stores = study_file(tmp_path, study), stores_in(tmp_path)
     stores.runs_dir.mkdir(exist_ok=True)
-    queue = Queue(spec, spec.points(), stores)
+    queue = Queue(spec, stores)
     queue.check_grid(allow_change=True)
     with queue.lock():
         queue.fill()

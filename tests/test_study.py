@@ -31,7 +31,7 @@ from attnstudy.work_queue import RUN_ID, Heartbeat, Queue, make_folder, sqlite_p
 
 
 def trials(spec, stores):
-    return Queue(spec, spec.points(), stores).trials()
+    return Queue(spec, stores).trials()
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_a_resumed_study_counts_the_points_an_earlier_launch_queued(tmp_path):
     still has all of them to run."""
     spec, stores = study_file(tmp_path, TINY_STUDY), stores_in(tmp_path)
     make_folder(stores.storage_url)
-    Queue(spec, spec.points(), stores).fill()
+    Queue(spec, stores).fill()
     out = io.StringIO()
     assert run_study(spec, stores, threads=1, out=out) == 0
     assert out.getvalue().startswith("study tiny: 4 grid points, 4 to run (1 worker")
@@ -168,7 +168,7 @@ def test_a_changed_grid_is_refused_unless_allowed(finished, tmp_path):
     changed = load_study(path)
     with pytest.raises(ConfigError, match="grid of study 'tiny' changed.*--allow-grid-change"):
         run_study(changed, stores, threads=1, out=io.StringIO())
-    queue = Queue(changed, changed.points(), stores)
+    queue = Queue(changed, stores)
     queue.check_grid(allow_change=True)  # accepted: the four old points keep their results
     assert sum(s.state == "done" for s in queue.states().values()) == 4
     queue.check_grid(allow_change=False)
@@ -207,7 +207,7 @@ def test_killed_and_crashed_points_rerun_diverged_ones_do_not(tmp_path):
     spec = study_file(tmp_path, study)
     stores = dataclasses.replace(stores_in(tmp_path), heartbeat_s=1, grace_s=1, poll_s=0.2)
     stores.runs_dir.mkdir()
-    queue = Queue(spec, spec.points(), stores)
+    queue = Queue(spec, stores)
     queue.check_grid(allow_change=False)
     queue.fill()
     # a worker claims a point, opens its MLflow run, and is SIGKILLed (never finishes)

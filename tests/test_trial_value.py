@@ -17,7 +17,7 @@ ONE_POINT = TINY_STUDY | {"name": "value", "axes": ONE_POINT_AXES}
 def test_finish_stores_the_validation_exact_match_as_the_trial_value(tmp_path):
     spec, stores = study_file(tmp_path, ONE_POINT), stores_in(tmp_path)
     stores.runs_dir.mkdir()
-    queue = Queue(spec, spec.points(), stores)
+    queue = Queue(spec, stores)
     queue.check_grid(allow_change=False)
     queue.fill()
     trial, _ = queue.claim()
@@ -32,7 +32,7 @@ def test_a_trained_trial_s_value_is_its_selected_validation_exact_match(tmp_path
     logged it for the trial's run."""
     spec, stores = study_file(tmp_path, ONE_POINT), stores_in(tmp_path)
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
-    (trial,) = Queue(spec, spec.points(), stores).trials()
+    (trial,) = Queue(spec, stores).trials()
     run = MlflowClient(stores.tracking_uri).get_run(trial.user_attrs[RUN_ID])
     history = MlflowClient(stores.tracking_uri).get_metric_history(run.info.run_id, VAL_SEQ_ACC)
     assert trial.value == run.data.metrics[BEST_VAL_SEQ_ACC] == max(m.value for m in history)

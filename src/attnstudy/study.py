@@ -149,10 +149,22 @@ def hold(number: int, stage: str) -> None:
         time.sleep(0.05)
 
 
-def _open_worker(spec: StudySpec, stores: Stores, parent_id: str, tags: dict) -> Worker:
-    queue = Queue(spec, spec.points(), stores)
+@dataclass(frozen=True)
+class Launch:
+    """What every worker of one launch shares: the study, its stores, the parent run, the
+    tags of each trial run, and the torch threads of each worker."""
+
+    spec: StudySpec
+    stores: Stores
+    parent_id: str
+    tags: dict[str, str]
+    threads: int
+
+
+def _open_worker(launch: Launch) -> Worker:
+    spec, stores = launch.spec, launch.stores
     tracker = Tracker(stores.tracking_uri, spec.name, stores.runs_dir / "mlartifacts")
-    return Worker(queue, tracker, parent_id, tags)
+    return Worker(Queue(spec, stores), tracker, launch.parent_id, launch.tags)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -203,15 +215,15 @@ def interruptible() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _worker_process(spec, stores, parent_id, tags, threads) -> None:
+def _worker_process(launch: Launch) -> None:
     """Entry point of a spawned worker: SIGTERM acts like Ctrl-C (trial marked killed)."""
     import torch
 
     _catch_stop_signals()
     silence()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(launch.threads)
     try:
-        _open_worker(spec, stores, parent_id, tags).work()
+        _open_worker(launch).work()
     except KeyboardInterrupt:
         sys.exit(130)
     finally:  # every trial is recorded: spare the exit's garbage collection of the whole
@@ -263,7 +275,7 @@ def run_study(
     silence()
     check_stores(stores, spec.name)
     make_folder(stores.storage_url)
-    queue = Queue(spec, spec.points(), stores)
+    queue = Queue(spec, stores)
     queue.check_grid(allow_grid_change)
     tags = provenance_tags()
     threads = threads or default_threads(workers)
@@ -279,7 +291,7 @@ def run_study(
     with interruptible():
         try:
             with tracker.system_metrics(parent_id), Monitor(queue, out):
-                _run_workers(spec, stores, parent_id, tags, workers, threads)
+                _run_workers(Launch(spec, stores, parent_id, tags, threads), workers)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -343,18 +355,17 @@ def default_threads(workers: int) -> int:
     return max(1, usable_cores() // workers)
 
 
-def _run_workers(spec, stores, parent_id, tags, workers: int, threads: int) -> None:
+def _run_workers(launch: Launch, workers: int) -> None:
     if workers == 1:
         import torch
 
-        torch.set_num_threads(threads)
-        _open_worker(spec, stores, parent_id, tags).work()
+        torch.set_num_threads(launch.threads)
+        _open_worker(launch).work()
         return
     context = multiprocessing.get_context("spawn")
 
     def spawn():
-        args = (spec, stores, parent_id, tags, threads)
-        p = context.Process(target=_worker_process, args=args, daemon=False)
+        p = context.Process(target=_worker_process, args=(launch,), daemon=False)
         p.start()
         return p
 

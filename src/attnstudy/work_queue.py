@@ -225,9 +225,9 @@ class Heartbeat:
 class Queue:
     """The study's grid points as Optuna trials: enqueue, claim, finish, requeue."""
 
-    def __init__(self, spec: StudySpec, points: list[GridPoint], stores: Stores):
+    def __init__(self, spec: StudySpec, stores: Stores):
         self.spec, self.stores = spec, stores
-        self.points = {p.key: p for p in points}
+        self.points = {p.key: p for p in spec.points()}
         self.storage = open_storage(
             stores.storage_url,
             heartbeat_interval=stores.heartbeat_s,

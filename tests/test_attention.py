@@ -310,7 +310,7 @@ def test_attention_layout_matches_what_attention_sees(arch, cfg):
     """`attention_layout`: input token i is key inputs[i]; the query at queries[j] reads
     target j (a blank) or predicts it (the next token); visible counts the keys a query
     may attend to; the recorded maps of that kind have layout.keys keys."""
-    from attnstudy.artifacts import attention_names
+    from attnstudy.measure import attention_names
     from attnstudy.model import MultiHeadAttention, record_attention
 
     task = build_task("reverse", cfg.resolved_eval_max_len)

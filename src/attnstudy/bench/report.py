@@ -11,6 +11,7 @@ from itertools import groupby
 from pathlib import Path
 
 from attnstudy.bench.rows import Row
+from attnstudy.schema import GOALS_MET
 
 EXPERIMENT = "bench"
 COLUMNS = ("what", "value", "reference", "ratio", "goal", "met", "note")
@@ -132,7 +133,7 @@ def log_to_mlflow(uri: str, rows: list[Row], meta: dict, files: tuple[Path, ...]
         metrics=[Metric(k, v, 0, 0) for k, v in metrics(rows).items()],
         params=[Param(k, str(v)) for k, v in params.items()],
     )
-    client.set_tag(run.info.run_id, "attnstudy.goals_met", goals_met(rows))
+    client.set_tag(run.info.run_id, GOALS_MET, goals_met(rows))
     for path in files:
         client.log_artifact(run.info.run_id, str(path))
     client.set_terminated(run.info.run_id, "FINISHED")

@@ -3,11 +3,15 @@ effect is what the test asks for, so each of the four verdicts can be built on p
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pandas as pd
 from frames import BASE_RUN
 
+from attnstudy.analysis.claims import CLAIMS
+from attnstudy.analysis.rules import Frames
 from attnstudy.analysis.variants import LONG_RANGE_TASKS
+from attnstudy.analysis.verdicts import decide, evaluate_claims
 from attnstudy.schema import (
     ATTN_ALIGNMENT,
     ATTN_ALIGNMENT_INIT,
@@ -195,3 +199,30 @@ BUILDERS: dict[str, Callable[[Sequence[float]], Frames3]] = {
     "C11": c11,
     "C12": c12,
 }
+
+
+# --- the claim tests' shared steps ---------------------------------------------------------
+
+PRESETS = Path(__file__).parents[1] / "study"
+ENOUGH, TOO_FEW = 6, 3  # seeds: 2/2^6 < 0.05 can reject alone; 2/2^3 cannot
+
+
+def verdict(claim: str, runs: pd.DataFrame, lengths=NO_LENGTHS, positions=NO_POSITIONS):
+    """The verdict of one claim, Holm-corrected over the claims these frames test."""
+    return next(v for v in evaluate_claims(runs, lengths, positions) if v.claim == claim)
+
+
+def check(claim: str, runs: pd.DataFrame, lengths=NO_LENGTHS, positions=NO_POSITIONS):
+    """The verdict of ``claim`` decided on its own (a Holm family of one), and its finding."""
+    c = CLAIMS[claim]
+    finding = c.check(Frames.of(runs, lengths, positions))
+    return decide(finding.effect, finding.effect.p, c.sign, c.smallest_effect), finding
+
+
+def effects(size: float, seeds: int, spread: float = 0.001, alternate: bool = False):
+    """Per-seed effects ``size`` + a small spread by seed (alternating in sign if asked)."""
+    return [size + spread * s * ((-1) ** s if alternate else 1) for s in range(seeds)]
+
+
+def built(claim: str, size: float, seeds: int, alternate: bool = False):
+    return BUILDERS[claim](effects(size, seeds, alternate=alternate))

@@ -2,14 +2,16 @@
 and axis labels, the same in every figure.
 
 Every positional encoding and every score function keeps one colour (from seaborn's
-colour-blind and dark palettes, in registry order; a name no registry holds gets a fallback
-colour) and one marker; randomized positions are dashed in their encoding's colour; the
-architectures without positional encodings (the RNN baselines) are drawn in black and grey.
+colour-blind and dark palettes, in registry order, read when a figure is drawn; a name no
+registry holds gets a fallback colour) and one marker; randomized positions are dashed in
+their encoding's colour; the architectures without positional encodings (the RNN baselines)
+are drawn in black and grey.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from functools import cache
 
 import seaborn as sns
 
@@ -38,19 +40,29 @@ def distinct_colours(palette: str, n: int) -> list[tuple]:
     return own + extra[: n - len(own)]
 
 
-def _palette(names: Sequence[str], palette: str) -> tuple[dict, tuple]:
+@cache
+def _palette(names: tuple[str, ...], seaborn_palette: str) -> tuple[dict, tuple]:
     """One colour per registered name, and a further one for names no registry holds."""
-    colours = distinct_colours(palette, len(names) + 1)
+    colours = distinct_colours(seaborn_palette, len(names) + 1)
     return dict(zip(names, colours[:-1], strict=True)), colours[-1]
 
 
-def _markers(names: Sequence[str]) -> dict[str, str]:
-    return {name: MARKER_CYCLE[i % len(MARKER_CYCLE)] for i, name in enumerate(names)}
+def palette() -> tuple[dict[str, tuple], tuple]:
+    """Each registered encoding's colour, and the colour of an encoding no registry holds."""
+    return _palette(tuple(POSITION_NAMES), "colorblind")
 
 
-PALETTE, FALLBACK_COLOUR = _palette(POSITION_NAMES, "colorblind")
-SCORE_PALETTE, SCORE_FALLBACK_COLOUR = _palette(SCORE_NAMES, "dark")
-MARKERS, SCORE_MARKERS = _markers(POSITION_NAMES), _markers(SCORE_NAMES)
+def score_palette() -> tuple[dict[str, tuple], tuple]:
+    """Each registered score function's colour, and that of one no registry holds."""
+    return _palette(tuple(SCORE_NAMES), "dark")
+
+
+def _marker(names: Iterable[str], name: str) -> str:
+    """The marker of ``name``: the registered names take the cycle's in turn ("o" if none)."""
+    names = list(names)
+    return MARKER_CYCLE[names.index(name) % len(MARKER_CYCLE)] if name in names else "o"
+
+
 ARCH_STYLES = {
     "encoder": {"color": "0.55", "linestyle": ":", "marker": "v"},
     "decoder": {"color": "0.55", "linestyle": "-", "marker": "^"},
@@ -91,19 +103,21 @@ def style(label: str) -> dict:
     if label in ARCH_STYLES:
         return dict(ARCH_STYLES[label])
     base = label.removesuffix(RANDOMIZED)
+    colours, fallback = palette()
     return {
-        "color": PALETTE.get(base, FALLBACK_COLOUR),
+        "color": colours.get(base, fallback),
         "linestyle": "--" if label.endswith(RANDOMIZED) else "-",
-        "marker": MARKERS.get(base, "o"),
+        "marker": _marker(POSITION_NAMES, base),
     }
 
 
 def score_style(name: str) -> dict:
     """Colour, line style and marker of a score function."""
+    colours, fallback = score_palette()
     return {
-        "color": SCORE_PALETTE.get(name, SCORE_FALLBACK_COLOUR),
+        "color": colours.get(name, fallback),
         "linestyle": "-",
-        "marker": SCORE_MARKERS.get(name, "o"),
+        "marker": _marker(SCORE_NAMES, name),
     }
 
 

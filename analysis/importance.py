@@ -17,6 +17,8 @@ number of trials, and 8,000 trials of 8 axes take ~15 s where depth 64 takes min
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import optuna
 import pandas as pd
 from optuna.distributions import CategoricalDistribution
@@ -27,8 +29,10 @@ from attnstudy.analysis.load import StudyError
 from attnstudy.analysis.tables import Table, fmt
 from attnstudy.redact import redact
 from attnstudy.schema import ID_SEQ_ACC, NEAR_OOD_SEQ_ACC
-from attnstudy.study_config import StudySpec
 from attnstudy.work_queue import Stores, axis_values, classify, read_trials
+
+if TYPE_CHECKING:  # study_config reads the registries, which import torch
+    from attnstudy.study_config import StudySpec
 
 METRICS = (ID_SEQ_ACC, NEAR_OOD_SEQ_ACC)  # the claims' primary metrics, ID and OOD
 MIN_TRIALS = 2

@@ -18,17 +18,17 @@ from attnstudy.analysis.effects import NEAR_OOD
 from attnstudy.analysis.seeds import seed_summary
 from attnstudy.analysis.tables import Table, competent_extrapolation, fmt, fmt_ci
 from attnstudy.analysis.variants import (
+    POSITION_NAMES,
     RANDOMIZED,
     SCORE_NAMES,
     TASK_NAMES,
     ordered,
+    registry,
     transformers,
     variant_labels,
     variant_order,
 )
-from attnstudy.positions import POSITIONS
 from attnstudy.schema import ID_SEQ_ACC
-from attnstudy.scores import SCORES
 
 VARIANT_COLUMNS = ("task", "score", "position", "randomized")
 SETTING = [c for c in CONFIG_COLUMNS if c not in VARIANT_COLUMNS]  # held equal
@@ -36,29 +36,32 @@ METRICS = {ID_SEQ_ACC: "ID exact match", NEAR_OOD: "OOD exact match (L, 2L] (com
 SEEDS = "seeds: all (competent)"
 
 
-def declared_modern(registry: dict, name) -> bool:
-    """Whether the name's class in ``registry`` says it is length-aware (unknown: no)."""
-    return bool(name in registry and registry[name].modern)
+def declared_modern(axis: str, name) -> bool:
+    """Whether the class registered under ``name`` for config column ``axis`` (score or
+    position) says it is length-aware (unknown: no)."""
+    classes = registry(axis)
+    return bool(name in classes and classes[name].modern)
 
 
-def is_modern(registry: dict, names: pd.Series) -> pd.Series:
-    return names.map(lambda n: declared_modern(registry, n)).astype(bool)
+def is_modern(runs: pd.DataFrame, axis: str) -> pd.Series:
+    """Whether each run's ``axis`` (score or position) is length-aware."""
+    return runs[axis].map(lambda n: declared_modern(axis, n)).astype(bool)
 
 
 def modern_names(runs: pd.DataFrame) -> dict[str, list[str]]:
     """The length-aware normalisers and encodings the runs hold, in registry order."""
-    scores = runs.loc[is_modern(SCORES, runs["score"]), "score"]
-    positions = runs.loc[is_modern(POSITIONS, runs["position"]), "position"]
+    scores = runs.loc[is_modern(runs, "score"), "score"]
+    positions = runs.loc[is_modern(runs, "position"), "position"]
     return {
         "normalisers": ordered(scores, SCORE_NAMES),
-        "encodings": ordered(positions, list(POSITIONS)),
+        "encodings": ordered(positions, POSITION_NAMES),
     }
 
 
 def like_for_like(runs: pd.DataFrame) -> pd.DataFrame:
     """The Transformer runs in the settings where some run has a length-aware variant."""
     data = transformers(runs)
-    modern = is_modern(SCORES, data["score"]) | is_modern(POSITIONS, data["position"])
+    modern = is_modern(data, "score") | is_modern(data, "position")
     chosen = data.loc[modern, SETTING].drop_duplicates()
     return data.merge(chosen, on=SETTING, how="inner")
 
@@ -104,10 +107,10 @@ def _title(column: str) -> str:
 
 def _row(r: pd.Series, by: list[str]) -> dict:
     named = (
-        ("normaliser", SCORES, r["score"]),
-        ("encoding", POSITIONS, r["encoding"].removesuffix(RANDOMIZED)),
+        ("normaliser", "score", r["score"]),
+        ("encoding", "position", r["encoding"].removesuffix(RANDOMIZED)),
     )
-    parts = [part for part, registry, name in named if declared_modern(registry, name)]
+    parts = [part for part, axis, name in named if declared_modern(axis, name)]
     row = {_title(c): fmt(r[c]) for c in by}
     row["length-aware"] = " + ".join(parts) or "–"
     for metric, name in METRICS.items():

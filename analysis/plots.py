@@ -25,13 +25,13 @@ from attnstudy.analysis.figures_style import (
     CI_ALPHA,
     CURVE_TITLES,
     LABELS,
-    PALETTE,
     POSITION_SPLITS,
     TITLES,
     TRAINED,
     look,
     no_line,
     no_marker,
+    palette,
     style,
 )
 from attnstudy.analysis.seeds import seed_means, seed_summary
@@ -339,7 +339,7 @@ def mrr_ranking(runs: pd.DataFrame, metric: str = NEAR_OOD) -> Figure | None:
     for (randomized, axis), ax in layout.cells(rows, axes_names, axes):
         group = ok[ok["randomized"].astype(bool) == randomized]
         table = mean_reciprocal_rank(group, axis=axis, metric=metric, fixed=("arch",))
-        colors = [PALETTE.get(v, "0.5") if axis == "position" else "0.5" for v in table[axis]]
+        colors = [palette()[0].get(v, "0.5") if axis == "position" else "0.5" for v in table[axis]]
         ax.barh(table[axis].astype(str), table["mrr"], color=colors)
         ax.invert_yaxis()
         ax.bar_label(ax.containers[0], fmt="%.2f", padding=2)

@@ -1,7 +1,8 @@
 """The check function of every claim: tidy frames in, the primary effect and the secondary
 evidence out. Which runs a side holds is read from the variant classes on main
-(``POSITIONS[name].family`` and ``.shift_invariant(score)``), never from a list of names;
-the names below are the variants a claim itself is about."""
+(``POSITIONS[name].family`` and ``.shift_invariant(score)``, through
+``analysis.variants.registry``), never from a list of names; the names below are the
+variants a claim itself is about."""
 
 from __future__ import annotations
 
@@ -29,8 +30,7 @@ from attnstudy.analysis.effects import (
     near_ood_accuracy,
     within_runs,
 )
-from attnstudy.analysis.variants import LONG_RANGE_TASKS
-from attnstudy.positions import POSITIONS
+from attnstudy.analysis.variants import LONG_RANGE_TASKS, registry
 from attnstudy.schema import (
     ATTN_ALIGNMENT,
     ATTN_ALIGNMENT_INIT,
@@ -47,7 +47,6 @@ from attnstudy.schema import (
     STEPS_TO_95,
     STEPS_TRAINED,
 )
-from attnstudy.scores import SCORES
 
 SOURCE_MIRRORED = {"copy": False, "reverse": True}  # target i reproduces input i / L − 1 − i
 SCORE_FORMS = ("dot", "cosine", "general", "additive")  # Luong et al. 2015's four forms
@@ -105,13 +104,15 @@ class Finding:
 def family(runs: pd.DataFrame) -> pd.Series:
     """Each run's encoding family as its class declares it ("unknown" for a name the
     registry lacks)."""
-    return runs["position"].map(lambda p: getattr(POSITIONS.get(p), "family", "unknown"))
+    positions = registry("position")
+    return runs["position"].map(lambda p: getattr(positions.get(p), "family", "unknown"))
 
 
 def shift_invariant(runs: pd.DataFrame) -> pd.Series:
     """Whether each run's (score, encoding) combination declares itself shift-invariant."""
+    positions, scores = registry("position"), registry("score")
     pairs = zip(runs["position"], runs["score"], strict=True)
-    flags = [p in POSITIONS and POSITIONS[p].shift_invariant(SCORES.get(s)) for p, s in pairs]
+    flags = [p in positions and positions[p].shift_invariant(scores.get(s)) for p, s in pairs]
     return pd.Series(flags, index=runs.index, dtype=bool)
 
 

@@ -208,8 +208,9 @@ def test_each_encoding_keeps_one_colour_in_every_figure(figures, name):
             continue
         assert to_hex(_colour(handle)) == to_hex(styling.style(label)["color"]), (name, label)
         base = label.removesuffix(variants.RANDOMIZED)
-        if base in styling.PALETTE:
-            assert to_hex(_colour(handle)) == to_hex(styling.PALETTE[base])
+        colours, _ = styling.palette()
+        if base in colours:
+            assert to_hex(_colour(handle)) == to_hex(colours[base])
 
 
 def _colour(handle):
@@ -219,11 +220,11 @@ def _colour(handle):
 
 
 def test_encodings_have_distinct_colours_and_randomized_ones_are_dashed():
-    colours = [to_hex(c) for c in [*styling.PALETTE.values(), styling.FALLBACK_COLOUR]]
-    assert len(set(colours)) == len(POSITIONS) + 1
+    colours, fallback = styling.palette()
+    assert len({to_hex(c) for c in [*colours.values(), fallback]}) == len(POSITIONS) + 1
     dashed = styling.style("learned (randomized)")
     assert dashed["linestyle"] == "--"
-    assert to_hex(dashed["color"]) == to_hex(styling.PALETTE["learned"])
+    assert to_hex(dashed["color"]) == to_hex(colours["learned"])
 
 
 def test_legend_lists_every_variant_once_in_a_fixed_order(figures):
@@ -291,11 +292,11 @@ def test_figures_without_their_data_are_left_out(frames):
 
 
 def test_colours_and_order_come_from_the_registries():
-    assert tuple(POSITIONS) == variants.POSITION_NAMES
-    assert tuple(styling.PALETTE) == tuple(POSITIONS)
-    assert tuple(styling.SCORE_PALETTE) == tuple(SCORES)
-    scores = [to_hex(c) for c in [*styling.SCORE_PALETTE.values(), styling.SCORE_FALLBACK_COLOUR]]
-    assert len(set(scores)) == len(SCORES) + 1
+    assert tuple(POSITIONS) == tuple(variants.POSITION_NAMES)
+    assert tuple(styling.palette()[0]) == tuple(POSITIONS)
+    colours, fallback = styling.score_palette()
+    assert tuple(colours) == tuple(SCORES)
+    assert len({to_hex(c) for c in [*colours.values(), fallback]}) == len(SCORES) + 1
 
 
 @pytest.mark.parametrize("palette", ["colorblind", "dark"])
@@ -324,7 +325,7 @@ def test_unknown_encoding_is_drawn_last_in_the_fallback_colour(frames):
     texts = [t.get_text() for t in legend.get_texts()]
     assert texts[-3:] == ["wavelet", "wavelet (randomized)", styling.TRAINED]
     handle = legend.legend_handles[texts.index("wavelet")]
-    assert to_hex(_colour(handle)) == to_hex(styling.FALLBACK_COLOUR)
+    assert to_hex(_colour(handle)) == to_hex(styling.palette()[1])
     heatmap = plots.score_position_heatmap(f["runs"])
     columns = [t.get_text() for t in panels(heatmap)[0].get_xticklabels()]
     assert columns[-1] == "wavelet"
@@ -340,7 +341,7 @@ def test_score_lines_keep_one_colour_per_score_function(frames):
     )
     assert list(drawn) == ["dot", "cosine", styling.TRAINED]
     for score in ("dot", "cosine"):
-        assert to_hex(_colour(drawn[score])) == to_hex(styling.SCORE_PALETTE[score])
+        assert to_hex(_colour(drawn[score])) == to_hex(styling.score_palette()[0][score])
 
 
 def overlapping_labels(fig) -> list[tuple[str, str]]:

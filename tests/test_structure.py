@@ -223,3 +223,15 @@ def test_every_tag_name_is_written_in_schema_py_only():
         for literal in tag_literals(ast.parse(path.read_text()))
     }
     assert found == set()
+
+
+def test_importing_the_analysis_loads_no_torch():
+    """Every module of the analysis imports without torch: the variant registries are read
+    only when a function needs them (analysis.variants.registry; issue 31)."""
+    analysis = sorted(name for name in modules() if name.startswith("attnstudy.analysis"))
+    code = (
+        f"import importlib, sys\nfor name in {analysis!r}:\n    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr

@@ -69,9 +69,10 @@ class SequenceBuffer:
 
 @dataclass
 class Rotary:
-    """RoPE angles for queries and keys: (B, 1, T, d_head/2) each. While decoding, `done`
-    holds the layer's keys rotated at earlier steps (the same keys then as now), so each key
-    is rotated once, at its own position."""
+    """RoPE angles for queries and keys: (B, 1, T, d_head) each, the d_head/2 angles twice
+    over, so that rotating is x·cos + half_turn(x)·sin. While decoding, `done` holds the
+    layer's keys rotated at earlier steps (the same keys then as now), so each key is rotated
+    once, at its own position."""
 
     cos_q: Tensor
     sin_q: Tensor
@@ -81,8 +82,12 @@ class Rotary:
 
     @staticmethod
     def _apply(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """Each pair (x1, x2) of x = [x1 | x2] rotated: [x1·cos − x2·sin | x2·cos + x1·sin].
+        Bit for bit the pairwise formula: a + (−b)·c is a − b·c exactly in IEEE arithmetic;
+        it takes 5 kernels where the pairwise one takes 7, backward included."""
         x1, x2 = x.chunk(2, dim=-1)
-        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+        half_turn = torch.cat([-x2, x1], dim=-1)
+        return x * cos + half_turn * sin
 
     def rotate(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
         q = self._apply(q, self.cos_q, self.sin_q)
@@ -306,6 +311,7 @@ class RotaryPositions(PositionalEncoding):
         d_head = self.d_model // self.heads
         freq = self.base ** (-torch.arange(0, d_head, 2, device=pos.device).float() / d_head)
         angle = pos[:, None, :, None].float() * freq  # (B, 1, T, d_head/2)
+        angle = torch.cat([angle, angle], dim=-1)  # (B, 1, T, d_head): each pair's angle twice
         return angle.cos(), angle.sin()
 
     def context(self, pos_q, pos_k, causal):

@@ -110,12 +110,17 @@ def activation_mb(model: Arch, batch, gen) -> float:
     return total / 2**20
 
 
-def validate_in_distribution(model: Arch, task: Task, cfg: Config, device) -> dict[str, float]:
-    """Exact match on fresh examples of the training lengths only (never longer ones)."""
+def validation_samples(cfg: Config) -> dict[int, int]:
+    """Examples per length that validation draws: cfg.val_samples spread over the training
+    lengths only (never longer ones), at least one each."""
     lengths = range(cfg.train_min_len, cfg.train_max_len + 1)
-    per = max(1, math.ceil(cfg.val_samples / len(lengths)))
+    return dict.fromkeys(lengths, max(1, math.ceil(cfg.val_samples / len(lengths))))
+
+
+def validate_in_distribution(model: Arch, task: Task, cfg: Config, device) -> dict[str, float]:
+    """Exact match on fresh examples of the training lengths (`validation_samples`)."""
     seed = evaluation_seed(VALIDATION_SEED, cfg.seed)
-    return validate(model, task, dict.fromkeys(lengths, per), seed, device)
+    return validate(model, task, validation_samples(cfg), seed, device)
 
 
 @dataclass

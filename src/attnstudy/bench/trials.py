@@ -21,7 +21,7 @@ from attnstudy.config import Config
 from attnstudy.evaluate import VALIDATION_SEED, evaluate, evaluation_seed, summarize
 from attnstudy.registries import make_config
 from attnstudy.tasks import Task
-from attnstudy.train import Validator, validate_in_distribution
+from attnstudy.train import Validator, validate_in_distribution, validation_samples
 
 SECTION = "8. trials per hour at the standard regime"
 STANDARD = dict(
@@ -50,10 +50,8 @@ QUICK = STANDARD | TINY | dict(eval_max_len=8, steps=10, val_every=5, eval_sampl
 def greedy_validation(model: Arch, task: Task, cfg: Config, device) -> dict[str, float]:
     """Validation as it was before the teacher-forced pass: greedy decoding of the same
     examples, the same exact match (tests/test_validation.py), one decoding step per token."""
-    lengths = range(cfg.train_min_len, cfg.train_max_len + 1)
-    per = max(1, math.ceil(cfg.val_samples / len(lengths)))
     seed = evaluation_seed(VALIDATION_SEED, cfg.seed)
-    results = evaluate(model, task, dict.fromkeys(lengths, per), seed, device)
+    results = evaluate(model, task, validation_samples(cfg), seed, device)
     s = summarize(results, cfg.train_max_len)
     return {"val_seq_acc": s["id_seq_acc"], "val_next_token_acc": math.nan}  # not computed
 

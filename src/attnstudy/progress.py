@@ -158,9 +158,9 @@ def study_status(spec: StudySpec, stores: Stores, out: TextIO | None = None) -> 
         print(_status_row(states[p.key], width), file=out)
     if spec.named_blocks:
         for block in spec.blocks:
-            mine = {k: s for k, s in states.items() if block.name in s.point.blocks}
-            found = ", ".join(f"{n} {s}" for s, n in counts(mine).items())
-            print(f"block {block.name}: {len(mine)} grid points: {found}", file=out)
+            in_block = {k: s for k, s in states.items() if block.name in s.point.blocks}
+            found = ", ".join(f"{n} {s}" for s, n in counts(in_block).items())
+            print(f"block {block.name}: {len(in_block)} grid points: {found}", file=out)
     found = ", ".join(f"{n} {s}" for s, n in counts(states).items())
     print(f"study {spec.name}: {len(points)} grid points: {found}", file=out)
     return 0

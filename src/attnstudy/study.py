@@ -71,11 +71,11 @@ class Worker:
                 where = f"{socket.gethostname()}:{os.getpid()}"
                 self.queue.storage.set_trial_user_attr(trial_id, WORKER, where)
                 self.queue.storage.set_trial_user_attr(trial_id, RUN_ID, mlrun.run_id)
-                hold(trial.number, "running")
+                pause_for_test(trial.number, "running")
                 start = time.perf_counter()
                 result = run(point.config, self._checked(mlrun.on_step))
                 summary = mlrun.log_result(result, time.perf_counter() - start)
-                hold(trial.number, "logged")
+                pause_for_test(trial.number, "logged")
                 status, reason = "ok", None
             except Diverged as err:
                 status, reason = "diverged", str(err)
@@ -131,7 +131,7 @@ class Worker:
 HOLD = "ATTNSTUDY_TEST_HOLD"
 
 
-def hold(number: int, stage: str) -> None:
+def pause_for_test(number: int, stage: str) -> None:
     """Test-only (the chaos and Ctrl-C tests), inert unless $ATTNSTUDY_TEST_HOLD names a
     folder: say that trial `number` reached `stage` by writing `<folder>/<number>.<stage>`
     (this worker's pid), then wait until the test writes `<number>.<stage>.go`. The stages:

@@ -193,49 +193,51 @@ def train(
     optimizer = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     positions = torch.Generator().manual_seed(cfg.seed + POSITION_SEED_OFFSET)
-    done = Training([], Selection(), 0.0, math.nan)
+    training = Training([], Selection(), 0.0, math.nan)
     for step in range(cfg.steps):
         lengths = draw_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen)
         batch = task.sample(lengths, gen).to(device)
         if step == 0:  # measured with a generator of its own: training draws stay the same
-            own = torch.Generator().manual_seed(cfg.seed)
-            done.activation_mb = activation_mb(model, batch, own)
+            measuring = torch.Generator().manual_seed(cfg.seed)
+            training.activation_mb = activation_mb(model, batch, measuring)
         t0 = time.perf_counter()
         record = train_step(model, optimizer, batch, positions, step, cfg)
-        done.step_seconds += time.perf_counter() - t0
+        training.step_seconds += time.perf_counter() - t0
         validated = (step + 1) % cfg.val_every == 0 or step == cfg.steps - 1
         if validated:
             t0 = time.perf_counter()
             record |= validator(model, task, cfg, device)
-            done.validation_seconds += time.perf_counter() - t0
-            done.selection.update(model, record["val_seq_acc"], step + 1)
-        done.history.append(record)
+            training.validation_seconds += time.perf_counter() - t0
+            training.selection.update(model, record["val_seq_acc"], step + 1)
+        training.history.append(record)
         if callback is not None:
             callback(step, record)
-        if validated and done.selection.should_stop(record["val_seq_acc"], cfg):
+        if validated and training.selection.should_stop(record["val_seq_acc"], cfg):
             break
-    return done
+    return training
 
 
-def final_evaluation(model: Arch, task: Task, cfg: Config, device, done: Training) -> TrainResult:
+def final_evaluation(
+    model: Arch, task: Task, cfg: Config, device, training: Training
+) -> TrainResult:
     """The selected checkpoint evaluated at every length 1..eval_max_len, on the test
     examples of cfg's seed."""
-    model.load_state_dict(done.selection.state)
+    model.load_state_dict(training.selection.state)
     samples = {n: cfg.eval_samples_at(n) for n in range(1, cfg.resolved_eval_max_len + 1)}
     start = time.perf_counter()
     per_length = evaluate(model, task, samples, evaluation_seed(TEST_SEED, cfg.seed), device)
     summary = summarize(per_length, cfg.train_max_len) | {
-        "best_step": done.selection.step,
-        "steps_trained": len(done.history),
-        "steps_to_95": done.selection.steps_to_95,
+        "best_step": training.selection.step,
+        "steps_trained": len(training.history),
+        "steps_to_95": training.selection.steps_to_95,
         "n_params": count_parameters(model),
-        "step_time_ms": 1000 * done.step_seconds / len(done.history),
-        "activation_mb": done.activation_mb,
-        "validation_seconds": done.validation_seconds,
+        "step_time_ms": 1000 * training.step_seconds / len(training.history),
+        "activation_mb": training.activation_mb,
+        "validation_seconds": training.validation_seconds,
         "evaluation_seconds": time.perf_counter() - start,
     }
     table = position_table(per_length, cfg.train_max_len)
-    return TrainResult(cfg, model, task, device, summary, per_length, table, done.history)
+    return TrainResult(cfg, model, task, device, summary, per_length, table, training.history)
 
 
 def run(
@@ -246,8 +248,8 @@ def run(
     device = resolve_device(cfg.device)
     task = build_task(cfg.task, cfg.resolved_eval_max_len)
     model = initial_model(cfg, task, device)
-    done = train(model, task, cfg, device, callback, validator)
-    return measured(final_evaluation(model, task, cfg, device, done))
+    training = train(model, task, cfg, device, callback, validator)
+    return measured(final_evaluation(model, task, cfg, device, training))
 
 
 def measured(result: TrainResult) -> TrainResult:

@@ -145,14 +145,16 @@ PRECEDENCE = (  # the first kind of trial a point has decides its state
 )
 
 
-def point_state(point: GridPoint, mine: list[FrozenTrial]) -> PointState:
+def point_state(point: GridPoint, point_trials: list[FrozenTrial]) -> PointState:
     """The state of one point from its trials (in trial-number order)."""
-    waiting = [t for t in mine if t.state == TrialState.WAITING]
+    waiting = [t for t in point_trials if t.state == TrialState.WAITING]
     for state, test in PRECEDENCE:
-        found = [t for t in mine if test(t)]
+        found = [t for t in point_trials if test(t)]
         if found:
-            return PointState(point, state, found[-1], waiting[0] if waiting else None, mine)
-    return PointState(point, "pending", None, None, mine)
+            return PointState(
+                point, state, found[-1], waiting[0] if waiting else None, point_trials
+            )
+    return PointState(point, "pending", None, None, point_trials)
 
 
 def classify(points: list[GridPoint], trials: list[FrozenTrial]) -> dict[str, PointState]:

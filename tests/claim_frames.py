@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
-from frames import BASE_RUN
+from frames import make_runs
 
 from attnstudy.analysis.claims import CLAIMS
 from attnstudy.analysis.rules import Frames
@@ -29,10 +29,6 @@ NO_POSITIONS = pd.DataFrame(
     columns=["run_id", "task", "split", "length", "target_pos", "token_acc"]
 )
 Frames3 = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
-
-
-def make_runs(*rows: dict) -> pd.DataFrame:
-    return pd.DataFrame([{**BASE_RUN, "run_id": f"r{i}", **row} for i, row in enumerate(rows)])
 
 
 def runs_only(runs: pd.DataFrame) -> Frames3:

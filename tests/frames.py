@@ -59,6 +59,16 @@ BASE_RUN = {
 }
 
 
+def make_runs(*rows: dict) -> pd.DataFrame:
+    """A runs frame of BASE_RUN rows with ``rows``' changes, run ids r0, r1, …"""
+    return pd.DataFrame([{**BASE_RUN, "run_id": f"r{i}", **row} for i, row in enumerate(rows)])
+
+
+def level_runs(column: str, level: str, values: list[float], metric: str = OOD_SEQ_ACC):
+    """Rows of one level of ``column``: seed s with ``metric`` values[s]."""
+    return [{column: level, "seed": s, metric: v} for s, v in enumerate(values)]
+
+
 def modern_runs() -> pd.DataFrame:
     """Decoder runs on copy at 2 heads (softmax with none, rope, fire; sigmoid with rope),
     2 seeds each; classic runs at 1 head (another setting) and an RNN baseline. The mean

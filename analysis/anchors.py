@@ -13,11 +13,10 @@ from attnstudy.analysis.aggregate import (
     CONFIG_COLUMNS,
     PAIR_COLUMNS,
     bootstrap_ci,
-    compare,
     mean_reciprocal_rank,
     ok_runs,
 )
-from attnstudy.analysis.effects import competent
+from attnstudy.analysis.effects import compare, competent
 from attnstudy.analysis.seeds import seed_means
 from attnstudy.analysis.tables import competent_extrapolation, fmt, fmt_ci
 from attnstudy.schema import ID_SEQ_ACC, OOD_SEQ_ACC, OOD_TOKEN_ACC

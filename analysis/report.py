@@ -23,9 +23,8 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from attnstudy.analysis import anchors, modern, tables
-from attnstudy.analysis.aggregate import METHODS_TEXT
 from attnstudy.analysis.claims import RULE_VERSION
-from attnstudy.analysis.effects import ALPHA, COMPETENCE_TEXT, MIN_SEEDS
+from attnstudy.analysis.effects import ALPHA, COMPETENCE_TEXT, METHODS_TEXT, MIN_SEEDS
 from attnstudy.analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
 from attnstudy.analysis.importance import report_importance
 from attnstudy.analysis.load import Study, load_study, save_frames

@@ -9,15 +9,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from attnstudy.analysis.aggregate import (
-    SUMMARY_METRICS,
-    ok_runs,
-    pairwise_comparisons,
-    summary_table,
-)
-from attnstudy.analysis.effects import ALPHA, NEAR_OOD, competent
-from attnstudy.analysis.load import CONFIG_COLUMNS
-from attnstudy.analysis.seeds import seed_summary
+from attnstudy.analysis.aggregate import CONFIG_COLUMNS, ok_runs
+from attnstudy.analysis.effects import ALPHA, NEAR_OOD, competent, pairwise_comparisons
+from attnstudy.analysis.seeds import seed_summary, summary_table
 from attnstudy.analysis.variants import (
     ARCH_NAMES,
     ATTENTIONLESS_ARCHS,
@@ -40,6 +34,14 @@ from attnstudy.schema import (
 )
 
 SHOWN_CONFIG = ("task", "arch", "score", "position", "heads")
+CONFIGURATION_METRICS = (  # the per-configuration summary's metrics
+    ID_SEQ_ACC,
+    NEAR_OOD,  # the claims' primary: exact match over L < length ≤ 2L
+    OOD_SEQ_ACC,
+    ID_TOKEN_ACC,
+    OOD_TOKEN_ACC,
+    EXTRAPOLATION_LEN,
+)
 METRIC_NAMES = {
     ID_SEQ_ACC: "ID exact match",
     NEAR_OOD: "OOD exact match (L, 2L]",  # the claims' primary: L < length ≤ 2L
@@ -96,6 +98,13 @@ def fmt_ci(mean: float, low: float, high: float, digits: int = 3, n: int | None 
     return f"{fmt(mean, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
 
 
+def summary_cell(summary: pd.Series, metric: str) -> str:
+    """``metric``'s summary over seeds (the columns `seeds.describe` gives) in a row of
+    ``summary``: 'mean [low, high]', or 'mean (n = 1)' from one seed."""
+    cell = (summary[f"{metric}_{s}"] for s in ("mean", "low", "high"))
+    return fmt_ci(*cell, digits_of(metric), summary[f"{metric}_n"])
+
+
 @dataclass(frozen=True)
 class Table:
     """One table of the report; also written as ``tables/<key>.csv`` beside it."""
@@ -119,22 +128,20 @@ def digits_of(metric: str) -> int:
 def config_columns(runs: pd.DataFrame) -> list[str]:
     """The config columns that identify a configuration in this study (seed excluded):
     the main axes, plus every other config column that varies."""
-    keep = [c for c in CONFIG_COLUMNS if c in SHOWN_CONFIG or runs[c].nunique(dropna=False) > 1]
-    return [c for c in keep if c != "seed"]
+    return [c for c in CONFIG_COLUMNS if c in SHOWN_CONFIG or runs[c].nunique(dropna=False) > 1]
 
 
 def configuration_table(runs: pd.DataFrame) -> Table:
     """Per configuration: seeds, diverged and failed counts, then mean [95% CI] and max over
     seeds of every summary metric."""
     by = config_columns(runs)
-    table = summary_table(runs, by)
+    table = summary_table(runs, by, CONFIGURATION_METRICS)
     rows = []
     for _, r in table.iterrows():
         row = {c: fmt(r[c]) for c in by}
         row |= {"seeds": r["n_seeds"], "diverged": r["n_diverged"], "failed": r["n_failed"]}
-        for m in SUMMARY_METRICS:
-            mean, low, high = r[f"{m}_mean"], r[f"{m}_ci_low"], r[f"{m}_ci_high"]
-            row[METRIC_NAMES[m]] = fmt_ci(mean, low, high, digits_of(m), r["n_seeds"])
+        for m in CONFIGURATION_METRICS:
+            row[METRIC_NAMES[m]] = summary_cell(r, m)
             row[METRIC_NAMES[m] + " max"] = fmt(r[f"{m}_max"], digits_of(m))
         rows.append(row)
     title = "Summary per configuration"
@@ -164,8 +171,7 @@ def axis_table(runs: pd.DataFrame, axis: str) -> Table:
         status = data.loc[data["level"] == level, "status"]
         row = {AXES[axis]: fmt(level)}
         for m in AXIS_METRICS:
-            cell = r[f"{m}_mean"], r[f"{m}_low"], r[f"{m}_high"]
-            row[METRIC_NAMES[m]] = fmt_ci(*cell, digits_of(m), r[f"{m}_n"])
+            row[METRIC_NAMES[m]] = summary_cell(r, m)
         row["n (seeds)"] = 0 if pd.isna(r[f"{NEAR_OOD}_n"]) else int(r[f"{NEAR_OOD}_n"])
         row["runs"] = int((status == "ok").sum())
         row["left out"] = int((status != "ok").sum())

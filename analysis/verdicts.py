@@ -9,14 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from attnstudy.analysis.aggregate import holm
+from attnstudy.analysis.aggregate import N_BOOT, holm
 from attnstudy.analysis.claims import CLAIMS, Claim
 from attnstudy.analysis.effects import (
     ALPHA,
     COMPETENT_ID_ACC,
     FLOAT_TOL,
     MIN_SEEDS,
-    N_BOOT,
     Effect,
     equivalence_p,
     seeds_needed,

@@ -19,7 +19,7 @@ from statsmodels.stats.multitest import multipletests
 
 from attnstudy.schema import OOD_SEQ_ACC
 
-CONFIG_COLUMNS = (
+CONFIGURATION_COLUMNS = (  # what identifies a configuration, the seed not included
     "task",
     "arch",
     "score",
@@ -32,7 +32,7 @@ CONFIG_COLUMNS = (
     "train_max_len",
     "eval_max_len",
 )
-PAIR_COLUMNS = (*CONFIG_COLUMNS, "seed")
+PAIR_COLUMNS = (*CONFIGURATION_COLUMNS, "seed")  # a unit: one configuration and seed
 N_BOOT = 2000
 MAX_PERMUTATION_N = 20
 

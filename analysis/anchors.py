@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from attnstudy.analysis.aggregate import (
-    CONFIG_COLUMNS,
+    CONFIGURATION_COLUMNS,
     PAIR_COLUMNS,
     bootstrap_ci,
     mean_reciprocal_rank,
@@ -167,7 +167,7 @@ def _matching(runs: pd.DataFrame, setting: dict) -> pd.DataFrame:
 def _varied(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
     """The runs whose configuration (all but ``axis``) appears with two or more of its
     values: the runs that compare the values of ``axis`` with all else equal."""
-    keys = [c for c in CONFIG_COLUMNS if c != axis and c in runs]
+    keys = [c for c in CONFIGURATION_COLUMNS if c != axis and c in runs]
     several = runs.groupby(keys, dropna=False)[axis].transform("nunique") >= 2
     return runs[several]
 

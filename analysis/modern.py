@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from attnstudy.analysis.aggregate import CONFIG_COLUMNS, ok_runs
+from attnstudy.analysis.aggregate import CONFIGURATION_COLUMNS, ok_runs
 from attnstudy.analysis.effects import NEAR_OOD
 from attnstudy.analysis.seeds import seed_summary
 from attnstudy.analysis.tables import Table, competent_extrapolation, fmt, fmt_ci
@@ -31,7 +31,7 @@ from attnstudy.analysis.variants import (
 from attnstudy.schema import ID_SEQ_ACC
 
 VARIANT_COLUMNS = ("task", "score", "position", "randomized")
-SETTING = [c for c in CONFIG_COLUMNS if c not in VARIANT_COLUMNS]  # held equal
+SETTING = [c for c in CONFIGURATION_COLUMNS if c not in VARIANT_COLUMNS]  # held equal
 METRICS = {ID_SEQ_ACC: "ID exact match", NEAR_OOD: "OOD exact match (L, 2L] (competent)"}
 SEEDS = "seeds: all (competent)"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from attnstudy.analysis.aggregate import CONFIG_COLUMNS, ok_runs
+from attnstudy.analysis.aggregate import CONFIGURATION_COLUMNS, ok_runs
 from attnstudy.analysis.effects import ALPHA, NEAR_OOD, competent, pairwise_comparisons
 from attnstudy.analysis.seeds import seed_summary, summary_table
 from attnstudy.analysis.variants import (
@@ -128,7 +128,9 @@ def digits_of(metric: str) -> int:
 def config_columns(runs: pd.DataFrame) -> list[str]:
     """The config columns that identify a configuration in this study (seed excluded):
     the main axes, plus every other config column that varies."""
-    return [c for c in CONFIG_COLUMNS if c in SHOWN_CONFIG or runs[c].nunique(dropna=False) > 1]
+    return [
+        c for c in CONFIGURATION_COLUMNS if c in SHOWN_CONFIG or runs[c].nunique(dropna=False) > 1
+    ]
 
 
 def configuration_table(runs: pd.DataFrame) -> Table:

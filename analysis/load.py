@@ -4,9 +4,11 @@ Frames (the contract of ``analysis.aggregate`` and ``analysis.claims``):
 
 - ``runs``: one row per grid point (the latest finished trial of each ``attnstudy.grid_key``;
   when the study logged its grid, only the points of its current grid), config columns,
-  summary metrics, ``status`` (ok | diverged | failed) and ``reason``. The competence metric
+  summary metrics, ``status`` (ok | diverged | failed) and ``reason``, and the facts its
+  variant's classes declared (``schema.VARIANT_FACTS``; None where a trial predates logging
+  them: ``analysis.variants.fact`` reads those from the registries). The competence metric
   and ``near_ood_seq_acc``, where a trial predates logging them, are derived from its
-  exact match by length.
+  exact match by length. The other frames carry each run's config columns and facts.
 - ``lengths``: one row per trial x evaluated length (``eval_seq_acc``/``eval_token_acc``).
 - ``positions``: one row per trial x in-distribution length x target position (split "id"),
   and per trial x target position averaged over the longer lengths (split "ood", length
@@ -129,7 +131,7 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
     tabled = runs.loc[runs["position_table"], "run_id"].tolist()
     untabled = runs.loc[~runs["position_table"], "run_id"].tolist()
     histories = _histories(client, runs["run_id"].tolist(), untabled)
-    config = runs[["run_id", *CONFIG_COLUMNS]]
+    config = runs[["run_id", *CONFIG_COLUMNS, *schema.VARIANT_FACTS]]
     lengths = _lengths(histories, config)
     runs = runs.assign(
         **{
@@ -236,7 +238,8 @@ def _attempts(uri: str, experiment_id: str) -> tuple[pd.DataFrame, list[str]]:
     metrics = {c.removeprefix("metrics."): raw[c] for c in raw if c.startswith("metrics.")}
     metrics = {RENAMED_METRICS.get(k, k): v for k, v in metrics.items()}
     versions = {c.removeprefix(f"tags.{schema.PREFIX}"): raw[c] for c in raw if ".version." in c}
-    frame = pd.concat([frame, pd.DataFrame(params | versions)], axis=1)
+    facts = {f: _col(raw, f"tags.{f}").map(_fact) for f in schema.VARIANT_FACTS}
+    frame = pd.concat([frame, pd.DataFrame(params | versions | facts)], axis=1)
     frame = frame.assign(**{m: metrics.get(m, np.nan) for m in SUMMARY_METRICS})
     return _resolve_config(frame), list(params)
 
@@ -258,6 +261,14 @@ def _status(tag: str | None, mlflow_status: str) -> str:
     if isinstance(tag, str) and tag:
         return tag
     return MLFLOW_STATUS.get(mlflow_status, "failed")
+
+
+def _fact(tag: str | None) -> str | bool | None:
+    """A variant fact as tracking tags it: a flag ("true"/"false") as a bool, a family as
+    text; None where the run has no such tag."""
+    if not isinstance(tag, str):
+        return None
+    return {"true": True, "false": False}.get(tag, tag)
 
 
 def _parse(value):

@@ -3,7 +3,8 @@ out-of-distribution exact match over L < length ≤ 2L (the claims' primary) per
 normaliser (score function) and encoding, like for like.
 
 A variant is length-aware when its class says so (``Score.modern``,
-``PositionalEncoding.modern``); a name no registry holds is not. The table keeps the
+``PositionalEncoding.modern``, as its runs logged it: ``analysis.variants.fact``); a name no
+registry holds is not. The table keeps the
 settings (every config column but the task, the score, the encoding and randomization)
 in which the study ran at least one length-aware variant, so each of them stands beside
 the classic variants trained the same way. Pure functions of the tidy ``runs`` frame.
@@ -19,39 +20,27 @@ from attnstudy.analysis.seeds import seed_summary
 from attnstudy.analysis.tables import Table, competent_extrapolation, fmt, fmt_ci
 from attnstudy.analysis.variants import (
     POSITION_NAMES,
-    RANDOMIZED,
     SCORE_NAMES,
     TASK_NAMES,
+    flag,
     ordered,
-    registry,
     transformers,
     variant_labels,
     variant_order,
 )
-from attnstudy.schema import ID_SEQ_ACC
+from attnstudy.schema import ENCODING_MODERN, ID_SEQ_ACC, SCORE_MODERN
 
 VARIANT_COLUMNS = ("task", "score", "position", "randomized")
 SETTING = [c for c in CONFIGURATION_COLUMNS if c not in VARIANT_COLUMNS]  # held equal
 METRICS = {ID_SEQ_ACC: "ID exact match", NEAR_OOD: "OOD exact match (L, 2L] (competent)"}
 SEEDS = "seeds: all (competent)"
-
-
-def declared_modern(axis: str, name) -> bool:
-    """Whether the class registered under ``name`` for config column ``axis`` (score or
-    position) says it is length-aware (unknown: no)."""
-    classes = registry(axis)
-    return bool(name in classes and classes[name].modern)
-
-
-def is_modern(runs: pd.DataFrame, axis: str) -> pd.Series:
-    """Whether each run's ``axis`` (score or position) is length-aware."""
-    return runs[axis].map(lambda n: declared_modern(axis, n)).astype(bool)
+LENGTH_AWARE = {SCORE_MODERN: "normaliser", ENCODING_MODERN: "encoding"}  # fact: its part
 
 
 def modern_names(runs: pd.DataFrame) -> dict[str, list[str]]:
     """The length-aware normalisers and encodings the runs hold, in registry order."""
-    scores = runs.loc[is_modern(runs, "score"), "score"]
-    positions = runs.loc[is_modern(runs, "position"), "position"]
+    scores = runs.loc[flag(runs, SCORE_MODERN), "score"]
+    positions = runs.loc[flag(runs, ENCODING_MODERN), "position"]
     return {
         "normalisers": ordered(scores, SCORE_NAMES),
         "encodings": ordered(positions, POSITION_NAMES),
@@ -61,7 +50,7 @@ def modern_names(runs: pd.DataFrame) -> dict[str, list[str]]:
 def like_for_like(runs: pd.DataFrame) -> pd.DataFrame:
     """The Transformer runs in the settings where some run has a length-aware variant."""
     data = transformers(runs)
-    modern = is_modern(data, "score") | is_modern(data, "position")
+    modern = flag(data, SCORE_MODERN) | flag(data, ENCODING_MODERN)
     chosen = data.loc[modern, SETTING].drop_duplicates()
     return data.merge(chosen, on=SETTING, how="inner")
 
@@ -79,9 +68,10 @@ def modern_table(runs: pd.DataFrame) -> Table | None:
     data = like_for_like(ok_runs(runs))  # a variant that only diverged has nothing to show
     if data.empty:
         return None
-    data = competent_extrapolation(data).assign(encoding=variant_labels(data))
+    facts = {name: flag(data, name) for name in LENGTH_AWARE}
+    data = competent_extrapolation(data).assign(encoding=variant_labels(data), **facts)
     by = row_keys(data)
-    summary = seed_summary(ok_runs(data), by, list(METRICS))
+    summary = seed_summary(ok_runs(data), [*by, *LENGTH_AWARE], list(METRICS))
     rows = [_row(r, by) for _, r in _in_order(summary, by).iterrows()]
     columns = [*(_title(c) for c in by), "length-aware", *METRICS.values(), SEEDS]
     return Table("modern", "Length-aware variants beside the classic ones", columns, rows)
@@ -106,11 +96,7 @@ def _title(column: str) -> str:
 
 
 def _row(r: pd.Series, by: list[str]) -> dict:
-    named = (
-        ("normaliser", "score", r["score"]),
-        ("encoding", "position", r["encoding"].removesuffix(RANDOMIZED)),
-    )
-    parts = [part for part, axis, name in named if declared_modern(axis, name)]
+    parts = [part for name, part in LENGTH_AWARE.items() if r[name]]
     row = {_title(c): fmt(r[c]) for c in by}
     row["length-aware"] = " + ".join(parts) or "–"
     for metric, name in METRICS.items():

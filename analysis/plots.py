@@ -37,8 +37,8 @@ from attnstudy.analysis.figures_style import (
 from attnstudy.analysis.seeds import seed_means, seed_summary
 from attnstudy.analysis.variants import (
     POSITION_NAMES,
-    POSITIONLESS_ARCHS,
     SCORE_NAMES,
+    flag,
     ordered,
     transformers,
     variant_labels,
@@ -122,7 +122,7 @@ def _heatmap_rows(frame: pd.DataFrame) -> pd.Series:
     if transformers(frame)["score"].nunique() < 2:
         return labels
     with_score = labels + " · " + frame["score"].astype(str)
-    return with_score.where(~frame["arch"].isin(POSITIONLESS_ARCHS), labels)
+    return with_score.where(flag(frame, schema.USES_POSITIONS), labels)
 
 
 def _row_order(rows: Iterable[str]) -> list[str]:
@@ -152,7 +152,7 @@ def _heatmap_ticks(ax, grid: pd.DataFrame) -> None:
 def architectures_vs_length(lengths: pd.DataFrame) -> Figure | None:
     """Exact match by length per architecture (transformers averaged over their variants),
     one panel per task; drawn only when the study has an RNN baseline."""
-    if lengths.empty or not lengths["arch"].isin(POSITIONLESS_ARCHS).any():
+    if lengths.empty or flag(lengths, schema.USES_POSITIONS).all():
         return None
     data = lengths.assign(variant=lengths["arch"])
     table = seed_summary(data, ["task", "variant", "length"], ["seq_acc"])

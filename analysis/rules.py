@@ -1,8 +1,8 @@
 """The check function of every claim: tidy frames in, the primary effect and the secondary
-evidence out. Which runs a side holds is read from the variant classes on main
-(``POSITIONS[name].family`` and ``.shift_invariant(score)``, through
-``analysis.variants.registry``), never from a list of names; the names below are the
-variants a claim itself is about."""
+evidence out. Which runs a side holds is read from what the variant classes declare
+(``PositionalEncoding.family`` and ``.shift_invariant(score)``, ``Task.long_range``: the
+facts each run logged, ``analysis.variants.fact``), never from a list of names; the names
+below are the variants a claim itself is about."""
 
 from __future__ import annotations
 
@@ -30,19 +30,22 @@ from attnstudy.analysis.effects import (
     near_ood_accuracy,
     within_runs,
 )
-from attnstudy.analysis.variants import LONG_RANGE_TASKS, registry
+from attnstudy.analysis.variants import fact, flag
 from attnstudy.schema import (
     ATTN_ALIGNMENT,
     ATTN_ALIGNMENT_INIT,
     ATTN_ALIGNMENT_UNIFORM,
     ATTN_SHARPNESS,
+    ENCODING_FAMILY,
     EXTRAPOLATION_LEN,
     HEAD_DIVERSITY,
     HEAD_DIVERSITY_INIT,
     ID_SEQ_ACC,
+    LONG_RANGE,
     N_PARAMS,
     OOD_SEQ_ACC,
     PEAK_MEM_MB,
+    SHIFT_INVARIANT,
     STEP_TIME_MS,
     STEPS_TO_95,
     STEPS_TRAINED,
@@ -104,16 +107,12 @@ class Finding:
 def family(runs: pd.DataFrame) -> pd.Series:
     """Each run's encoding family as its class declares it ("unknown" for a name the
     registry lacks)."""
-    positions = registry("position")
-    return runs["position"].map(lambda p: getattr(positions.get(p), "family", "unknown"))
+    return fact(runs, ENCODING_FAMILY)
 
 
 def shift_invariant(runs: pd.DataFrame) -> pd.Series:
     """Whether each run's (score, encoding) combination declares itself shift-invariant."""
-    positions, scores = registry("position"), registry("score")
-    pairs = zip(runs["position"], runs["score"], strict=True)
-    flags = [p in positions and positions[p].shift_invariant(scores.get(s)) for p, s in pairs]
-    return pd.Series(flags, index=runs.index, dtype=bool)
+    return flag(runs, SHIFT_INVARIANT)
 
 
 def sides(a: pd.Series, b: pd.Series) -> pd.Series:
@@ -295,7 +294,7 @@ def c9_learned_fails_beyond_training(frames: Frames) -> Finding:
 
 def c10_absolute_weaker_long_range(frames: Frames) -> Finding:
     runs = frames.runs
-    return _families(runs[runs["task"].isin(LONG_RANGE_TASKS)])
+    return _families(runs[flag(runs, LONG_RANGE)])
 
 
 def c11_relative_extrapolates_better(frames: Frames) -> Finding:

@@ -4,12 +4,18 @@ declare, read from the registries when first used.
 Tasks, encodings, score functions and architectures are ordered as ``attnstudy`` registers
 them (``TASKS``, ``POSITIONS``, ``SCORES``, ``ARCHS``, insertion order); a name no registry
 holds (a store written by other code) is ordered after the known ones, alphabetically, and
-is never dropped. What the analysis knows of a variant (its family, whether it is
-shift-invariant, length-aware, long-range, takes positions or attention) is declared on its
-class and read here, never listed by name.
+is never dropped.
 
-The registries live beside the model code, so this module imports them inside `registry`:
-importing the analysis loads no torch; reading a registry does, once.
+What the analysis knows of a variant (``schema.VARIANT_FACTS``: its encoding's family,
+whether it is shift-invariant or length-aware, whether its architecture takes positions or
+attention, whether its task is long-range) is declared on its classes, never listed by name.
+A trial logs them when it runs (``tracking.variant_tags``), so a run is read as the code
+that trained it declared it (``fact``); a run that logged none (a store written before the
+facts were, a frame built by hand) is read from the classes registered now.
+
+The registries live beside the model code, so this module imports them inside ``registry``:
+importing the analysis loads no torch; the order of names, and a fact a run did not log,
+read a registry and load it, once.
 """
 
 from __future__ import annotations
@@ -19,7 +25,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from attnstudy.schema import (
+    ENCODING_FAMILY,
+    ENCODING_MODERN,
+    LONG_RANGE,
+    SCORE_MODERN,
+    SHIFT_INVARIANT,
+    USES_ATTENTION,
+    USES_POSITIONS,
+)
+
 RANDOMIZED = " (randomized)"
+AXES = ("task", "arch", "position", "score")  # the config columns a variant's classes name
 
 
 def registry(axis: str) -> dict[str, type]:
@@ -66,6 +83,44 @@ POSITIONLESS_ARCHS = RegisteredNames("arch", lambda cls: not cls.uses_positions)
 ATTENTIONLESS_ARCHS = RegisteredNames("arch", lambda cls: not cls.uses_attention)
 
 
+def declared_facts(task: str, arch: str, position: str, score: str) -> dict[str, str | bool]:
+    """What the registered classes of a variant declare (``schema.VARIANT_FACTS``). A name
+    no registry holds declares nothing: family "unknown", not shift-invariant, long-range
+    or length-aware, and an architecture that takes positions and attention (a
+    Transformer)."""
+    task_cls, arch_cls, encoding, score_cls = (
+        registry(axis).get(name)
+        for axis, name in zip(AXES, (task, arch, position, score), strict=True)
+    )
+    return {
+        ENCODING_FAMILY: getattr(encoding, "family", "unknown"),
+        SHIFT_INVARIANT: encoding is not None and bool(encoding.shift_invariant(score_cls)),
+        ENCODING_MODERN: bool(getattr(encoding, "modern", False)),
+        SCORE_MODERN: bool(getattr(score_cls, "modern", False)),
+        USES_POSITIONS: bool(getattr(arch_cls, "uses_positions", True)),
+        USES_ATTENTION: bool(getattr(arch_cls, "uses_attention", True)),
+        LONG_RANGE: bool(getattr(task_cls, "long_range", False)),
+    }
+
+
+def fact(runs: pd.DataFrame, name: str) -> pd.Series:
+    """Each run's fact ``name`` (``schema.VARIANT_FACTS``) as it was logged, or, for a run
+    without it, as the registered classes declare it (``declared_facts``)."""
+    logged = runs[name] if name in runs else pd.Series(None, index=runs.index, dtype=object)
+    missing = logged.isna()
+    if not missing.any():
+        return logged
+    variants = list(runs.loc[missing, list(AXES)].itertuples(index=False, name=None))
+    declared = {variant: declared_facts(*variant)[name] for variant in set(variants)}
+    filled = pd.Series([declared[v] for v in variants], index=logged.index[missing])
+    return logged.astype(object).where(~missing, filled)
+
+
+def flag(runs: pd.DataFrame, name: str) -> pd.Series:
+    """``fact`` for a yes/no fact (every one but the family), as a boolean column."""
+    return fact(runs, name).astype(bool)
+
+
 def ordered(names: Iterable, known: Sequence) -> list:
     """The distinct ``names`` in the order of ``known``, unknown ones last (sorted as text)."""
     known = tuple(known)
@@ -79,7 +134,7 @@ def ordered(names: Iterable, known: Sequence) -> list:
 def variant_labels(frame: pd.DataFrame) -> pd.Series:
     """The name a run is drawn under: its positional encoding (marked when randomized), or
     its architecture for those that take none (`Arch.uses_positions`: the RNN baselines)."""
-    positionless = frame["arch"].isin(POSITIONLESS_ARCHS)
+    positionless = ~flag(frame, USES_POSITIONS)
     randomized = frame["randomized"].fillna(False).astype(bool)
     position = frame["position"].astype(str) + np.where(randomized, RANDOMIZED, "")
     labels = np.where(positionless, frame["arch"], position)
@@ -101,4 +156,4 @@ def variant_order(labels: Iterable[str]) -> list[str]:
 
 def transformers(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of the architectures that take positional encodings (`Arch.uses_positions`)."""
-    return runs[~runs["arch"].isin(POSITIONLESS_ARCHS)]
+    return runs[flag(runs, USES_POSITIONS)]

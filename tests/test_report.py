@@ -36,6 +36,7 @@ from attnstudy.analysis.report import (
     templates,
     write_pdf,
 )
+from attnstudy.analysis.variants import declared_facts, fact
 from attnstudy.analysis.verdicts import DECISION_RULE, VERDICTS, Verdict
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
@@ -50,6 +51,7 @@ from attnstudy.schema import (
     STUDY_ROLE,
     TRAIN_LOSS,
     VAL_SEQ_ACC,
+    VARIANT_FACTS,
 )
 
 STUDY = "tiny-report"
@@ -424,6 +426,23 @@ def test_a_store_that_never_logged_near_ood_reads_it_from_exact_match_by_length(
     ok = runs["status"] == "ok"
     assert runs.loc[ok, NEAR_OOD_SEQ_ACC].notna().all()
     assert runs.loc[ok, NEAR_OOD_SEQ_ACC].to_dict() == pytest.approx(logged[ok].to_dict())
+
+
+def test_runs_carry_the_facts_their_trials_logged_and_older_stores_read_them_anew(study, tmp_path):
+    """Each run's variant facts come from its tags; a store written before the facts were
+    logged has none, and the analysis reads them from the registered classes instead."""
+    runs = load_study(STUDY, study["uri"]).runs
+    for _, run in runs.iterrows():
+        declared = declared_facts(run["task"], run["arch"], run["position"], run["score"])
+        assert {name: run[name] for name in VARIANT_FACTS} == declared
+    older = tmp_path / "mlflow.db"
+    shutil.copy(study["uri"].removeprefix("sqlite:///"), older)
+    with sqlite3.connect(older) as db:
+        db.executemany("DELETE FROM tags WHERE key = ?", [(f,) for f in VARIANT_FACTS])
+    untagged = load_study(STUDY, f"sqlite:///{older}").runs
+    assert untagged[list(VARIANT_FACTS)].isna().all().all()
+    for name in VARIANT_FACTS:
+        assert fact(untagged, name).tolist() == runs[name].tolist()
 
 
 def test_tidy_frames_are_saved_beside_the_report(study):

@@ -226,8 +226,9 @@ def test_every_tag_name_is_written_in_schema_py_only():
 
 
 def test_importing_the_analysis_loads_no_torch():
-    """Every module of the analysis imports without torch: the variant registries are read
-    only when a function needs them (analysis.variants.registry; issue 31)."""
+    """Every module of the analysis imports without torch: the variant facts come from the
+    runs, and the registries are read only when a function needs one a run did not log, or
+    the order of names (analysis.variants.registry; issue 31)."""
     analysis = sorted(name for name in modules() if name.startswith("attnstudy.analysis"))
     code = (
         f"import importlib, sys\nfor name in {analysis!r}:\n    importlib.import_module(name)\n"

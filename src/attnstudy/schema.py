@@ -31,7 +31,7 @@ OPTUNA_STORAGE = "attnstudy.optuna_storage"  # the Optuna storage URL, redacted
 BLOCKS = "attnstudy.blocks"  # the study file's block names, comma-separated (if named)
 ENVIRONMENT = "attnstudy.environment"  # whether the packages are those constraints.txt pins
 
-# Trial-run tags (besides one per axis of its variant: tracking.variant_tags)
+# Trial-run tags (besides one per axis and per fact of its variant: tracking.variant_tags)
 PARENT_RUN = "mlflow.parentRunId"  # the study's parent run
 TRIAL = "attnstudy.trial"  # the Optuna trial number
 STATUS = "attnstudy.status"  # ok | diverged | failed | killed, once the run ends
@@ -42,6 +42,26 @@ BLOCK = "attnstudy.block"  # the blocks that declare the point, comma-separated 
 SOLVABLE = "attnstudy.solvable"  # "false" if the point cannot solve its task by construction
 DEVICE = "attnstudy.device"  # the device it trained on
 LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # MLflow's list of the run's tables
+
+# Trial-run tags: what the classes of its variant declared when it ran, beside its axes
+# (tracking.variant_tags; a flag "true" or "false"), for grouping runs in the MLflow UI and
+# read by the analysis as frame columns of the same names (analysis.variants.fact)
+ENCODING_FAMILY = "encoding_family"  # PositionalEncoding.family
+SHIFT_INVARIANT = "shift_invariant"  # PositionalEncoding.shift_invariant(its score)
+ENCODING_MODERN = "encoding_modern"  # PositionalEncoding.modern
+SCORE_MODERN = "score_modern"  # Score.modern
+USES_POSITIONS = "uses_positions"  # Arch.uses_positions
+USES_ATTENTION = "uses_attention"  # Arch.uses_attention
+LONG_RANGE = "long_range"  # Task.long_range
+VARIANT_FACTS = (
+    ENCODING_FAMILY,
+    SHIFT_INVARIANT,
+    ENCODING_MODERN,
+    SCORE_MODERN,
+    USES_POSITIONS,
+    USES_ATTENTION,
+    LONG_RANGE,
+)
 
 # Logged-model tags
 TRIAL_RUN = "attnstudy.trial_run"  # the trial run the model's weights come from

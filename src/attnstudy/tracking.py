@@ -3,9 +3,9 @@ trial (nested through the `mlflow.parentRunId` tag, which works across processes
 
 The experiment is tagged as model training (MLflow 3 otherwise opens it on its GenAI pages).
 A trial run is named after its variant (`copy·decoder·rope·scaled_dot·h4·s0`) and tagged with
-each axis, the encoding's family and the machine (CPU model, torch threads, device: see
-provenance.py), so the UI can group runs by any of them; its accuracy by length is the
-metric history of `eval_seq_acc` / `eval_token_acc` with step = length, its accuracy by
+each axis, the facts its classes declare (schema.VARIANT_FACTS) and the machine (CPU,
+threads, device: provenance.py), so the UI can group runs by any of them; its accuracy by
+length is the metric history of `eval_seq_acc` / `eval_token_acc` at step = length, by
 target position the table `per_position.json` (`log_table`). The parent run carries the
 study's summary: points per state and the best variant of each encoding by validation
 (whose models logged_model.py logs there), and the launcher's system metrics when psutil
@@ -98,19 +98,19 @@ def run_name(cfg: Config, seed: bool = True) -> str:
 
 
 def variant_tags(cfg: Config) -> dict[str, str]:
-    """One tag per axis (and the encoding's family) for grouping runs in the MLflow UI."""
-    from attnstudy.positions import POSITIONS
+    """A tag per axis and per fact its classes declare: for the MLflow UI and the analysis."""
+    from attnstudy.analysis.variants import declared_facts
 
+    facts = declared_facts(cfg.task, cfg.arch, cfg.position, cfg.score)
     return {
         "task": cfg.task,
         "arch": cfg.arch,
         "encoding": cfg.position,
-        "encoding_family": POSITIONS[cfg.position].family,
         "score": cfg.score,
         "heads": str(cfg.heads),
         "seed": str(cfg.seed),
         "randomized": str(cfg.randomized).lower(),
-    }
+    } | {name: str(value).lower() for name, value in facts.items()}
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:

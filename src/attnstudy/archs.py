@@ -50,11 +50,14 @@ class DecoderOnly(Arch):
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        n = cfg.train_max_len
-        fed = task.input_len(n) + task.target_len(n) + 2  # BOS input SEP target; EOS a label
+        (fed,) = self.fed_positions(task, cfg.train_max_len)
         self.transformer = Transformer(
             cfg, self.vocab, score, self.positions(encoding, fed), causal=True
         )
+
+    @staticmethod
+    def fed_positions(task, n):
+        return (task.input_len(n) + task.target_len(n) + 2,)  # BOS input SEP target; EOS a label
 
     @staticmethod
     def seq_len(task, n):
@@ -129,10 +132,14 @@ class EncoderOnly(Arch):
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        fed = self.seq_len(task, cfg.train_max_len)  # every token, the blanks included
+        (fed,) = self.fed_positions(task, cfg.train_max_len)
         self.transformer = Transformer(
             cfg, self.vocab, score, self.positions(encoding, fed), causal=False
         )
+
+    @classmethod
+    def fed_positions(cls, task, n):
+        return (cls.seq_len(task, n),)  # every token, the blanks included
 
     @staticmethod
     def seq_len(task, n):
@@ -188,11 +195,17 @@ class EncoderDecoder(Arch):
 
     def __init__(self, cfg, task, score, encoding):
         super().__init__(cfg, task, score, encoding)
-        n = cfg.train_max_len
-        source = self.positions(encoding, task.input_len(n) + 1)  # BOS input
-        target = self.positions(encoding, task.target_len(n) + 1)  # SEP target; EOS a label
+        fed = self.fed_positions(task, cfg.train_max_len)
+        # both encodings before both Transformers: the seeded draws keep their order
+        source, target = (self.positions(encoding, side) for side in fed)
         self.encoder = Transformer(cfg, self.vocab, score, source, causal=False)
         self.decoder = Transformer(cfg, self.vocab, score, target, causal=True, cross=True)
+
+    @staticmethod
+    def fed_positions(task, n):
+        """The encoder's, then the decoder's: their trained lengths differ where the task's
+        input and target lengths do."""
+        return task.input_len(n) + 1, task.target_len(n) + 1  # BOS input; SEP target (EOS: label)
 
     @staticmethod
     def seq_len(task, n):

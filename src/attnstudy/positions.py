@@ -224,10 +224,13 @@ class ShawRelativePositions(PositionalEncoding):
     """Shaw et al. 2018: a learnable embedding of the clipped distance clip(j − i, ±k),
     added to the key inside the score (shared by heads and layers).
 
-    k is cfg.relative_clip, or by default (0) the longest distance between positions a
-    training sequence feeds as input (`trained_positions` − 1), so every trained distance
-    has its own vector and longer ones reuse the farthest trained vector (how Shaw et al.
-    extrapolate)."""
+    k is cfg.relative_clip, by default the longest distance between positions a training
+    sequence feeds as input (`default_clip`), so every trained distance has its own vector
+    and longer ones reuse the farthest trained vector (how Shaw et al. extrapolate).
+    `registries.make_config` resolves that default into the config, except where the
+    Transformers of one model train on different lengths (an encoder-decoder whose task's
+    input and target lengths differ): there the config keeps 0 and each side clips at
+    its own."""
 
     name = "relative"
     family = "relative"
@@ -239,9 +242,14 @@ class ShawRelativePositions(PositionalEncoding):
 
     def __init__(self, cfg, max_positions, trained_positions):
         super().__init__(cfg, max_positions, trained_positions)
-        self.clip = cfg.relative_clip or max(1, trained_positions - 1)
+        self.clip = cfg.relative_clip or self.default_clip(trained_positions)
         d_head = cfg.d_model // cfg.heads
         self.table = nn.Parameter(torch.randn(2 * self.clip + 1, d_head) / math.sqrt(d_head))
+
+    @staticmethod
+    def default_clip(trained_positions: int) -> int:
+        """The longest distance between `trained_positions` positions (at least 1)."""
+        return max(1, trained_positions - 1)
 
     def context(self, pos_q, pos_k, causal):
         index = relative_distance(pos_q, pos_k).clamp(-self.clip, self.clip) + self.clip

@@ -1,5 +1,5 @@
-"""The names runs are grouped and drawn under, their order, and the facts their classes
-declare, read from the registries when first used.
+"""The names runs are grouped and drawn under, their order (read from the registries when
+used), and the facts a run's variant declares (read from the run).
 
 Tasks, encodings, score functions and architectures are ordered as ``attnstudy`` registers
 them (``TASKS``, ``POSITIONS``, ``SCORES``, ``ARCHS``, insertion order); a name no registry

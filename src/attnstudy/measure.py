@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from attnstudy import schema
 from attnstudy.archs import Arch, initial_model
 from attnstudy.config import Config
 from attnstudy.evaluate import (
@@ -70,12 +71,12 @@ def attention_statistics(
     trained = attention_alignment(model, task, n, seed, device)
     at_init = attention_alignment(untrained, task, n, seed, device)
     return {
-        "attn_sharpness": float(np.mean([alignment_sharpness(w) for w in maps.values()])),
-        "head_diversity": float(np.mean([head_diversity(w) for w in maps.values()])),
-        "head_diversity_init": float(np.mean([head_diversity(w) for w in initial])),
-        "attn_alignment": trained,
-        "attn_alignment_uniform": uniform_alignment(model, task, cfg.train_max_len),
-        "attn_alignment_init": at_init,
+        schema.ATTN_SHARPNESS: float(np.mean([alignment_sharpness(w) for w in maps.values()])),
+        schema.HEAD_DIVERSITY: float(np.mean([head_diversity(w) for w in maps.values()])),
+        schema.HEAD_DIVERSITY_INIT: float(np.mean([head_diversity(w) for w in initial])),
+        schema.ATTN_ALIGNMENT: trained,
+        schema.ATTN_ALIGNMENT_UNIFORM: uniform_alignment(model, task, cfg.train_max_len),
+        schema.ATTN_ALIGNMENT_INIT: at_init,
     }
 
 

@@ -94,6 +94,9 @@ def points_metric(state: str) -> str:
 TRAIN_LOSS = "train_loss"  # training loss, nats per token
 VAL_SEQ_ACC = "val_seq_acc"  # in-distribution validation exact match
 VAL_NEXT_TOKEN_ACC = "val_next_token_acc"  # validation next-token accuracy (teacher forced)
+LR = "lr"  # the learning rate of the step
+GRAD_NORM = "grad_norm"  # the gradient's norm before clipping
+STEP_METRICS = (TRAIN_LOSS, LR, GRAD_NORM)  # logged every tracking.LOG_EVERY steps
 
 # Trial-run metrics at step = length
 EVAL_SEQ_ACC = "eval_seq_acc"  # test exact match at that length
@@ -119,6 +122,9 @@ STEPS_TO_95 = "steps_to_95"  # steps to validation exact match 0.95, NaN if neve
 N_PARAMS = "n_params"  # the model's parameters
 STEP_TIME_MS = "step_time_ms"  # mean wall time of a training step
 ACTIVATION_MB = "activation_mb"  # peak activation memory of a training step
+VALIDATION_SECONDS = "validation_seconds"  # wall time of the validations, summed
+EVALUATION_SECONDS = "evaluation_seconds"  # wall time of the final evaluation
+MEASUREMENT_SECONDS = "measurement_seconds"  # wall time of the attention measurement
 PEAK_MEM_MB = "peak_mem_mb"  # ACTIVATION_MB in older runs and in the analysis's frames
 ATTN_SHARPNESS = "attn_sharpness"  # the largest attention weight, mean over heads, queries
 ATTN_ALIGNMENT = "attn_alignment"  # attention mass on the copied source token, best head

@@ -54,9 +54,9 @@ from attnstudy.schema import (
     ROLE,
     SELECTION,
     STATUS,
+    STEP_METRICS,
     STUDY,
     STUDY_ROLE,
-    TRAIN_LOSS,
     TRAIN_SECONDS,
     TRIAL,
     TRIAL_ROLE,
@@ -359,13 +359,13 @@ class TrialRun:
     def on_step(self, step: int, record: dict[str, float]) -> None:
         """train.run callback: step metrics at step = optimizer steps done; flushed at
         every validation so the UI follows training."""
-        done = step + 1
-        if done % LOG_EVERY == 0 or step == 0:
-            for key in (TRAIN_LOSS, "lr", "grad_norm"):
-                self.add(key, record[key], done)
+        steps_done = step + 1
+        if steps_done % LOG_EVERY == 0 or step == 0:
+            for key in STEP_METRICS:
+                self.add(key, record[key], steps_done)
         if VAL_SEQ_ACC in record:
-            self.add(VAL_SEQ_ACC, record[VAL_SEQ_ACC], done)
-            self.add(VAL_NEXT_TOKEN_ACC, record[VAL_NEXT_TOKEN_ACC], done)
+            self.add(VAL_SEQ_ACC, record[VAL_SEQ_ACC], steps_done)
+            self.add(VAL_NEXT_TOKEN_ACC, record[VAL_NEXT_TOKEN_ACC], steps_done)
             self.flush()
 
     def log_result(self, result: TrainResult, train_seconds: float) -> dict[str, float]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from attnstudy import schema
 from attnstudy.archs import Arch, initial_model
 from attnstudy.config import Config
 from attnstudy.evaluate import (
@@ -175,7 +176,12 @@ def train_step(model: Arch, optimizer, batch, positions: torch.Generator, step: 
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
     optimizer.step()
-    return {"step": step, "train_loss": loss.item(), "lr": lr, "grad_norm": grad_norm}
+    return {
+        "step": step,
+        schema.TRAIN_LOSS: loss.item(),
+        schema.LR: lr,
+        schema.GRAD_NORM: grad_norm,
+    }
 
 
 def train(
@@ -208,11 +214,11 @@ def train(
             t0 = time.perf_counter()
             record |= validator(model, task, cfg, device)
             training.validation_seconds += time.perf_counter() - t0
-            training.selection.update(model, record["val_seq_acc"], step + 1)
+            training.selection.update(model, record[schema.VAL_SEQ_ACC], step + 1)
         training.history.append(record)
         if callback is not None:
             callback(step, record)
-        if validated and training.selection.should_stop(record["val_seq_acc"], cfg):
+        if validated and training.selection.should_stop(record[schema.VAL_SEQ_ACC], cfg):
             break
     return training
 
@@ -227,14 +233,14 @@ def final_evaluation(
     start = time.perf_counter()
     per_length = evaluate(model, task, samples, evaluation_seed(TEST_SEED, cfg.seed), device)
     summary = summarize(per_length, cfg.train_max_len) | {
-        "best_step": training.selection.step,
-        "steps_trained": len(training.history),
-        "steps_to_95": training.selection.steps_to_95,
-        "n_params": count_parameters(model),
-        "step_time_ms": 1000 * training.step_seconds / len(training.history),
-        "activation_mb": training.activation_mb,
-        "validation_seconds": training.validation_seconds,
-        "evaluation_seconds": time.perf_counter() - start,
+        schema.BEST_STEP: training.selection.step,
+        schema.STEPS_TRAINED: len(training.history),
+        schema.STEPS_TO_95: training.selection.steps_to_95,
+        schema.N_PARAMS: count_parameters(model),
+        schema.STEP_TIME_MS: 1000 * training.step_seconds / len(training.history),
+        schema.ACTIVATION_MB: training.activation_mb,
+        schema.VALIDATION_SECONDS: training.validation_seconds,
+        schema.EVALUATION_SECONDS: time.perf_counter() - start,
     }
     table = position_table(per_length, cfg.train_max_len)
     return TrainResult(cfg, model, task, device, summary, per_length, table, training.history)
@@ -260,6 +266,6 @@ def measured(result: TrainResult) -> TrainResult:
     start, seed = time.perf_counter(), evaluation_seed(TEST_SEED, cfg.seed)
     maps, inputs = long_example_attention(model, task, cfg.train_max_len, seed, device)
     result.summary |= attention_statistics(model, maps, cfg, task, seed, device)
-    result.summary["measurement_seconds"] = time.perf_counter() - start
+    result.summary[schema.MEASUREMENT_SECONDS] = time.perf_counter() - start
     result.attention, result.attention_inputs = maps, inputs
     return result

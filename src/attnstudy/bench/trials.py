@@ -13,6 +13,7 @@ import math
 import tempfile
 from pathlib import Path
 
+from attnstudy import schema
 from attnstudy.archs import Arch
 from attnstudy.bench.overheads import artifact_seconds, data_seconds, tracked_trial
 from attnstudy.bench.rows import Row, row
@@ -53,7 +54,10 @@ def greedy_validation(model: Arch, task: Task, cfg: Config, device) -> dict[str,
     seed = evaluation_seed(VALIDATION_SEED, cfg.seed)
     results = evaluate(model, task, validation_samples(cfg), seed, device)
     s = summarize(results, cfg.train_max_len)
-    return {"val_seq_acc": s["id_seq_acc"], "val_next_token_acc": math.nan}  # not computed
+    return {
+        schema.VAL_SEQ_ACC: s[schema.ID_SEQ_ACC],
+        schema.VAL_NEXT_TOKEN_ACC: math.nan,
+    }  # not computed
 
 
 LOOPS: dict[str, tuple[str, Validator]] = {  # name: (batching, validation)
@@ -74,11 +78,11 @@ def breakdown(cfg: Config, root: Path, validator: Validator) -> tuple[float, dic
     artifacts = artifact_seconds(result, root / "again")
     s, steps = result.summary, len(result.history)
     parts = {
-        "training steps": s["step_time_ms"] * steps / 1000,
+        "training steps": s[schema.STEP_TIME_MS] * steps / 1000,
         "training data": data_seconds(cfg, steps),
-        "validation": s["validation_seconds"],
-        "final evaluation": s["evaluation_seconds"],
-        "attention measurement": s["measurement_seconds"],
+        "validation": s[schema.VALIDATION_SECONDS],
+        "final evaluation": s[schema.EVALUATION_SECONDS],
+        "attention measurement": s[schema.MEASUREMENT_SECONDS],
         "MLflow logging": tracking - artifacts,
         "artifacts": artifacts,
     }

@@ -286,7 +286,9 @@ def _parse(value):
 
 
 def _resolve_config(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every config column present; eval_max_len 0 resolved to 4 x train_max_len."""
+    """Every config column present. Runs log their resolved config (`make_config`), but
+    stores started before it resolved defaults (issue 31) logged eval_max_len 0: read as
+    4 x train_max_len. The other defaults it resolves are no config column here."""
     for column in CONFIG_COLUMNS:
         if column not in frame:
             frame[column] = np.nan

@@ -1,9 +1,12 @@
 """One typed configuration for a training run: its fields, their types and ranges.
 
 The config is validated once, at the edge (CLI, study YAML), by `registries.make_config`:
-the variant names against the registries there, every other rule here. This module
-imports no model code, so anything may import it. The core receives a frozen `Config`
-and never re-checks it.
+the variant names against the registries there, every other rule here. There too each
+field whose 0 stands for a default (ZERO_MEANS: what an input of 0 means) gets the value
+it stands for, so a built Config, and what MLflow logs of it, holds concrete numbers
+(relative_clip's one exception is in `registries.resolve_defaults`). This module imports
+no model code, so anything may import it. The core receives a frozen `Config` and never
+re-checks it.
 """
 
 from __future__ import annotations
@@ -63,13 +66,14 @@ class Config:
 
     @property
     def resolved_eval_max_len(self) -> int:
-        return self.eval_max_len or 4 * self.train_max_len
+        """eval_max_len, which make_config resolves: kept for the tests that still read it."""
+        return self.eval_max_len
 
     def eval_samples_at(self, length: int) -> int:
         """Examples evaluated at `length`: eval_samples on the lengths the primary metrics
         read (1..2 x train_max_len), eval_samples_far beyond."""
         near = length <= 2 * self.train_max_len
-        return self.eval_samples if near else self.eval_samples_far or self.eval_samples
+        return self.eval_samples if near else self.eval_samples_far
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -81,7 +85,7 @@ class Config:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-ZERO_MEANS = {  # what 0 stands for in the fields where it is a default, not a value
+ZERO_MEANS = {  # what an input of 0 stands for: make_config resolves each but patience's
     "eval_max_len": "4 x train_max_len",
     "max_random_position": "4 x the longest evaluated sequence",
     "relative_clip": "the longest distance in a training sequence",
@@ -168,7 +172,7 @@ RANGES: tuple[tuple[str, int | str, int], ...] = (
     ("d_model", 1, 2**14),
     ("n_layers", 1, 2**10),
     ("ff_mult", 1, 2**6),
-    ("relative_clip", 0, 2**14),  # 0 → the longest distance in a training sequence
+    ("relative_clip", 0, 2**24),  # 0 → default: max_random_position - 1 if randomized
     ("t5_buckets", 4, 2**14),
     ("t5_max_distance", 1, 2**24),
     ("steps", 1, 2**40),

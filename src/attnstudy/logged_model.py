@@ -66,7 +66,7 @@ def example_length(task: Task, width: int) -> int:
 
 def trained_model(client, run_id: str, cfg: Config) -> GreedyAnswer:
     """cfg's model with the weights trial run `run_id` kept (its `model.pt`), on the CPU."""
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     model = build_model(cfg, task)
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(run_id, MODEL_ARTIFACT, tmp)

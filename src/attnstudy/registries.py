@@ -9,11 +9,12 @@ encoding's own rules (`check_config`) and which encodings can be randomized
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from attnstudy.archs import ARCHS
 from attnstudy.config import Config, ConfigError, check_choice, coerce_config, validate_fields
-from attnstudy.positions import POSITIONS
+from attnstudy.positions import POSITIONS, ShawRelativePositions
 from attnstudy.scores import SCORES
 from attnstudy.tasks import TASKS
 
@@ -39,10 +40,50 @@ def expand_variant_sets(field: str, values: list) -> list:
 
 
 def make_config(**values: Any) -> Config:
-    """Build and validate a Config from loosely typed values (CLI strings, YAML scalars)."""
+    """Build and validate a Config from loosely typed values (CLI strings, YAML scalars),
+    its defaults resolved (`resolve_defaults`)."""
     cfg = coerce_config(**values)
     validate(cfg)
-    return cfg
+    return resolve_defaults(cfg)
+
+
+def resolve_defaults(cfg: Config) -> Config:
+    """cfg with each field whose 0 stands for a default (config.ZERO_MEANS; patience's 0
+    is a value) set to the value it stands for, exactly as the model derived it before
+    make_config did: the Config, and what MLflow logs of it, holds the numbers that run.
+
+    relative_clip keeps 0 where no one number stands for its default: where the model's
+    Transformers train on different numbers of positions, each clips at its own longest
+    distance (an encoder-decoder on a task whose input and target lengths differ, e.g.
+    duplicate: encoder 4, decoder 8 at train_max_len 4; randomized, both train on the
+    whole random range), and an architecture without positions has none."""
+    random_range = cfg.max_random_position or 4 * _longest_sequence(cfg)
+    trained = {random_range} if cfg.randomized else set(_fed_positions(cfg))
+    clip = ShawRelativePositions.default_clip(*trained) if len(trained) == 1 else 0
+    return dataclasses.replace(
+        cfg,
+        eval_max_len=_eval_max_len(cfg),
+        max_random_position=random_range,
+        relative_clip=cfg.relative_clip or clip,
+        eval_samples_far=cfg.eval_samples_far or cfg.eval_samples,
+    )
+
+
+def _eval_max_len(cfg: Config) -> int:
+    return cfg.eval_max_len or 4 * cfg.train_max_len
+
+
+def _longest_sequence(cfg: Config) -> int:
+    """The longest sequence the architecture evaluates (`Arch.seq_len` at eval_max_len)."""
+    n = _eval_max_len(cfg)
+    return ARCHS[cfg.arch].seq_len(TASKS[cfg.task](n), n)
+
+
+def _fed_positions(cfg: Config) -> tuple[int, ...]:
+    """How many positions a training example of the longest length feeds each of the
+    architecture's Transformers (none without positions)."""
+    arch, n = ARCHS[cfg.arch], cfg.train_max_len
+    return arch.fed_positions(TASKS[cfg.task](n), n) if arch.uses_positions else ()
 
 
 def validate(cfg: Config) -> None:
@@ -100,8 +141,7 @@ def _check_variant(cfg: Config) -> None:
             f"({', '.join(randomizable)}), got position={cfg.position!r}"
         )
     if cfg.randomized and cfg.max_random_position:
-        n = cfg.resolved_eval_max_len
-        longest = ARCHS[cfg.arch].seq_len(TASKS[cfg.task](n), n)
+        longest, n = _longest_sequence(cfg), _eval_max_len(cfg)
         if cfg.max_random_position < longest:
             raise ConfigError(
                 f"max_random_position: must be 0 (= 4 x the longest sequence) or >= the "

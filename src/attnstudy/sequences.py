@@ -157,8 +157,8 @@ class Arch(nn.Module):
 
     def __init__(self, cfg: Config, task: Task, score: type[Score], encoding: EncodingFactory):
         super().__init__()
-        longest = self.seq_len(task, cfg.resolved_eval_max_len)
-        self.random_range = (cfg.max_random_position or 4 * longest) if cfg.randomized else 0
+        longest = self.seq_len(task, cfg.eval_max_len)
+        self.random_range = cfg.max_random_position if cfg.randomized else 0
         self.max_positions = self.random_range or longest
         self.vocab = task.vocab_size
         self.head = nn.Linear(cfg.d_model, self.vocab)

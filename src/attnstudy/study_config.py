@@ -27,10 +27,10 @@ prefixed with the block's name, `NAME/axis=value,…`. A single-grid file thus k
 (and fingerprint) it always had, and keys stay unique across blocks (a block's keys are
 unique within it) and stable while a block keeps its name and axes.
 
-Duplicates: points of different blocks with the same Config (same `Config.hash()`) are one
-point, run once. It keeps the key and params of the first block that declares it, in file
-order, and lists every block that declares it in `blocks`. Blocks that share a point must
-agree on whether it is solvable.
+Duplicates: points of different blocks with the same settings (the same `config_hash`)
+are one point, run once. It keeps the key and params of the first block that declares it,
+in file order, and lists every block that declares it in `blocks`. Blocks that share a
+point must agree on whether it is solvable.
 
 Order: block by block in file order, each block's points in the order of Optuna's
 `GridSampler` seeded with the study's `sampler_seed`, so every process that loads the same
@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from attnstudy.config import FIELD_TYPES, Config, ConfigError, _coerce
+from attnstudy.config import FIELD_TYPES, Config, ConfigError, _coerce, coerce_config
 from attnstudy.registries import (
     expand_variant_sets,
     make_config,
@@ -69,8 +69,11 @@ Rule = dict[str, tuple[Scalar, ...]]  # axis → the values an exclusion matches
 class GridPoint:
     key: str  # "axis=value,…" over the sorted axis names, "BLOCK/…" in a file with blocks
     params: dict[str, Scalar]  # the axis values, typed as in Config
-    config: Config
-    config_hash: str  # Config.hash(), computed once
+    config: Config  # its defaults resolved (`registries.make_config`)
+    # The hash of its settings as given (`coerce_config`, defaults unresolved): trials and
+    # runs carry it, resume and dedup match by it. As before make_config resolved defaults
+    # (issue 31), so stores started before resume unchanged.
+    config_hash: str
     blocks: tuple[str, ...] = ()  # the blocks that declare it, in file order (none: one grid)
     solvable: bool = True  # False: cannot solve its task by construction
 
@@ -107,7 +110,7 @@ class Block:
                 config = make_config(**self.fixed, **params)
             except ConfigError as err:
                 raise fail(f"{self.locate(str(err))} (grid point {grid_key(params)})") from None
-            if config.resolved_eval_max_len <= config.train_max_len:
+            if config.eval_max_len <= config.train_max_len:
                 raise fail(
                     f"{self.key_of('eval_max_len')}: must exceed train_max_len (the study "
                     f"measures length generalisation), got {config.eval_max_len}"
@@ -121,7 +124,8 @@ class Block:
                     "solvable: false"
                 )
             names = (self.name,) if self.name else ()
-            points.append(GridPoint(key, params, config, config.hash(), names, self.solvable))
+            settings = coerce_config(**self.fixed, **params).hash()
+            points.append(GridPoint(key, params, config, settings, names, self.solvable))
         if not points:
             facts = f" and the variants' facts ({ruled_out[0]})" if ruled_out else ""
             raise fail(

@@ -229,7 +229,7 @@ def final_evaluation(
     """The selected checkpoint evaluated at every length 1..eval_max_len, on the test
     examples of cfg's seed."""
     model.load_state_dict(training.selection.state)
-    samples = {n: cfg.eval_samples_at(n) for n in range(1, cfg.resolved_eval_max_len + 1)}
+    samples = {n: cfg.eval_samples_at(n) for n in range(1, cfg.eval_max_len + 1)}
     start = time.perf_counter()
     per_length = evaluate(model, task, samples, evaluation_seed(TEST_SEED, cfg.seed), device)
     summary = summarize(per_length, cfg.train_max_len) | {
@@ -252,7 +252,7 @@ def run(
     """Train cfg's model, select the checkpoint with the best in-distribution validation
     exact match, and evaluate it at every length 1..eval_max_len."""
     device = resolve_device(cfg.device)
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     model = initial_model(cfg, task, device)
     training = train(model, task, cfg, device, callback, validator)
     return measured(final_evaluation(model, task, cfg, device, training))

@@ -56,13 +56,13 @@ def decode_times(model: DecoderOnly, task, lengths: range, samples: int) -> list
 def decoding_rows(plan: Plan) -> list[Row]:
     shape = plan.study_shape
     cfg = shape.config(score=SCORE, position=POSITION)
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     torch.manual_seed(0)
     model = build_model(cfg, task)
     samples = 8 if plan.quick else cfg.eval_samples
-    times = decode_times(model, task, range(1, cfg.resolved_eval_max_len + 1), samples)
+    times = decode_times(model, task, range(1, cfg.eval_max_len + 1), samples)
     label = f"{SCORE} + {POSITION} @ {shape.name}, {samples} examples per length"
-    return [total_row(times, cfg.resolved_eval_max_len, label)] + [
+    return [total_row(times, cfg.eval_max_len, label)] + [
         token_row(t, samples, label) for t in times if t["length"] in milestones(cfg.train_max_len)
     ]
 

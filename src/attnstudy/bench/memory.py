@@ -55,11 +55,11 @@ def variant_memory(plan: Plan, score: str, position: str) -> tuple[float, float]
         cfg = shape.config(score=score, position=position)
     except ConfigError:
         return None
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     model = build_model(cfg, task).eval()
     gen = torch.Generator().manual_seed(0)
     samples = 8 if plan.quick else cfg.eval_samples
-    longest = task.sample(torch.full((samples,), cfg.resolved_eval_max_len), gen)
+    longest = task.sample(torch.full((samples,), cfg.eval_max_len), gen)
     with torch.no_grad():
         peak = peak_bytes(lambda: model.loss(longest, gen)) / 2**20
     train_batch = task.sample(torch.full((shape.batch_size,), shape.train_max_len), gen)
@@ -77,7 +77,7 @@ def memory_rows(plan: Plan) -> list[Row]:
     cfg = shape.config()
     measured = {v: variant_memory(plan, *v) for v in variants(BASELINE)}
     samples = 8 if plan.quick else cfg.eval_samples
-    n = cfg.resolved_eval_max_len
+    n = cfg.eval_max_len
     forward = f"eval forward, length {n} ({2 * n + 1} tokens) x {samples}"
     training = f"saved for backward, training step at length {shape.train_max_len}"
     base_peak, base_saved = measured[BASELINE]

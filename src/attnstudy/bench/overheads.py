@@ -22,7 +22,7 @@ SECTION = "7. overheads in a trial"
 
 def data_seconds(cfg: Config, steps: int) -> float:
     """Time to draw `steps` training batches exactly as train.run does."""
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     draw_lengths = LENGTH_SAMPLERS[cfg.batching]
     gen = torch.Generator().manual_seed(cfg.seed)
     start = time.perf_counter()

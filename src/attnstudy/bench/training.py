@@ -62,7 +62,7 @@ def our_step(shape: Shape, score: str, position: str) -> Step | None:
         cfg = shape.config(score=score, position=position)
     except ConfigError:
         return None
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     model = build_model(cfg, task)
     gen = torch.Generator().manual_seed(0)
     batch = task.sample(torch.full((shape.batch_size,), shape.train_max_len), gen)

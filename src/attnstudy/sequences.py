@@ -185,6 +185,14 @@ class Arch(nn.Module):
         """Longest position sequence an example of length n needs."""
         raise NotImplementedError
 
+    @staticmethod
+    def fed_positions(task: Task, n: int) -> tuple[int, ...]:
+        """Positions a training example of length n feeds each Transformer of the
+        architecture, in the order it builds their encodings: the trained positions that
+        the encodings' defaults derive from (`registries.make_config`). Every architecture
+        that `uses_positions` declares it."""
+        raise NotImplementedError
+
     def attention_layout(self, task: Task, n: int) -> AttentionLayout | None:
         """Where inputs and target queries of an example of length n sit (None: no
         attention)."""

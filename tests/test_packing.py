@@ -54,13 +54,33 @@ def test_packed_rows_hold_each_example_contiguously_with_its_own_positions():
     assert (rows.labels[rows.segments == -1] == IGNORE).all()
 
 
+def covering() -> list[tuple[str, str, str]]:
+    """(arch, position, score) triples with every pair of the three in at least one: every
+    (position, score) once, in the architecture their indices' sum picks, so each encoding and
+    each score also meets every packing architecture. A fault is in one variant or in how two
+    meet; the full product would only repeat pairs."""
+    return [
+        (PACKING[(i + j) % len(PACKING)], position, score)
+        for i, position in enumerate(POSITIONS)
+        for j, score in enumerate(SCORES)
+    ]
+
+
 def cases():
+    for arch, position, score in covering():
+        yield pytest.param(arch, position, score, False, id=f"{arch}-{position}-{score}")
     for arch in PACKING:
         for position, encoding in POSITIONS.items():
-            for score in SCORES:
-                yield pytest.param(arch, position, score, False, id=f"{arch}-{position}-{score}")
             if encoding.takes_position_ids:
                 yield pytest.param(arch, position, "scaled_dot", True, id=f"{arch}-{position}-rnd")
+
+
+def test_the_packing_cases_cover_every_pair_of_arch_encoding_and_score():
+    found = covering()
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        pairs = {(t[a], t[b]) for t in found}
+        sides = (PACKING, list(POSITIONS), list(SCORES))
+        assert pairs == {(x, y) for x in sides[a] for y in sides[b]}
 
 
 def loss_and_gradient(cfg, batch):

@@ -344,11 +344,17 @@ def test_score_lines_keep_one_colour_per_score_function(frames):
         assert to_hex(_colour(drawn[score])) == to_hex(styling.score_palette()[0][score])
 
 
-def overlapping_labels(fig) -> list[tuple[str, str]]:
-    """Pairs of texts whose boxes intersect once drawn: visible tick labels of one axis, the
-    numbers written in one panel, and any two of the panel titles, axis labels and legend."""
+def drawn(fig):
+    """The renderer of ``fig``, drawn once: text boxes are known only after a draw."""
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw(renderer)
+    return renderer
+
+
+def overlapping_labels(fig, renderer=None) -> list[tuple[str, str]]:
+    """Pairs of texts whose boxes intersect once drawn: visible tick labels of one axis, the
+    numbers written in one panel, and any two of the panel titles, axis labels and legend."""
+    renderer = renderer or drawn(fig)
     groups = [
         [t for t in axis.get_ticklabels(which="both") if t.get_visible() and t.get_text()]
         for ax in fig.axes
@@ -366,10 +372,9 @@ def overlapping_labels(fig) -> list[tuple[str, str]]:
     return pairs
 
 
-def labels_beyond_panels(fig) -> list[str]:
+def labels_beyond_panels(fig, renderer=None) -> list[str]:
     """Axis labels longer than the side of the panel they name."""
-    renderer = FigureCanvasAgg(fig).get_renderer()
-    fig.draw(renderer)
+    renderer = renderer or drawn(fig)
     beyond = []
     for ax in fig.axes:
         panel = ax.get_window_extent(renderer)
@@ -385,8 +390,9 @@ def _text(artist) -> str:
 
 def test_no_two_labels_overlap_in_any_figure(figures):
     for name, fig in figures.items():
-        assert overlapping_labels(fig) == [], name
-        assert labels_beyond_panels(fig) == [], name
+        renderer = drawn(fig)  # one draw serves both checks
+        assert overlapping_labels(fig, renderer) == [], name
+        assert labels_beyond_panels(fig, renderer) == [], name
 
 
 def test_many_lengths_and_variants_keep_heatmap_labels_apart(frames):
@@ -467,8 +473,9 @@ def test_every_figure_has_a_panel_per_task_and_architecture():
         shown = {(t, a) for t, a in pairs if any(x.startswith(f"{t} · {a}") for x in titles)}
         assert shown == want, name
     for name, fig in figures.items():
-        assert overlapping_labels(fig) == [], name
-        assert labels_beyond_panels(fig) == [], name
+        renderer = drawn(fig)  # one draw serves both checks
+        assert overlapping_labels(fig, renderer) == [], name
+        assert labels_beyond_panels(fig, renderer) == [], name
     for name in ("arch", "rnn"):
         titles = [ax.get_title() for ax in panels(figures[name])]
         assert {t.split("\n")[0].split(" · ")[0] for t in titles} == {"copy", "sort"}, name

@@ -26,6 +26,18 @@ TINY_TRAINING = TINY_MODEL | dict(
     warmup_steps=5,
 )
 
+# A model that learns copy in distribution in a few hundred steps on a CPU: the schedule the
+# tests that check learning share (each adds its architecture, encoding, size and lengths).
+LEARNS_COPY = dict(task="copy", d_model=32, steps=400, batch_size=32, val_every=50, eval_samples=32)
+
+# TINY_MODEL trained long enough that some examples pass and some fail, at lengths inside and
+# beyond training (its lengths | its schedule | its samples).
+PARTLY_TRAINED = (
+    TINY_MODEL
+    | dict(eval_max_len=12, steps=150, val_every=50, warmup_steps=10, lr=5e-3, batch_size=32)
+    | dict(val_samples=24, eval_samples=4, device="cpu")
+)
+
 # The tiny study file (written by `study_file`): four grid points on copy, each trained for
 # 20 steps.
 TINY_STUDY = {

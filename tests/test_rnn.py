@@ -4,7 +4,7 @@ and a tiny model that learns copy."""
 
 import pytest
 import torch
-from builders import TINY_MODEL
+from builders import LEARNS_COPY, TINY_MODEL
 
 from attnstudy.archs import ARCHS, build_model
 from attnstudy.cli import main
@@ -129,21 +129,9 @@ def test_randomized_positions_are_rejected():
 
 
 def test_tiny_rnn_attention_learns_copy_in_distribution():
-    cfg = make_config(
-        arch="rnn-attention",
-        position="none",
-        d_model=32,
-        heads=1,
-        n_layers=1,
-        train_max_len=6,
-        eval_max_len=6,
-        steps=400,
-        batch_size=32,
-        warmup_steps=20,
-        val_every=50,
-        val_samples=96,
-        eval_samples=32,
-    )
+    variant = dict(arch="rnn-attention", position="none", heads=1, n_layers=1, train_max_len=6)
+    more = dict(eval_max_len=6, warmup_steps=20, val_samples=96)
+    cfg = make_config(**(LEARNS_COPY | variant | more))
     assert run(cfg).summary[ID_SEQ_ACC] >= 0.95
 
 

@@ -2,6 +2,7 @@ import copy
 import json
 import math
 
+import builders
 import pytest
 import torch
 from builders import TINY_TRAINING
@@ -28,20 +29,10 @@ from attnstudy.train import Diverged, lr_at, make_optimizer, run, train_step
 CPU = torch.device("cpu")
 
 # A decoder that learns copy in distribution in a few hundred steps.
-LEARNS_COPY = dict(
-    task="copy",
-    d_model=32,
-    heads=2,
-    n_layers=2,
-    position="learned",
-    train_min_len=1,
-    train_max_len=5,
-    eval_max_len=8,
-    steps=400,
-    lr=3e-3,
-    batch_size=32,
-    val_every=50,
-    eval_samples=32,
+LEARNS_COPY = (
+    builders.LEARNS_COPY
+    | dict(heads=2, n_layers=2, position="learned", lr=3e-3)
+    | dict(train_min_len=1, train_max_len=5, eval_max_len=8)
 )
 
 

@@ -7,7 +7,7 @@ examples pass and some fail, at lengths inside and beyond training."""
 
 import pytest
 import torch
-from builders import TINY_MODEL
+from builders import PARTLY_TRAINED
 
 from attnstudy.archs import ARCHS
 from attnstudy.bench.trials import greedy_validation
@@ -19,19 +19,6 @@ LENGTHS = {n: 48 for n in range(1, 13)}
 CPU = torch.device("cpu")
 
 
-# TINY_MODEL trained long enough that some examples pass and some fail, at lengths inside
-# and beyond training
-PARTLY_TRAINED = TINY_MODEL | dict(
-    eval_max_len=12,
-    steps=150,
-    val_every=50,
-    val_samples=24,
-    eval_samples=4,
-    batch_size=32,
-    lr=5e-3,
-    warmup_steps=10,
-    device="cpu",
-)
 
 
 def partly_trained(arch: str, position: str, randomized: bool = False):

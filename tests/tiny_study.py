@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import torch
+from builders import TINY_TRAINING
 
 from attnstudy.provenance import provenance_tags
 from attnstudy.registries import make_config
@@ -14,23 +15,11 @@ from attnstudy.schema import CONFIG_HASH, GRID_KEY, GRID_SIZE, TRIAL
 from attnstudy.tracking import Tracker, silence
 from attnstudy.train import run
 
-# The settings every point of the report's study shares (its points add the axis values).
-# Not builders.TINY_TRAINING: the report logs these as the study's parameters, heads (an axis
-# here) is left out, and the report's numbers come from these steps and batch sizes.
-FIXED = dict(
-    task="copy",
-    d_model=16,
-    n_layers=1,
-    steps=20,
-    train_max_len=4,
-    eval_max_len=8,
-    val_every=10,
-    val_samples=32,
-    eval_samples=8,
-    batch_size=16,
-    lr=3e-3,
-    warmup_steps=5,
-    device="cpu",
+# The settings every point of the report's study shares (its points add the axis values):
+# builders.TINY_TRAINING less heads (an axis here), with the steps, validation and batch sizes
+# the report's numbers come from; the report logs these as the study's parameters.
+FIXED = {k: v for k, v in TINY_TRAINING.items() if k != "heads"} | dict(
+    task="copy", steps=20, val_samples=32, batch_size=16, lr=3e-3, device="cpu"
 )
 
 

@@ -35,7 +35,7 @@ def valid_configs():
     "cfg", list(valid_configs()), ids=lambda c: f"{c.arch}-{c.score}-{c.position}"
 )
 def test_every_combination_has_finite_gradients(cfg):
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     model = build_model(cfg, task)
     gen = torch.Generator().manual_seed(0)
     loss = model.loss(task.sample(sample_lengths(1, 6, 4, gen), gen), gen)
@@ -52,7 +52,7 @@ def transformer(arch, score, position, randomized=False):
     cfg = make_config(
         arch=arch, score=score, position=position, randomized=randomized, **TINY_MODEL
     )
-    return build_model(cfg, build_task("copy", cfg.resolved_eval_max_len)).transformer.eval()
+    return build_model(cfg, build_task("copy", cfg.eval_max_len)).transformer.eval()
 
 
 @pytest.mark.parametrize("score,position", list(itertools.product(SCORES, POSITIONS)))
@@ -190,7 +190,7 @@ def test_heads_must_divide_d_model():
 
 def test_learned_table_covers_every_evaluated_position():
     cfg = make_config(position="learned", train_max_len=5, **{"d_model": 16, "heads": 2})
-    model = build_model(cfg, build_task("copy", cfg.resolved_eval_max_len))
+    model = build_model(cfg, build_task("copy", cfg.eval_max_len))
     # decoder sequence at eval_max_len = 20: BOS + 20 + SEP + 20 + EOS
     assert model.transformer.encoding.table.num_embeddings == 43
 
@@ -199,7 +199,7 @@ def test_learned_table_covers_every_evaluated_position():
 @pytest.mark.parametrize("score", list(SCORES))
 def test_cached_greedy_decoding_equals_recomputing_the_prefix(score, position):
     cfg = make_config(arch="decoder", score=score, position=position, **TINY_MODEL)
-    task = build_task("copy", cfg.resolved_eval_max_len)
+    task = build_task("copy", cfg.eval_max_len)
     model = build_model(cfg, task).eval()
     gen = torch.Generator().manual_seed(0)
     batch = task.sample(torch.full((3,), 7), gen)
@@ -246,7 +246,7 @@ def test_randomized_ids_of_an_example_do_not_depend_on_its_batch(arch, cfg):
     """Ruoss et al. 2023: an example of length 1 padded into a training batch of length 6
     gets ids distributed as in evaluation, where the batch holds its length only (today's
     defect: the first ids of a subset drawn at the padded width)."""
-    task = build_task("copy", cfg.resolved_eval_max_len)
+    task = build_task("copy", cfg.eval_max_len)
     model = build_model(cfg, task).eval()
     n, gen = 2000, torch.Generator().manual_seed(0)
     mixed = task.sample(torch.tensor([1] * n + [6] * n), gen)
@@ -265,7 +265,7 @@ def test_every_transformer_sequence_starts_with_a_fixed_token(arch, cfg):
     """Kazemnejad et al. 2023: a causal model without positions can only count from a fixed
     first token. Every sequence a Transformer reads, in training and in greedy decoding,
     starts with one token (BOS, or SEP for an encoder-decoder's decoder)."""
-    task = build_task("copy", cfg.resolved_eval_max_len)
+    task = build_task("copy", cfg.eval_max_len)
     model = build_model(cfg, task).eval()
     gen = torch.Generator().manual_seed(0)
     batch = task.sample(sample_lengths(1, 6, 16, gen), gen)
@@ -284,7 +284,7 @@ def test_an_architecture_declares_whether_it_sees_order_without_positions(arch):
     encoder-decoder's encoder) sees its source as an unordered bag, so its loss is the same
     when the source is reversed; a causal decoder and an RNN order tokens by themselves."""
     cfg = make_config(arch=arch, position="none", **TINY_MODEL)
-    task = build_task("copy", cfg.resolved_eval_max_len)
+    task = build_task("copy", cfg.eval_max_len)
     model = build_model(cfg, task).eval()
     gen = torch.Generator().manual_seed(0)
     batch = task.sample(torch.full((8,), 5), gen)
@@ -297,7 +297,7 @@ def test_an_architecture_declares_whether_it_sees_order_without_positions(arch):
 def test_an_encoder_without_positions_gives_every_answer_blank_one_output():
     """Why it cannot solve even sort, whose answer depends on the bag of tokens only."""
     cfg = make_config(arch="encoder", position="none", **TINY_MODEL)
-    task = build_task("sort", cfg.resolved_eval_max_len)
+    task = build_task("sort", cfg.eval_max_len)
     gen = torch.Generator().manual_seed(0)
     predicted = build_model(cfg, task).eval().predict(task.sample(torch.full((8,), 5), gen), gen)
     assert (predicted == predicted[:, :1]).all()
@@ -313,7 +313,7 @@ def test_attention_layout_matches_what_attention_sees(arch, cfg):
     from attnstudy.measure import attention_names
     from attnstudy.model import MultiHeadAttention, record_attention
 
-    task = build_task("reverse", cfg.resolved_eval_max_len)
+    task = build_task("reverse", cfg.eval_max_len)
     model = build_model(cfg, task).eval()
     layout = model.attention_layout(task, 5)
     if layout is None:
@@ -349,7 +349,7 @@ def step_at_longest(arch: str, position: str, task_name: str, longest: int, prep
     """A model after one backward pass of its loss on a batch of the longest training length
     (`prepare(model)` first, if given)."""
     cfg = make_config(arch=arch, position=position, **(TINY_MODEL | dict(train_max_len=longest)))
-    task = build_task(task_name, cfg.resolved_eval_max_len)
+    task = build_task(task_name, cfg.eval_max_len)
     model = build_model(cfg, task)
     if prepare is not None:
         prepare(model)
@@ -438,6 +438,6 @@ def test_shaw_clip_is_configurable_and_covers_the_random_range():
 )
 def test_alibi_slopes_follow_press_et_al(heads, expected):
     cfg = make_config(position="alibi", d_model=48, heads=heads)
-    model = build_model(cfg, build_task("copy", cfg.resolved_eval_max_len))
+    model = build_model(cfg, build_task("copy", cfg.eval_max_len))
     torch.testing.assert_close(model.transformer.encoding.slopes.flatten(), torch.tensor(expected))
     assert alibi_slopes(heads) == pytest.approx(expected)

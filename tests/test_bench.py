@@ -45,7 +45,7 @@ def test_quick_bench_writes_json_markdown_and_one_mlflow_run(tmp_path, monkeypat
 @pytest.mark.parametrize("position", POSITIONS)
 def test_recomputing_baseline_predicts_what_the_cached_decoder_does(position):
     cfg = make_config(position=position, d_model=16, heads=2, n_layers=2, train_max_len=4)
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     model = build_model(cfg, task).eval()
     gen = torch.Generator().manual_seed(0)
     batch = task.sample(torch.full((3,), 9), gen)

@@ -56,7 +56,7 @@ def assert_as_before(monkeypatch, **settings):
     # trained on lengths 1 to 4 and evaluated up to 24: LENGTHS reach 23, mostly past the
     # trained lengths
     cfg = make_config(**(TINY_MODEL | dict(train_max_len=4, eval_max_len=24) | settings))
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     torch.manual_seed(0)
     model = build_model(cfg, task)
     for p in model.parameters():

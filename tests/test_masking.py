@@ -24,7 +24,7 @@ def decoder(score: str, position: str, randomized: bool):
     cfg = make_config(
         arch="decoder", score=score, position=position, randomized=randomized, **TINY_MODEL
     )
-    model = build_model(cfg, build_task("copy", cfg.resolved_eval_max_len))
+    model = build_model(cfg, build_task("copy", cfg.eval_max_len))
     for p in model.transformer.encoding.parameters():
         if not p.any():  # T5 biases, CoPE embeddings start at zero: make them informative
             p.data.normal_()

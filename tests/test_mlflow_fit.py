@@ -33,7 +33,7 @@ def test_the_logged_model_answers_every_length_as_the_model_predicts(task, arch,
     # and 7 answered below lie inside, at the end of and past the trained ones
     size = TINY_MODEL | dict(n_layers=1, train_max_len=4, eval_max_len=8)
     cfg = make_config(task=task, arch=arch, position=position, **size)
-    built = build_task(task, cfg.resolved_eval_max_len)
+    built = build_task(task, cfg.eval_max_len)
     model = build_model(cfg, built).eval()
     answer = GreedyAnswer(model, built)
     for n in (1, 4, 7):

@@ -85,7 +85,7 @@ def test_the_packing_cases_cover_every_pair_of_arch_encoding_and_score():
 
 def loss_and_gradient(cfg, batch):
     torch.manual_seed(0)
-    model = build_model(cfg, build_task(cfg.task, cfg.resolved_eval_max_len))
+    model = build_model(cfg, build_task(cfg.task, cfg.eval_max_len))
     loss = model.loss(batch, torch.Generator().manual_seed(1))
     loss.backward()
     grads = [p.grad.flatten() for p in model.parameters() if p.grad is not None]
@@ -97,7 +97,7 @@ def test_packed_loss_and_gradient_are_the_padded_batchs(arch, position, score, r
     variant = dict(SMALL, arch=arch, position=position, score=score, randomized=randomized)
     padded, packed = (make_config(**variant, batching=b) for b in ("padded", "packed"))
     gen = torch.Generator().manual_seed(7)
-    task = build_task("copy", padded.resolved_eval_max_len)
+    task = build_task("copy", padded.eval_max_len)
     batch = task.sample(LENGTH_SAMPLERS["padded"](1, 9, 12, gen), gen)
     loss_padded, grad_padded = loss_and_gradient(padded, batch)
     loss_packed, grad_packed = loss_and_gradient(packed, batch)

@@ -78,9 +78,10 @@ def wait_until(condition, timeout: float, what: str):
 
 
 class Holds:
-    """The test's side of `attnstudy.study.pause_for_test`: a worker writes `<trial>.<stage>` (its pid)
-    and waits for `<trial>.<stage>.go`. A trial released at "running" but not at "logged"
-    cannot finish, so a worker killed after releasing it is always killed inside it."""
+    """The test's side of `attnstudy.study.pause_for_test`: a worker writes
+    `<trial>.<stage>` (its pid) and waits for `<trial>.<stage>.go`. A trial released at
+    "running" but not at "logged" cannot finish, so a worker killed after releasing it is
+    always killed inside it."""
 
     def __init__(self, folder: Path):
         self.folder = folder

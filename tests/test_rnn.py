@@ -21,7 +21,7 @@ RNNS = tuple(name for name, cls in ARCHS.items() if not cls.uses_positions)
 
 def rnn(arch: str, score: str = "scaled_dot"):
     cfg = make_config(arch=arch, score=score, position="none", **TINY_MODEL)  # no encoding
-    task = build_task("copy", cfg.resolved_eval_max_len)
+    task = build_task("copy", cfg.eval_max_len)
     return build_model(cfg, task).eval(), task
 
 

@@ -91,7 +91,7 @@ def test_exactly_the_trained_rows_of_a_learned_table_change(arch):
     its initial value. The trained ids come from the arch's layout: a self-attention's
     keys are the whole sequence fed to the model."""
     cfg = make_config(**TINY_TRAINING, arch=arch, position="learned", stop_at_val_acc=2.0)
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     initial = initial_model(cfg, task, CPU).transformer.encoding.table.weight.detach()
     result = run(cfg)
     table = result.model.transformer.encoding.table.weight.detach()
@@ -167,7 +167,7 @@ def test_a_model_that_does_not_stop_scores_no_exact_match(arch, monkeypatch):
     """Greedy output = the exact target, then a symbol instead of EOS: token accuracy 1,
     exact match 0 (Kazemnejad et al. 2023 generate until EOS)."""
     cfg = make_config(**TINY_TRAINING, arch=arch)
-    task = build_task(cfg.task, cfg.resolved_eval_max_len)
+    task = build_task(cfg.task, cfg.eval_max_len)
     model = initial_model(cfg, task, CPU)
 
     def never_stops(batch, gen):
@@ -279,7 +279,7 @@ def test_padded_training_draws_the_batches_it_always_drew(monkeypatch):
     cfg = make_config(**(TINY_DATA | dict(val_every=4)), stop_at_val_acc=2.0)
     seen = recorded_batches(monkeypatch)
     run(cfg)
-    task, gen = build_task(cfg.task, cfg.resolved_eval_max_len), torch.Generator()
+    task, gen = build_task(cfg.task, cfg.eval_max_len), torch.Generator()
     gen.manual_seed(cfg.seed)
     for n, inputs, targets in seen[: cfg.steps]:
         lengths = sample_lengths(1, cfg.train_max_len, cfg.batch_size, gen)

@@ -19,8 +19,6 @@ LENGTHS = {n: 48 for n in range(1, 13)}
 CPU = torch.device("cpu")
 
 
-
-
 def partly_trained(arch: str, position: str, randomized: bool = False):
     variant = dict(task="reverse", arch=arch, position=position, randomized=randomized)
     return run(make_config(**(PARTLY_TRAINED | variant)))

@@ -64,11 +64,6 @@ class Config:
     seed: int = 0
     device: str = "auto"
 
-    @property
-    def resolved_eval_max_len(self) -> int:
-        """eval_max_len, which make_config resolves: kept for the tests that still read it."""
-        return self.eval_max_len
-
     def eval_samples_at(self, length: int) -> int:
         """Examples evaluated at `length`: eval_samples on the lengths the primary metrics
         read (1..2 x train_max_len), eval_samples_far beyond."""

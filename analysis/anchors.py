@@ -85,7 +85,7 @@ def kazemnejad(runs: pd.DataFrame) -> dict:
             row = {"task": task, "encoding": position, "theirs (mean of 3)": fmt(theirs)}
             if block["matched"]:
                 ood = _seed_values(values, OOD_SEQ_ACC)
-                row |= _ours(ood) | {"ours ID": _mean(values[ID_SEQ_ACC])}
+                row |= _ours(ood) | {"ours ID": _formatted_mean(values[ID_SEQ_ACC])}
             rows.append(row)
     mrr = mean_reciprocal_rank(ours, "position", OOD_SEQ_ACC) if not ours.empty else None
     for position, theirs in KAZEMNEJAD_MRR.items():
@@ -181,7 +181,7 @@ def _block(title: str, citation: str, matched: bool) -> dict:
     return {"title": title, "citation": citation, "matched": bool(matched)}
 
 
-def _mean(values: pd.Series) -> str:
+def _formatted_mean(values: pd.Series) -> str:
     return fmt(values.mean()) if values.notna().any() else "–"
 
 

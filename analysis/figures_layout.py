@@ -26,7 +26,7 @@ def levels(frame: pd.DataFrame, column: str) -> list:
     return ordered(frame[column].dropna(), REGISTRY_ORDER.get(column, ()))
 
 
-def pairs(frame: pd.DataFrame) -> list[tuple]:
+def task_arch_pairs(frame: pd.DataFrame) -> list[tuple]:
     """The (task, architecture) pairs with rows, in registry order."""
     present = set(zip(frame["task"], frame["arch"], strict=True))
     archs = ordered(frame["arch"], ARCH_NAMES)
@@ -47,7 +47,8 @@ def wrapped(n: int, panel: tuple[float, float] = PANEL) -> tuple[Figure, list]:
     return fig, list(axes.ravel()[:n])
 
 
-def cells(row_levels: Sequence, col_levels: Sequence, axes: np.ndarray):
+def axes_by_level(row_levels: Sequence, col_levels: Sequence, axes: np.ndarray):
+    """Each (row level, column level) with its panel, row by row."""
     for i, row in enumerate(row_levels):
         for j, col in enumerate(col_levels):
             yield (row, col), axes[i][j]

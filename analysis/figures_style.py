@@ -121,7 +121,7 @@ def score_style(name: str) -> dict:
     }
 
 
-def look(label: str) -> dict:
+def label_style(label: str) -> dict:
     """The style of a line labelled by a score function or by a variant."""
     return score_style(label) if label in SCORE_NAMES else style(label)
 
@@ -133,9 +133,9 @@ def label_order(labels: Iterable[str]) -> list[str]:
     return scores + variant_order(labels - set(scores))
 
 
-def no_marker(look: dict) -> dict:
-    return {k: v for k, v in look.items() if k != "marker"}
+def no_marker(line_kwargs: dict) -> dict:
+    return {k: v for k, v in line_kwargs.items() if k != "marker"}
 
 
-def no_line(look: dict) -> dict:
-    return {**look, "linestyle": "none"}
+def no_line(line_kwargs: dict) -> dict:
+    return {**line_kwargs, "linestyle": "none"}

@@ -48,7 +48,6 @@ from attnstudy.tracking_check import default_tracking_uri
 
 TRIAL_FILTER = f"tags.`{schema.ROLE}` = '{schema.TRIAL_ROLE}'"
 STUDY_FILTER = f"tags.`{schema.ROLE}` = '{schema.STUDY_ROLE}'"
-CONFIG_COLUMNS = PAIR_COLUMNS  # the config columns of every tidy frame, seed included
 SUMMARY_METRICS = (
     schema.ID_SEQ_ACC,
     COMPETENCE_METRIC,
@@ -79,7 +78,7 @@ LENGTH_METRICS = {schema.EVAL_SEQ_ACC: "seq_acc", schema.EVAL_TOKEN_ACC: "token_
 # the per-position metrics of the runs logged before the position table
 POSITION_METRICS = {schema.POSITION_BY_LENGTH_KEY: "id", schema.POSITION_OOD_KEY: "ood"}
 POSITION_COLUMNS = ["run_id", "split", "length", "target_pos", "token_acc"]
-STATUS_RANK = {"ok": 0, "diverged": 1, "failed": 2}
+FINISHED_STATUS_RANK = {"ok": 0, "diverged": 1, "failed": 2}
 MLFLOW_STATUS = {"RUNNING": "running", "SCHEDULED": "running", "KILLED": "killed"}
 HISTORY_THREADS = 4
 
@@ -131,7 +130,7 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
     tabled = runs.loc[runs["position_table"], "run_id"].tolist()
     untabled = runs.loc[~runs["position_table"], "run_id"].tolist()
     histories = _histories(client, runs["run_id"].tolist(), untabled)
-    config = runs[["run_id", *CONFIG_COLUMNS, *schema.VARIANT_FACTS]]
+    config = runs[["run_id", *PAIR_COLUMNS, *schema.VARIANT_FACTS]]
     lengths = _lengths(histories, config)
     runs = runs.assign(
         **{
@@ -289,7 +288,7 @@ def _resolve_config(frame: pd.DataFrame) -> pd.DataFrame:
     """Every config column present. Runs log their resolved config (`make_config`), but
     stores started before it resolved defaults (issue 31) logged eval_max_len 0: read as
     4 x train_max_len. The other defaults it resolves are no config column here."""
-    for column in CONFIG_COLUMNS:
+    for column in PAIR_COLUMNS:
         if column not in frame:
             frame[column] = np.nan
     frame["randomized"] = frame["randomized"].fillna(False).astype(bool)
@@ -300,8 +299,8 @@ def _resolve_config(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _latest_per_grid_point(attempts: pd.DataFrame) -> pd.DataFrame:
     """One finished trial per grid key: ok before diverged before failed, then the latest."""
-    done = attempts[attempts["status"].isin(STATUS_RANK)]
-    ranked = done.assign(_rank=done["status"].map(STATUS_RANK))
+    done = attempts[attempts["status"].isin(FINISHED_STATUS_RANK)]
+    ranked = done.assign(_rank=done["status"].map(FINISHED_STATUS_RANK))
     ranked = ranked.sort_values(["_rank", "start_time"], ascending=[True, False])
     return ranked.drop_duplicates("grid_key").drop(columns="_rank").sort_values("grid_key")
 

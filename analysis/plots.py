@@ -28,7 +28,7 @@ from attnstudy.analysis.figures_style import (
     POSITION_SPLITS,
     TITLES,
     TRAINED,
-    look,
+    label_style,
     no_line,
     no_marker,
     palette,
@@ -72,7 +72,7 @@ def accuracy_vs_length(
     labels, _ = HUES[hue]
     data = data.assign(**{hue: labels(data)})
     table = seed_summary(data, ["task", "arch", hue, "length"], [metric])
-    panels = layout.pairs(data)
+    panels = layout.task_arch_pairs(data)
     fig, axes = layout.wrapped(len(panels))
     single = set()
     for (task, arch), ax in zip(panels, axes, strict=True):
@@ -94,7 +94,7 @@ def length_heatmap(lengths: pd.DataFrame, metric: str = "seq_acc") -> Figure | N
     data = lengths.assign(row=_heatmap_rows(lengths))
     means = seed_means(data, ["task", "arch", "row", "length"], [metric])
     table = means.groupby(["task", "arch", "row", "length"], dropna=False)[metric].mean()
-    panels = layout.pairs(data)
+    panels = layout.task_arch_pairs(data)
     rows = [table.loc[p].index.get_level_values("row").nunique() for p in panels]
     heights = [max(n, MIN_HEATMAP_ROWS) for n in rows]
     fig = Figure(
@@ -173,7 +173,7 @@ def score_position_heatmap(runs: pd.DataFrame, metric: str = NEAR_OOD) -> Figure
     ok = transformers(ok_runs(runs, metric))
     if ok.empty:
         return None
-    panels = layout.pairs(ok)
+    panels = layout.task_arch_pairs(ok)
     width = max(3.6, HEATMAP_COLUMN_IN * ok["position"].nunique() + 1.4)
     fig, axes = layout.wrapped(len(panels), panel=(width, 3.2))
     for (task, arch), ax in zip(panels, axes, strict=True):
@@ -198,7 +198,7 @@ def heads_effect(runs: pd.DataFrame) -> Figure | None:
     metrics = (schema.ID_SEQ_ACC, NEAR_OOD)
     fig, axes = layout.facets(len(rows), len(metrics))
     single = set()
-    for ((task, arch, width), metric), ax in layout.cells(rows, metrics, axes):
+    for ((task, arch, width), metric), ax in layout.axes_by_level(rows, metrics, axes):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch) & (ok["d_model"] == width)]
         single |= _dodged(ax, cell, "heads", sorted(cell["heads"].unique()), metric)
         layout.panel_title(ax, f"{task} · {arch} · d_model {width}", TITLES[metric])
@@ -216,7 +216,7 @@ def architecture_effect(runs: pd.DataFrame) -> Figure | None:
     tasks, metrics = layout.levels(ok, "task"), (schema.ID_SEQ_ACC, NEAR_OOD)
     fig, axes = layout.facets(len(tasks), len(metrics))
     single = set()
-    for (task, metric), ax in layout.cells(tasks, metrics, axes):
+    for (task, metric), ax in layout.axes_by_level(tasks, metrics, axes):
         cell = ok[ok["task"] == task]
         single |= _dodged(ax, cell, "arch", layout.levels(cell, "arch"), metric)
         layout.panel_title(ax, task, TITLES[metric])
@@ -232,9 +232,9 @@ def training_curves(curves: pd.DataFrame) -> Figure | None:
     if curves.empty or not metrics:
         return None
     data = curves.assign(variant=variant_labels(curves))
-    panels = layout.pairs(data)
+    panels = layout.task_arch_pairs(data)
     fig, axes = layout.facets(len(panels), len(metrics))
-    for ((task, arch), metric), ax in layout.cells(panels, metrics, axes):
+    for ((task, arch), metric), ax in layout.axes_by_level(panels, metrics, axes):
         cell = data[(data["task"] == task) & (data["arch"] == arch) & (data["metric"] == metric)]
         means = cell.groupby(["variant", "step"])["value"].mean()
         for label in variant_order(cell["variant"]):
@@ -269,10 +269,10 @@ def cost_figure(runs: pd.DataFrame) -> Figure | None:
     ]
     if ok.empty or not metrics:
         return None
-    panels = layout.pairs(ok)
+    panels = layout.task_arch_pairs(ok)
     fig, axes = layout.facets(len(panels), len(metrics), panel=(3.0, 2.8))
     single = set()
-    for ((task, arch), metric), ax in layout.cells(panels, metrics, axes):
+    for ((task, arch), metric), ax in layout.axes_by_level(panels, metrics, axes):
         cell = ok[(ok["task"] == task) & (ok["arch"] == arch)]
         single |= _dodged(ax, cell, "score", layout.levels(cell, "score"), metric)
         layout.panel_title(ax, f"{task} · {arch}", LABELS[metric].split(" (")[0])
@@ -291,9 +291,10 @@ def per_position_accuracy(positions: pd.DataFrame) -> Figure | None:
     if positions.empty:
         return None
     data = positions.assign(variant=variant_labels(positions))
-    panels, splits = layout.pairs(data), [s for s in ("id", "ood") if (data["split"] == s).any()]
+    panels = layout.task_arch_pairs(data)
+    splits = [s for s in ("id", "ood") if (data["split"] == s).any()]
     fig, axes = layout.facets(len(panels), len(splits))
-    for ((task, arch), split), ax in layout.cells(panels, splits, axes):
+    for ((task, arch), split), ax in layout.axes_by_level(panels, splits, axes):
         cell = data[(data["task"] == task) & (data["arch"] == arch) & (data["split"] == split)]
         means = _relative_positions(cell) if split == "id" else _absolute_positions(cell)
         for label in variant_order(cell["variant"]):
@@ -336,7 +337,7 @@ def mrr_ranking(runs: pd.DataFrame, metric: str = NEAR_OOD) -> Figure | None:
     kinds = {False: "plain positions", True: "randomized positions"}
     rows = [r for r in kinds if (ok["randomized"].astype(bool) == r).any()]
     fig, axes = layout.facets(len(rows), len(axes_names), panel=(4.4, 3.0))
-    for (randomized, axis), ax in layout.cells(rows, axes_names, axes):
+    for (randomized, axis), ax in layout.axes_by_level(rows, axes_names, axes):
         group = ok[ok["randomized"].astype(bool) == randomized]
         table = mean_reciprocal_rank(group, axis=axis, metric=metric, fixed=("arch",))
         colors = [palette()[0].get(v, "0.5") if axis == "position" else "0.5" for v in table[axis]]
@@ -345,8 +346,8 @@ def mrr_ranking(runs: pd.DataFrame, metric: str = NEAR_OOD) -> Figure | None:
         ax.bar_label(ax.containers[0], fmt="%.2f", padding=2)
         ax.set(xlim=(0, 1.15), xlabel="mean reciprocal rank (1 = best in every cell)")
         ax.set(ylabel="positional encoding" if axis == "position" else "score function")
-        cells = f"{metric} over {table['n_strata'].max()} task × architecture cells"
-        layout.panel_title(ax, kinds[randomized], cells)
+        subtitle = f"{metric} over {table['n_strata'].max()} task × architecture cells"
+        layout.panel_title(ax, kinds[randomized], subtitle)
     return fig
 
 
@@ -356,7 +357,7 @@ def _length_lines(ax, table: pd.DataFrame, metric: str, hue: str) -> set[str]:
     single = set()
     for label in HUES[hue][1](table[hue]):
         g = table[table[hue] == label].sort_values("length")
-        drawn = look(label)
+        drawn = label_style(label)
         ax.plot(g["length"], g[f"{metric}_mean"], label=label, markersize=3, **drawn)
         if g[f"{metric}_n"].max() < 2:
             single.add(label)

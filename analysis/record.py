@@ -22,7 +22,7 @@ from attnstudy.analysis.variants import transformers, variant_labels
 from attnstudy.analysis.verdicts import Verdict
 from attnstudy.schema import CPU, EXTRAPOLATION_LEN, GIT_COMMIT, GIT_DIRTY, ID_SEQ_ACC, THREADS
 
-RESULTS = Path("results")
+RESULTS_DIR = Path("results")
 
 
 def _tag(study: Study, key: str) -> str:
@@ -86,9 +86,8 @@ def encoding_rows(runs: pd.DataFrame) -> list[str]:
         )
     )
     for key, r in table.sort_values("ood", ascending=False).iterrows():
-        cells = (
-            f"{int(r.n)} ({int(r.competent)}) | {r.id:.3f} | {_mean(r.ood, 3)} | {_mean(r.ext, 1)}"
-        )
+        ood, ext = _formatted_mean(r.ood, 3), _formatted_mean(r.ext, 1)
+        cells = f"{int(r.n)} ({int(r.competent)}) | {r.id:.3f} | {ood} | {ext}"
         rows.append(f"| {' | '.join(map(str, key))} | {cells} |")
     return rows
 
@@ -108,7 +107,7 @@ def comparison_lines(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _mean(x: float, digits: int) -> str:
+def _formatted_mean(x: float, digits: int) -> str:
     return "–" if pd.isna(x) else f"{x:.{digits}f}"
 
 
@@ -148,7 +147,7 @@ def record_markdown(study: Study, verdicts: list[Verdict], now: datetime | None 
     return "\n".join(lines)
 
 
-def write_record(study: Study, verdicts: list[Verdict], out_dir: Path = RESULTS) -> Path:
+def write_record(study: Study, verdicts: list[Verdict], out_dir: Path = RESULTS_DIR) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{study.name}.md"
     path.write_text(record_markdown(study, verdicts), encoding="utf-8")

@@ -28,7 +28,7 @@ from attnstudy.analysis.effects import ALPHA, COMPETENCE_TEXT, METHODS_TEXT, MIN
 from attnstudy.analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
 from attnstudy.analysis.importance import report_importance
 from attnstudy.analysis.load import Study, load_study, save_frames
-from attnstudy.analysis.record import RESULTS, write_record
+from attnstudy.analysis.record import RESULTS_DIR, write_record
 from attnstudy.analysis.seeds import SEED_CI_TEXT
 from attnstudy.analysis.tables import Table
 from attnstudy.analysis.verdicts import DECISION_RULE, Verdict, evaluate_claims, holm_family
@@ -128,7 +128,7 @@ def build_report(
     html_path.write_text(render_html(context), encoding="utf-8")
     pdf_written = write_pdf(html_path, pdf_path)
     log_report(data, [html_path, *([pdf_path] if pdf_written else [])], out / "tables")
-    write_record(data, verdicts, RESULTS if out_dir is None else out)
+    write_record(data, verdicts, RESULTS_DIR if out_dir is None else out)
     return html_path, pdf_path if pdf_written else None
 
 

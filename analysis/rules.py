@@ -93,7 +93,9 @@ class Frames:
     @classmethod
     def of(cls, runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame) -> Frames:
         missing = [m for m in RECORDED if m not in runs]
-        runs = derive(runs.assign(**dict.fromkeys(missing, np.nan)), lengths, positions)
+        runs = with_derived_metrics(
+            runs.assign(**dict.fromkeys(missing, np.nan)), lengths, positions
+        )
         solvable = runs["solvable"].astype(bool) if "solvable" in runs else slice(None)
         return cls(runs[solvable], lengths, positions, runs)
 
@@ -115,7 +117,7 @@ def shift_invariant(runs: pd.DataFrame) -> pd.Series:
     return flag(runs, SHIFT_INVARIANT)
 
 
-def sides(a: pd.Series, b: pd.Series) -> pd.Series:
+def side_labels(a: pd.Series, b: pd.Series) -> pd.Series:
     """Side "a" where ``a``, "b" where ``b`` (and not ``a``), NaN elsewhere."""
     return pd.Series(np.where(a, "a", np.where(b, "b", None)), index=a.index)
 
@@ -123,7 +125,7 @@ def sides(a: pd.Series, b: pd.Series) -> pd.Series:
 def relative_vs_absolute(runs: pd.DataFrame) -> pd.Series:
     """Side a: relative encodings in shift-invariant combinations; side b: absolute ones."""
     fam = family(runs)
-    return sides((fam == "relative") & shift_invariant(runs), fam == "absolute")
+    return side_labels((fam == "relative") & shift_invariant(runs), fam == "absolute")
 
 
 def pair_on(*axes: str) -> list[str]:
@@ -131,7 +133,9 @@ def pair_on(*axes: str) -> list[str]:
     return [c for c in PAIR_COLUMNS if c not in axes]
 
 
-def derive(runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
+def with_derived_metrics(
+    runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame
+) -> pd.DataFrame:
     """The runs with the metrics the rules derive: early_minus_late (C1), long_id_seq_acc
     (C2, C5), steps_to_95_censored (C8), log_step_time (C12), extrapolation_margin (at 0.9
     and 0.5), and the competence metric and near_ood_seq_acc where the study did not log
@@ -158,7 +162,8 @@ def derive(runs: pd.DataFrame, lengths: pd.DataFrame, positions: pd.DataFrame) -
     )
 
 
-def plain(runs: pd.DataFrame) -> pd.DataFrame:
+def plain_position_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose positions are not randomized."""
     return runs[~runs["randomized"].fillna(False).astype(bool)]
 
 
@@ -241,9 +246,9 @@ def c5_heads_help(frames: Frames) -> Finding:
 
 
 def c6_order_needs_encoding(frames: Frames) -> Finding:
-    runs = plain(frames.all_runs)
+    runs = plain_position_runs(frames.all_runs)
     fam = family(runs)
-    side = sides(fam == "none", fam != "none")
+    side = side_labels(fam == "none", fam != "none")
     effect, encoder = (
         contrast(runs[runs["arch"] == arch], side, ID_SEQ_ACC, pair_on("position"))
         for arch in ("decoder", "encoder")
@@ -253,7 +258,7 @@ def c6_order_needs_encoding(frames: Frames) -> Finding:
 
 
 def c7_sinusoidal_extrapolates(frames: Frames) -> Finding:
-    runs = plain(frames.runs)
+    runs = plain_position_runs(frames.runs)
     side = _levels(runs, "position", ["sinusoidal"], ["learned"])
     effect = _across_encodings(runs, side, NEAR_OOD)
     against_none = _levels(runs, "position", ["sinusoidal"], ["none"])
@@ -262,7 +267,7 @@ def c7_sinusoidal_extrapolates(frames: Frames) -> Finding:
 
 
 def c8_learned_adapts(frames: Frames) -> Finding:
-    runs = plain(frames.runs)
+    runs = plain_position_runs(frames.runs)
     side = _levels(runs, "position", ["learned"], ["sinusoidal"])
     effect = _across_encodings(runs, side, "steps_to_95_censored", False, reached_first_score)
     acc = _across_encodings(runs, side, ID_SEQ_ACC, need_competent=False)
@@ -285,9 +290,9 @@ def reached_first_score(wide: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
 
 def c9_learned_fails_beyond_training(frames: Frames) -> Finding:
-    runs = plain(frames.runs)
+    runs = plain_position_runs(frames.runs)
     fam = family(runs)
-    side = sides(runs["position"] == "learned", (fam == "relative") & shift_invariant(runs))
+    side = side_labels(runs["position"] == "learned", (fam == "relative") & shift_invariant(runs))
     effect = _across_encodings(runs, side, NEAR_OOD)
     return Finding(effect, _beside(runs, side, "learned − relative") + _left_out(runs))
 
@@ -343,7 +348,7 @@ def _across_encodings(
 
 
 def _levels(runs: pd.DataFrame, column: str, a: list[str], b: list[str]) -> pd.Series:
-    return sides(runs[column].isin(a), runs[column].isin(b))
+    return side_labels(runs[column].isin(a), runs[column].isin(b))
 
 
 def _head_extremes(runs: pd.DataFrame) -> pd.Series:
@@ -352,7 +357,7 @@ def _head_extremes(runs: pd.DataFrame) -> pd.Series:
     heads = runs.groupby(["arch", "d_model"])["heads"]
     most, fewest = heads.transform("max"), heads.transform("min")
     varied = most > fewest
-    return sides(varied & (runs["heads"] == most), varied & (runs["heads"] == fewest))
+    return side_labels(varied & (runs["heads"] == most), varied & (runs["heads"] == fewest))
 
 
 def _left_out(runs: pd.DataFrame) -> str:

@@ -117,7 +117,7 @@ def holds(text: str, fragment: str) -> bool:
     return re.sub(r"[\s-]+", "", fragment) in re.sub(r"[\s-]+", "", text)
 
 
-def plain(fragment: str) -> str:
+def visible_text(fragment: str) -> str:
     """An HTML fragment as the text a reader sees, whitespace collapsed."""
     return " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
 
@@ -244,7 +244,7 @@ def test_configuration_table_shows_ood_exact_match_up_to_2l_and_says_over_which_
     columns = list(pd.read_csv(study["out"] / "tables" / "configurations.csv").columns)
     at = columns.index("ID exact match max") + 1
     assert columns[at : at + 2] == ["OOD exact match (L, 2L]", "OOD exact match (L, 2L] max"]
-    assert "both over every finished run, competent or not" in plain(study["html"])
+    assert "both over every finished run, competent or not" in visible_text(study["html"])
 
 
 def test_pdf_holds_the_sections_claim_table_rules_methods_and_every_caption(study, pdf_text):
@@ -254,21 +254,23 @@ def test_pdf_holds_the_sections_claim_table_rules_methods_and_every_caption(stud
     verdicts = pdf_text.split("4. Claims: verdicts")[2].split("5. Completeness")[0]
     for claim in CLAIMS:
         row = html.split(f'<td><a href="#{claim}">{claim}</a></td>')[1].split("</tr>")[0]
-        cells = [plain(part) for part in row.split("</td>")[:-1]]
+        cells = [visible_text(part) for part in row.split("</td>")[:-1]]
         assert len(cells) == 8 and cells[1].startswith(VERDICTS)  # statement, verdict, ...
         for cell in cells:  # pdftotext reads a wrapped table's columns in no fixed order
             assert holds(verdicts, cell), (claim, cell)
         block = html.split(f'<div class="claim" id="{claim}">')[1].split("</div>")[0]
-        assert holds(pdf_text, plain(block.split("<strong>Rule.</strong>")[1].split("</p>")[0]))
+        assert holds(
+            pdf_text, visible_text(block.split("<strong>Rule.</strong>")[1].split("</p>")[0])
+        )
     methods = pdf_text.split("9. Methods")[2]
     assert holds(methods, SELECTION_RULE) and holds(methods, METHODS_TEXT)
     assert holds(methods, DECISION_RULE)
     holm = re.search(r"Multiple testing.</strong> (.*?)</p>", html, re.S).group(1)
-    assert "family" in holm and holds(methods, plain(holm))
+    assert "family" in holm and holds(methods, visible_text(holm))
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S)
     assert len(captions) == html.count("<figure")
     for caption in captions:
-        assert holds(pdf_text, plain(caption))
+        assert holds(pdf_text, visible_text(caption))
 
 
 def test_pdf_pages_are_numbered_listed_in_the_contents_and_none_is_blank(study, tmp_path):
@@ -362,7 +364,7 @@ def supported_verdict(claim: str = "C4") -> Verdict:
 def test_claim_table_row_shows_verdict_metric_effect_seeds_runs_and_evidence_link():
     row = claim_row(supported_verdict(), figures=[])
     table = templates().get_template("_claims.html.j2").module.claim_table([row])
-    cells = [plain(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", str(table), re.S)]
+    cells = [visible_text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", str(table), re.S)]
     assert cells[:4] == ["C4", CLAIMS_SPEC["C4"].text, "supported", ID_SEQ_ACC]
     assert cells[4] == "+0.200 [+0.100, +0.300] p (Holm) 0.0120, min p 0.0312"
     assert cells[5:8] == ["±0.02", "6", "11 / 3"]
@@ -528,7 +530,7 @@ def test_modern_section_comes_after_the_claims_only_when_the_study_ran_one():
             seed_ci="CI text.",
         )
     )
-    text = plain(html)
+    text = visible_text(html)
     assert '<h2 id="modern">5. Length-aware variants' in html and 'id="table-modern"' in html
     assert "normalisers sigmoid, encodings fire, beside" in text
 

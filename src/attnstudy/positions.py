@@ -140,7 +140,8 @@ def relative_distance(pos_q: Tensor, pos_k: Tensor) -> Tensor:
 
 
 class PositionalEncoding(nn.Module):
-    """No positional information: the identity hooks every encoding starts from.
+    """Base class: the hooks every encoding overrides, identities by default (`embed`
+    returns the token embeddings, `context` adds nothing to attention).
 
     What the rest of the code needs to know about an encoding is declared on its class:
     `family` ("none", "absolute", "relative" or "contextual": positions counted from the
@@ -150,8 +151,8 @@ class PositionalEncoding(nn.Module):
     function) and `modern` (a length-generalisation variant of 2024 or later, which the
     report sets beside the classic ones)."""
 
-    name = "none"
-    family: ClassVar[str] = "none"
+    name: str
+    family: ClassVar[str]
     takes_position_ids: ClassVar[bool] = False
     modern: ClassVar[bool] = False
 
@@ -176,6 +177,14 @@ class PositionalEncoding(nn.Module):
 
     def context(self, pos_q: Tensor, pos_k: Tensor, causal: bool) -> PositionalContext:
         return NO_POSITIONS
+
+
+class NoPositions(PositionalEncoding):
+    """No positional information (NoPE, Kazemnejad et al. 2023): the identity hooks, so a
+    causal model orders tokens by its mask alone."""
+
+    name = "none"
+    family = "none"
 
 
 class SinusoidalPositions(PositionalEncoding):
@@ -470,7 +479,7 @@ class ContextualPositions(PositionalEncoding):
 POSITIONS: dict[str, type[PositionalEncoding]] = {
     p.name: p
     for p in (
-        PositionalEncoding,
+        NoPositions,
         SinusoidalPositions,
         LearnedPositions,
         ShawRelativePositions,

@@ -2,56 +2,23 @@
 
 The claim that makes packing safe to use in the study is that it computes the padded
 batch's loss, only without the padding: the same value and the same gradient for every
-score, encoding and packing architecture, randomized positions included."""
+score, encoding and packing architecture, randomized positions included. How the rows are
+laid out (first fit, each example with its own positions) is test_sequences.py's."""
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from attnstudy.archs import ARCHS, build_model
 from attnstudy.config import ConfigError
 from attnstudy.positions import POSITIONS
 from attnstudy.registries import make_config
 from attnstudy.scores import SCORES
-from attnstudy.sequences import IGNORE, first_fit, packed_rows
 from attnstudy.tasks import LENGTH_SAMPLERS, build_task
 from attnstudy.train import run
 
 PACKING = [name for name, arch in ARCHS.items() if arch.packs]
 NOT_PACKING = [name for name, arch in ARCHS.items() if not arch.packs]
 SMALL = dict(task="copy", d_model=16, heads=2, n_layers=2, train_max_len=9, device="cpu")
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(1, 20), min_size=1, max_size=40))
-def test_first_fit_places_every_example_in_a_row_without_overlap(lens):
-    width = max(lens)
-    place = first_fit(lens, width)
-    used: dict[int, set[int]] = {}
-    for n, (row, offset) in zip(lens, place, strict=True):
-        cells = set(range(offset, offset + n))
-        assert offset + n <= width
-        assert not used.setdefault(row, set()) & cells
-        used[row] |= cells
-    fill = [len(cells) for cells in used.values()]
-    assert sorted(used) == list(range(len(used)))  # rows numbered from 0, none empty
-    # first fit: no two rows are both at most half full (one would have fitted the other)
-    assert sum(2 * f <= width for f in fill) <= 1
-
-
-def test_packed_rows_hold_each_example_contiguously_with_its_own_positions():
-    lens = torch.tensor([3, 5, 1, 4, 2])
-    tokens = torch.arange(5)[:, None] * 10 + torch.arange(5)[None, :]  # example b, index j
-    pos = torch.arange(5)[None, :] + 100
-    rows = packed_rows(lens, tokens, tokens.clone(), pos)
-    assert rows.tokens.shape[1] == 5 and rows.tokens.shape[0] == 3  # 15 tokens in rows of 5
-    for b, n in enumerate(lens.tolist()):
-        at = rows.segments == b
-        assert int(at.sum()) == n
-        assert rows.tokens[at].tolist() == [10 * b + j for j in range(n)]
-        assert rows.pos[at].tolist() == [100 + j for j in range(n)]
-    assert (rows.labels[rows.segments == -1] == IGNORE).all()
 
 
 def covering() -> list[tuple[str, str, str]]:

@@ -236,3 +236,81 @@ def test_importing_the_analysis_loads_no_torch():
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
+# The modules whose tests are not in a tests/test_<module>.py of their own: each is tested
+# through the behaviour-named files given (a property over every variant, a command, a
+# pipeline), which test no single module (issue 31). A module that gets a test file of its
+# name leaves this list; a new module gets a test file of its name or an entry here.
+TESTED_BY_BEHAVIOUR = {
+    # what every architecture sees and predicts, over every score and encoding
+    "attnstudy.archs": ("test_attention.py", "test_rnn.py"),
+    # the per-length CSV, the figure and the attention maps each trial logs
+    "attnstudy.artifacts": ("test_study.py",),
+    # every command, through bad input and through the pipelines
+    "attnstudy.cli": ("test_bad_input.py", "test_study.py", "test_train.py"),
+    # the attention statistics train --json reports (C3, C5)
+    "attnstudy.measure": ("test_train.py", "test_attention.py"),
+    # the attention maths: masking, causality, fused == explicit, the decoding cache
+    "attnstudy.model": ("test_attention.py", "test_masking.py", "test_decoding_cache.py"),
+    # the code and machine tags of the runs the UI shows
+    "attnstudy.provenance": ("test_ui.py", "test_packaging.py"),
+    # make_config's defaults and a variant registered at run time
+    "attnstudy.registries": ("test_config.py", "test_registration.py"),
+    # the one module of MLflow names: no tag literal outside it
+    "attnstudy.schema": ("test_structure.py",),
+    # each score function against the maths and its paper
+    "attnstudy.scores": ("test_attention.py", "test_length_aware.py"),
+    # a store refused before anything is written
+    "attnstudy.tracking_check": ("test_bad_input.py", "test_scaleout.py"),
+    # the queue of grid points, on real stores and real processes
+    "attnstudy.work_queue": ("test_study.py", "test_reliability.py", "test_trial_value.py"),
+    # each claim's four verdicts over its registry entry (C1-C12) and each claim group's rules
+    "attnstudy.analysis.claims": ("test_claims_registry.py",),
+    "attnstudy.analysis.rules": ("test_claims_rnn.py", "test_claims_positions.py"),
+    "attnstudy.analysis.verdicts": ("test_claims_registry.py",),
+    # what the report's figures show a reader
+    "attnstudy.analysis.figures_attention": ("test_plots.py",),
+    "attnstudy.analysis.figures_catalog": ("test_plots.py", "test_report.py"),
+    "attnstudy.analysis.figures_layout": ("test_plots.py",),
+    "attnstudy.analysis.figures_style": ("test_plots.py",),
+    # what the analysis knows of a variant (tests/test_length_aware.py tests the variants)
+    "attnstudy.analysis.variants": ("test_analysis_variants.py",),
+}
+
+
+def mirrored() -> dict[str, str]:
+    """Every module of the two packages (a subpackage, such as attnstudy.bench, counts as
+    one) by the name of the test file that mirrors it: test_<module>.py."""
+    found: dict[str, str] = {}
+    for package, folder in PACKAGES.items():
+        for path in sorted(folder.rglob("*.py")):
+            first = path.relative_to(folder).with_suffix("").parts[0]
+            if first != "__init__":
+                found[f"{package}.{first}"] = f"test_{first}.py"
+    return found
+
+
+def test_every_module_has_its_test_file_or_the_files_that_test_it():
+    """A reader finds a module's tests at tests/test_<module>.py, or in the files
+    TESTED_BY_BEHAVIOUR names for it (issue 31)."""
+    tests = ROOT / "tests"
+    names = mirrored()
+    assert len(set(names.values())) == len(names), "two modules share a test file's name"
+    missing = {
+        module: name
+        for module, name in names.items()
+        if not (tests / name).exists() and module not in TESTED_BY_BEHAVIOUR
+    }
+    assert missing == {}
+
+
+def test_the_modules_tested_by_behaviour_have_no_test_file_of_their_own():
+    """TESTED_BY_BEHAVIOUR cannot rot: each entry is a module without its own test file, and
+    each file it names exists."""
+    tests = ROOT / "tests"
+    names = mirrored()
+    assert set(TESTED_BY_BEHAVIOUR) <= set(names)
+    assert [m for m in TESTED_BY_BEHAVIOUR if (tests / names[m]).exists()] == []
+    named = {name for files in TESTED_BY_BEHAVIOUR.values() for name in files}
+    assert sorted(name for name in named if not (tests / name).exists()) == []

@@ -8,7 +8,7 @@ import optuna
 from mlflow import MlflowClient
 
 from attnstudy.schema import GRID_KEY, MODEL_ARTIFACT, POSITION_TABLE, ROLE, STUDY_ROLE, TRIAL_ROLE
-from attnstudy.work_queue import RUN_ID
+from attnstudy.work_queue import RUN_ID_ATTR
 
 # What every trained trial's MLflow run stores as artifacts.
 ARTIFACTS = {
@@ -47,7 +47,7 @@ def check_one_result_per_point(spec, stores) -> tuple[list, list]:
     assert "RUNNING" not in {r.info.status for r in runs}
     finished = [r for r in runs if r.info.status == "FINISHED"]
     assert Counter(r.data.tags[GRID_KEY] for r in finished) == keys
-    assert {t.user_attrs[RUN_ID] for t in results} == {r.info.run_id for r in finished}
+    assert {t.user_attrs[RUN_ID_ATTR] for t in results} == {r.info.run_id for r in finished}
     _, parents = mlflow_runs(spec, stores, STUDY_ROLE)
     assert [p.info.status for p in parents] == ["FINISHED"]
     return results, runs

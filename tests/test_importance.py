@@ -19,7 +19,7 @@ from attnstudy.analysis.importance import (
 )
 from attnstudy.cli import main
 from attnstudy.schema import BEST_VAL_SEQ_ACC, ID_SEQ_ACC, NEAR_OOD_SEQ_ACC
-from attnstudy.work_queue import GRID_KEY, Queue, read_trials
+from attnstudy.work_queue import GRID_KEY_ATTR, Queue, read_trials
 
 
 def metrics_of(params: dict) -> dict[str, float]:
@@ -34,7 +34,7 @@ def metrics_of(params: dict) -> dict[str, float]:
 
 def finish_all(queue: Queue) -> None:
     while (trial := queue.claim()[0]) is not None:
-        summary = metrics_of(queue.points[trial.user_attrs[GRID_KEY]].params)
+        summary = metrics_of(queue.points[trial.user_attrs[GRID_KEY_ATTR]].params)
         queue.finish(queue.trial_id(trial.number), "ok", None, summary)
 
 
@@ -66,7 +66,7 @@ def test_every_trial_carries_its_point_s_axis_values_as_optuna_params(finished):
     trials = stored(queue)
     assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
     for t in trials:
-        assert t.params == queue.points[t.user_attrs[GRID_KEY]].params
+        assert t.params == queue.points[t.user_attrs[GRID_KEY_ATTR]].params
     assert trials[0].distributions["score"].choices == ("dot", "scaled_dot")
     assert all(t.distributions == trials[0].distributions for t in trials)
 
@@ -113,7 +113,7 @@ def test_an_axis_that_gains_a_value_widens_every_trial_s_distribution(tmp_path):
     )
     assert all(t.distributions == trials[0].distributions for t in trials)
     for t in trials:
-        assert t.params == wider.points[t.user_attrs[GRID_KEY]].params
+        assert t.params == wider.points[t.user_attrs[GRID_KEY_ATTR]].params
 
 
 def test_an_unknown_study_file_is_an_error(tmp_path, capsys):
@@ -132,7 +132,7 @@ def test_a_study_never_run_is_an_error_that_says_to_run_it(tmp_path, capsys):
 def test_one_finished_trial_is_too_few(tmp_path, capsys):
     queue, args = start(tmp_path, TINY_STUDY)
     trial, _ = queue.claim()
-    summary = metrics_of(queue.points[trial.user_attrs[GRID_KEY]].params)
+    summary = metrics_of(queue.points[trial.user_attrs[GRID_KEY_ATTR]].params)
     queue.finish(queue.trial_id(trial.number), "ok", None, summary)
     assert main(args) == 2
     assert "need at least 2 finished trials" in capsys.readouterr().err

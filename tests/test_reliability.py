@@ -37,7 +37,7 @@ from attnstudy.schema import (
 )
 from attnstudy.study import HOLD, STOP_GRACE_S, interruptible, run_study, stop_point
 from attnstudy.train import run
-from attnstudy.work_queue import RUN_ID, outcome_of
+from attnstudy.work_queue import RUN_ID_ATTR, outcome_of
 
 FAST = ["--heartbeat", "1", "--grace", "3"]  # a dead worker's trial is failed after 3 s
 SUMMARY = (ID_SEQ_ACC, ID_TOKEN_ACC, OOD_SEQ_ACC, OOD_TOKEN_ACC, BEST_STEP)
@@ -167,7 +167,7 @@ def test_chaos_five_sigkills_then_a_rerun_leave_one_result_per_point_as_if_never
     assert len(killed) >= 5 and len(killed) + len(results) == len(runs), log_of(stores)
     targets = [t for t in stored_trials(spec, stores) if t.number in killed_trials]
     assert {t.state.name for t in targets} == {"FAIL"} and len(targets) == 5
-    assert {t.user_attrs[RUN_ID] for t in targets} <= {r.info.run_id for r in killed}
+    assert {t.user_attrs[RUN_ID_ATTR] for t in targets} <= {r.info.run_id for r in killed}
     assert {r.data.tags[STATUS] for r in killed} == {"killed"}
     report = load_study("chaos", stores.tracking_uri)  # what the report counts
     assert sorted(report.runs["grid_key"]) == sorted(points)
@@ -177,7 +177,7 @@ def test_chaos_five_sigkills_then_a_rerun_leave_one_result_per_point_as_if_never
     for t in results:
         summary, losses = reference(points[t.user_attrs["grid_key"]])
         assert {k: t.user_attrs[k] for k in SUMMARY} == summary, t.user_attrs["grid_key"]
-        assert logged_losses(client, t.user_attrs[RUN_ID]) == losses, t.user_attrs["grid_key"]
+        assert logged_losses(client, t.user_attrs[RUN_ID_ATTR]) == losses, t.user_attrs["grid_key"]
 
 
 def test_a_worker_killed_after_recording_ok_but_before_completing_counts_as_killed():
@@ -213,7 +213,7 @@ def test_ctrl_c_and_sigterm_mark_trials_killed_and_exit_within_seconds(
     client, runs = mlflow_runs(spec, stores, TRIAL_ROLE)
     for trial in [t for t in stored_trials(spec, stores) if t.number in numbers]:
         assert trial.state.name == "FAIL" and trial.user_attrs["status"] == "killed"
-        assert client.get_run(trial.user_attrs[RUN_ID]).info.status == "KILLED"
+        assert client.get_run(trial.user_attrs[RUN_ID_ATTR]).info.status == "KILLED"
     assert [r.info.status for r in runs] == ["KILLED"] * workers
     _, parents = mlflow_runs(spec, stores, STUDY_ROLE)
     assert [p.info.status for p in parents] == ["KILLED"]
@@ -274,7 +274,7 @@ def test_a_diverged_trial_is_a_recorded_result(four_workers, capsys):
     assert trial.user_attrs["params"]["lr"] == 1e8 and trial.user_attrs["status"] == "diverged"
     assert trial.user_attrs["reason"].startswith("diverged at step")
     client, _ = mlflow_runs(spec, stores, TRIAL_ROLE)
-    run_ = client.get_run(trial.user_attrs[RUN_ID])
+    run_ = client.get_run(trial.user_attrs[RUN_ID_ATTR])
     assert run_.info.status == "FAILED" and run_.data.tags[STATUS] == "diverged"
     assert run_.data.tags[REASON] == trial.user_attrs["reason"]
     args = ["study", "status", spec.path, "--runs-dir", str(stores.runs_dir)]

@@ -27,7 +27,7 @@ from attnstudy.study import run_study
 from attnstudy.study_config import load_study
 from attnstudy.tasks import build_task
 from attnstudy.tracking import Tracker
-from attnstudy.work_queue import RUN_ID, Heartbeat, Queue, make_folder, sqlite_path
+from attnstudy.work_queue import RUN_ID_ATTR, Heartbeat, Queue, make_folder, sqlite_path
 
 
 def trials(spec, stores):
@@ -84,7 +84,7 @@ def test_trial_and_run_point_to_each_other(finished):
     spec, stores, _ = finished
     client, _ = mlflow_runs(spec, stores, schema.STUDY_ROLE)
     for t in trials(spec, stores):
-        run = client.get_run(t.user_attrs[RUN_ID])
+        run = client.get_run(t.user_attrs[RUN_ID_ATTR])
         assert run.data.tags[schema.TRIAL] == str(t.number)
         assert run.data.tags[schema.GRID_KEY] == t.user_attrs["grid_key"]
 

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from attnstudy.schema import BEST_VAL_SEQ_ACC, ID_SEQ_ACC, OOD_SEQ_ACC, VAL_SEQ_ACC
 from attnstudy.study import run_study
-from attnstudy.work_queue import RUN_ID, Queue
+from attnstudy.work_queue import RUN_ID_ATTR, Queue
 
 ONE_POINT = TINY_STUDY | {"name": "value", "axes": ONE_POINT_AXES}
 
@@ -33,6 +33,6 @@ def test_a_trained_trial_s_value_is_its_selected_validation_exact_match(tmp_path
     spec, stores = study_file(tmp_path, ONE_POINT), stores_in(tmp_path)
     assert run_study(spec, stores, threads=1, out=io.StringIO()) == 0
     (trial,) = Queue(spec, stores).trials()
-    run = MlflowClient(stores.tracking_uri).get_run(trial.user_attrs[RUN_ID])
+    run = MlflowClient(stores.tracking_uri).get_run(trial.user_attrs[RUN_ID_ATTR])
     history = MlflowClient(stores.tracking_uri).get_metric_history(run.info.run_id, VAL_SEQ_ACC)
     assert trial.value == run.data.metrics[BEST_VAL_SEQ_ACC] == max(m.value for m in history)

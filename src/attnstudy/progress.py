@@ -18,9 +18,9 @@ from attnstudy.schema import EXTRAPOLATION_LEN, ID_SEQ_ACC, OOD_SEQ_ACC, TRAIN_S
 from attnstudy.study_config import StudySpec
 from attnstudy.tracking import silence
 from attnstudy.work_queue import (
-    GRID_KEY,
-    REASON,
-    RESULTS,
+    GRID_KEY_ATTR,
+    REASON_ATTR,
+    STATES_WITH_RESULT,
     PointState,
     Queue,
     Stores,
@@ -89,7 +89,7 @@ class Monitor:
     def __init__(self, queue: Queue, out: TextIO):
         self.queue, self.out = queue, out
         self.seen = {t.number for t in queue.trials() if t.state.is_finished()}
-        done = sum(s.state in RESULTS for s in queue.states().values())
+        done = sum(s.state in STATES_WITH_RESULT for s in queue.states().values())
         self.bar = progress_bar(
             len(queue.points), queue.spec.name, sys.stderr, "trial", done, smoothing=0
         )
@@ -107,9 +107,9 @@ class Monitor:
         for t in self.queue.trials():
             if t.state.is_finished() and t.number not in self.seen:
                 self.seen.add(t.number)
-                if t.user_attrs.get(GRID_KEY) in self.queue.points:
+                if t.user_attrs.get(GRID_KEY_ATTR) in self.queue.points:
                     tqdm.write(trial_line(t), file=self.out)
-        done = sum(s.state in RESULTS for s in self.queue.states().values())
+        done = sum(s.state in STATES_WITH_RESULT for s in self.queue.states().values())
         self.bar.update(done - self.done)
         self.done = done
 
@@ -134,8 +134,8 @@ def trial_line(t: FrozenTrial) -> str:
             f"ext {a.get(EXTRAPOLATION_LEN, 0):.0f}  {a.get(TRAIN_SECONDS, 0):.0f}s"
         )
     else:
-        detail = a.get(REASON, "worker died")
-    return f"  #{t.number:<4} {status:<8} {a.get(GRID_KEY)}  {detail}"
+        detail = a.get(REASON_ATTR, "worker died")
+    return f"  #{t.number:<4} {status:<8} {a.get(GRID_KEY_ATTR)}  {detail}"
 
 
 def counts(states: dict[str, PointState]) -> dict[str, int]:
@@ -174,7 +174,7 @@ def _status_row(s: PointState, width: int) -> str:
     def num(key, fmt):
         return format(a[key], fmt) if key in a else "-"
 
-    note = a.get(REASON, "") if s.state in ("failed", "diverged") else ""
+    note = a.get(REASON_ATTR, "") if s.state in ("failed", "diverged") else ""
     if s.state == "failed" and not note:
         note = "worker died"
     if not s.point.solvable:

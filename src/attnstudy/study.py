@@ -34,10 +34,10 @@ from attnstudy.redact import redact
 from attnstudy.study_config import GridPoint, StudySpec
 from attnstudy.tracking import Tracker, TrialRun, silence
 from attnstudy.work_queue import (
-    GRID_KEY,
-    RESULTS,
-    RUN_ID,
-    WORKER,
+    GRID_KEY_ATTR,
+    RUN_ID_ATTR,
+    STATES_WITH_RESULT,
+    WORKER_ATTR,
     Heartbeat,
     Queue,
     Stores,
@@ -62,15 +62,15 @@ class Worker:
     def run_trial(self, trial: FrozenTrial) -> str:
         from attnstudy.train import Diverged, run
 
-        point = self.queue.points[trial.user_attrs[GRID_KEY]]
+        point = self.queue.points[trial.user_attrs[GRID_KEY_ATTR]]
         trial_id = self.queue.trial_id(trial.number)
         status, reason, summary, mlrun = "killed", "interrupted", {}, None
         with Heartbeat(self.queue.storage, trial_id, self.queue.stores.heartbeat_s):
             try:
                 mlrun = self._start_run(point, trial.number)
                 where = f"{socket.gethostname()}:{os.getpid()}"
-                self.queue.storage.set_trial_user_attr(trial_id, WORKER, where)
-                self.queue.storage.set_trial_user_attr(trial_id, RUN_ID, mlrun.run_id)
+                self.queue.storage.set_trial_user_attr(trial_id, WORKER_ATTR, where)
+                self.queue.storage.set_trial_user_attr(trial_id, RUN_ID_ATTR, mlrun.run_id)
                 pause_for_test(trial.number, "running")
                 start = time.perf_counter()
                 result = run(point.config, self._checked(mlrun.on_step))
@@ -280,7 +280,7 @@ def run_study(
     tags = provenance_tags()
     threads = threads or default_threads(workers)
     tracker, parent_id = _open_parent(queue, tags | host_tags(threads))
-    to_run = sum(s.state not in RESULTS for s in queue.states().values())
+    to_run = sum(s.state not in STATES_WITH_RESULT for s in queue.states().values())
     tracker.resolve_orphans(queue.orphan_outcome())
     print(
         f"study {spec.name}: {len(queue.points)} grid points{_blocks_note(spec)}, {to_run} to "
@@ -347,7 +347,7 @@ def _log_summary(tracker: Tracker, parent_id: str, queue: Queue) -> dict[str, di
 
 def _selected_trials(best: dict[str, dict]) -> dict[str, tuple[Config, str]]:
     """Each encoding's trial whose model stands for its best variant: config, MLflow run."""
-    return {e: (row["selected"][0], row["selected"][1][RUN_ID]) for e, row in best.items()}
+    return {e: (row["selected"][0], row["selected"][1][RUN_ID_ATTR]) for e, row in best.items()}
 
 
 def default_threads(workers: int) -> int:

@@ -42,18 +42,18 @@ from attnstudy.tracking_check import check_tracking_uri, default_tracking_uri
 if TYPE_CHECKING:  # the queue imports no model code: it reads points, never builds them
     from attnstudy.study_config import GridPoint, StudySpec
 
-GRID_KEY, CONFIG_HASH, STATUS, REASON, RUN_ID = (
+GRID_KEY_ATTR, CONFIG_HASH_ATTR, STATUS_ATTR, REASON_ATTR, RUN_ID_ATTR = (
     "grid_key",
     "config_hash",
     "status",
     "reason",
     "mlflow_run_id",
 )
-WORKER = "worker"  # user attr: host:pid of the process that runs the trial
-BLOCK = "block"  # user attr: the blocks that declare the point, comma-separated (if named)
-SOLVABLE = "solvable"  # user attr: False if the point cannot solve its task by construction
-PARAMS = "params"  # user attr: the point's axis values ({axis: value}), also its params
-RESULTS = ("done", "diverged")  # point states that hold a result
+WORKER_ATTR = "worker"  # user attr: host:pid of the process that runs the trial
+BLOCK_ATTR = "block"  # user attr: the blocks that declare the point, comma-separated (if named)
+SOLVABLE_ATTR = "solvable"  # user attr: False if the point cannot solve its task by construction
+PARAMS_ATTR = "params"  # user attr: the point's axis values ({axis: value}), also its params
+STATES_WITH_RESULT = ("done", "diverged")  # point states that hold a result
 MAX_AUTO_RETRIES = 5  # kills of one point retried within a run; `study run` retries again
 MOST_GRACE_S = 86400  # a worker silent for a day is dead
 
@@ -138,7 +138,10 @@ class PointState:
 
 PRECEDENCE = (  # the first kind of trial a point has decides its state
     ("done", lambda t: t.state == TrialState.COMPLETE),
-    ("diverged", lambda t: t.state == TrialState.FAIL and t.user_attrs.get(STATUS) == "diverged"),
+    (
+        "diverged",
+        lambda t: t.state == TrialState.FAIL and t.user_attrs.get(STATUS_ATTR) == "diverged",
+    ),
     ("running", lambda t: t.state == TrialState.RUNNING),
     ("pending", lambda t: t.state == TrialState.WAITING),
     ("failed", lambda t: t.state.is_finished()),
@@ -162,7 +165,7 @@ def classify(points: list[GridPoint], trials: list[FrozenTrial]) -> dict[str, Po
     of a point whose settings changed are ignored)."""
     by_point: dict[tuple, list[FrozenTrial]] = defaultdict(list)
     for t in trials:
-        by_point[t.user_attrs.get(GRID_KEY), t.user_attrs.get(CONFIG_HASH)].append(t)
+        by_point[t.user_attrs.get(GRID_KEY_ATTR), t.user_attrs.get(CONFIG_HASH_ATTR)].append(t)
     return {p.key: point_state(p, by_point[p.key, p.config_hash]) for p in points}
 
 
@@ -174,7 +177,7 @@ def outcome_of(trial: FrozenTrial) -> str | None:
         return None
     if trial.state == TrialState.COMPLETE:
         return "ok"
-    status = trial.user_attrs.get(STATUS)
+    status = trial.user_attrs.get(STATUS_ATTR)
     return status if status in ("diverged", "failed", "killed") else "killed"
 
 
@@ -256,7 +259,7 @@ class Queue:
         now = fingerprint(list(self.points.values()))
         before = attrs.get("grid_fingerprint")
         if before not in (None, now) and not allow_change:
-            old = {t.user_attrs.get(GRID_KEY) for t in self.trials()}
+            old = {t.user_attrs.get(GRID_KEY_ATTR) for t in self.trials()}
             added, removed = len(set(self.points) - old), len(old - set(self.points))
             raise ConfigError(
                 f"{self.spec.path}: the grid of study {self.spec.name!r} changed since it was "
@@ -272,7 +275,7 @@ class Queue:
     def enqueue(self, points: list[GridPoint]) -> None:
         """A WAITING trial for each point: its axis values as Optuna params, each over its
         axis's distribution (`widen_axes`), and in user attrs its key, config hash and values
-        (PARAMS), which resume and dedup read. Callers hold `lock()`."""
+        (PARAMS_ATTR), which resume and dedup read. Callers hold `lock()`."""
         axes = self.widen_axes()
         for point in points:
             trial = optuna.trial.create_trial(
@@ -327,7 +330,7 @@ class Queue:
     def _requeue_killed(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Heartbeat callback: the worker of `trial` died; run its point again (up to
         MAX_AUTO_RETRIES kills per point, after which the next `study run` retries)."""
-        point = self.points.get(trial.user_attrs.get(GRID_KEY))
+        point = self.points.get(trial.user_attrs.get(GRID_KEY_ATTR))
         state = self.states().get(point.key) if point else None
         retry = state and state.state == "failed" and state.queued is None
         if retry and len(state.trials) < MAX_AUTO_RETRIES:
@@ -366,8 +369,8 @@ class Queue:
         for key, value in summary.items():
             self.storage.set_trial_user_attr(trial_id, key, value)
         if reason:
-            self.storage.set_trial_user_attr(trial_id, REASON, reason)
-        self.storage.set_trial_user_attr(trial_id, STATUS, status)
+            self.storage.set_trial_user_attr(trial_id, REASON_ATTR, reason)
+        self.storage.set_trial_user_attr(trial_id, STATUS_ATTR, status)
         if status == "ok":
             values = [summary[BEST_VAL_SEQ_ACC]]  # what selected the checkpoint, never OOD
             self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values)
@@ -391,8 +394,14 @@ def fingerprint(points: list[GridPoint]) -> str:
 
 def point_attrs(point: GridPoint) -> dict[str, object]:
     """The user attrs that tie a trial to its grid point."""
-    attrs = {GRID_KEY: point.key, CONFIG_HASH: point.config_hash, SOLVABLE: point.solvable}
-    attrs |= {PARAMS: point.params} | ({BLOCK: ",".join(point.blocks)} if point.blocks else {})
+    attrs = {
+        GRID_KEY_ATTR: point.key,
+        CONFIG_HASH_ATTR: point.config_hash,
+        SOLVABLE_ATTR: point.solvable,
+    }
+    attrs |= {PARAMS_ATTR: point.params} | (
+        {BLOCK_ATTR: ",".join(point.blocks)} if point.blocks else {}
+    )
     return attrs
 
 
@@ -410,9 +419,9 @@ def read_trials(name: str, stores: Stores) -> list[FrozenTrial]:
 
 
 def axis_values(trial: FrozenTrial) -> dict[str, object]:
-    """The axis values of a trial's grid point: its params, or its PARAMS user attr for a
+    """The axis values of a trial's grid point: its params, or its PARAMS_ATTR user attr for a
     trial queued before the axes were params."""
-    return trial.params or trial.user_attrs.get(PARAMS, {})
+    return trial.params or trial.user_attrs.get(PARAMS_ATTR, {})
 
 
 def grid_values(points: list[GridPoint]) -> dict[str, list]:

@@ -12,13 +12,12 @@ import pandas as pd
 from attnstudy.analysis.aggregate import (
     CONFIGURATION_COLUMNS,
     PAIR_COLUMNS,
-    bootstrap_ci,
     mean_reciprocal_rank,
     ok_runs,
 )
 from attnstudy.analysis.effects import compare, competent
-from attnstudy.analysis.seeds import seed_means
-from attnstudy.analysis.tables import competent_extrapolation, fmt, fmt_ci
+from attnstudy.analysis.seeds import describe, seed_means
+from attnstudy.analysis.tables import competent_extrapolation, fmt, fmt_ci, summary_cell
 from attnstudy.schema import ID_SEQ_ACC, OOD_SEQ_ACC, OOD_TOKEN_ACC
 
 KAZEMNEJAD = "Kazemnejad et al. 2023, The Impact of Positional Encoding on Length Generalization"
@@ -188,15 +187,14 @@ def _formatted_mean(values: pd.Series) -> str:
 def _ours(values: pd.Series) -> dict:
     """Mean, interval and max of the finite values; a run without one (OOD of a run that
     did not learn the training lengths) says so, as does a setting never run."""
-    x = values.dropna()
-    if x.empty:
+    summary = describe(values, "ours")
+    if not summary["ours_n"]:
         state = "no competent run" if len(values) else "not run"
         return {"ours mean [95% CI]": state, "ours max": "–", "seeds": 0}
-    low, high = bootstrap_ci(x)
     return {
-        "ours mean [95% CI]": fmt_ci(float(x.mean()), low, high, n=len(x)),
-        "ours max": fmt(x.max()),
-        "seeds": len(x),
+        "ours mean [95% CI]": summary_cell(summary, "ours"),
+        "ours max": fmt(summary["ours_max"]),
+        "seeds": summary["ours_n"],
     }
 
 

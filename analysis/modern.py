@@ -17,7 +17,7 @@ import pandas as pd
 from attnstudy.analysis.aggregate import CONFIGURATION_COLUMNS, ok_runs
 from attnstudy.analysis.effects import NEAR_OOD
 from attnstudy.analysis.seeds import seed_summary
-from attnstudy.analysis.tables import Table, competent_extrapolation, fmt, fmt_ci
+from attnstudy.analysis.tables import Table, competent_extrapolation, fmt, summary_cell
 from attnstudy.analysis.variants import (
     POSITION_NAMES,
     SCORE_NAMES,
@@ -100,7 +100,6 @@ def _row(r: pd.Series, by: list[str]) -> dict:
     row = {_title(c): fmt(r[c]) for c in by}
     row["length-aware"] = " + ".join(parts) or "–"
     for metric, name in METRICS.items():
-        cell = r[f"{metric}_mean"], r[f"{metric}_low"], r[f"{metric}_high"]
-        row[name] = fmt_ci(*cell, n=r[f"{metric}_n"])
+        row[name] = summary_cell(r, metric)
     row[SEEDS] = f"{int(r['id_seq_acc_n'])} ({int(r[f'{NEAR_OOD}_n'])})"
     return row

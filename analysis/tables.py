@@ -98,9 +98,9 @@ def fmt_ci(mean: float, low: float, high: float, digits: int = 3, n: int | None 
     return f"{fmt(mean, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
 
 
-def summary_cell(summary: pd.Series, metric: str) -> str:
+def summary_cell(summary: pd.Series | dict, metric: str) -> str:
     """``metric``'s summary over seeds (the columns `seeds.describe` gives) in a row of
-    ``summary``: 'mean [low, high]', or 'mean (n = 1)' from one seed."""
+    ``summary`` (or in `describe`'s dict): 'mean [low, high]', or 'mean (n = 1)' from one seed."""
     cell = (summary[f"{metric}_{s}"] for s in ("mean", "low", "high"))
     return fmt_ci(*cell, digits_of(metric), summary[f"{metric}_n"])
 

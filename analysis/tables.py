@@ -14,9 +14,8 @@ from attnstudy.analysis.effects import ALPHA, NEAR_OOD, competent, pairwise_comp
 from attnstudy.analysis.seeds import seed_summary, summary_table
 from attnstudy.analysis.variants import (
     ARCH_NAMES,
-    ATTENTIONLESS_ARCHS,
-    POSITIONLESS_ARCHS,
     SCORE_NAMES,
+    flag,
     ordered,
     variant_labels,
     variant_order,
@@ -31,6 +30,8 @@ from attnstudy.schema import (
     OOD_TOKEN_ACC,
     PEAK_MEM_MB,
     STEP_TIME_MS,
+    USES_ATTENTION,
+    USES_POSITIONS,
 )
 
 SHOWN_CONFIG = ("task", "arch", "score", "position", "heads")
@@ -72,12 +73,19 @@ EXTRAPOLATION_METRICS = (  # compared over competent runs only
     EXTRAPOLATION_LEN,
 )
 GRID_POINT = ("grid point",)
-NOT_APPLICABLE = {  # architectures an axis means nothing for, read from their class facts
-    "position": POSITIONLESS_ARCHS,
-    "randomized": POSITIONLESS_ARCHS,
-    "heads": ATTENTIONLESS_ARCHS,
-    "score": ATTENTIONLESS_ARCHS,
+APPLIES_WHERE = {  # the fact (schema.VARIANT_FACTS) a run's architecture needs for an axis
+    "position": USES_POSITIONS,
+    "randomized": USES_POSITIONS,
+    "heads": USES_ATTENTION,
+    "score": USES_ATTENTION,
 }
+
+
+def applicable(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """The runs whose architecture the axis means something for, as each run declares it
+    (an RNN baseline takes no positional encoding, and no score or heads)."""
+    needs = APPLIES_WHERE.get(axis)
+    return runs if needs is None else runs[flag(runs, needs)]
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -164,7 +172,7 @@ def axis_table(runs: pd.DataFrame, axis: str) -> Table:
     two over competent runs only), mean [95% CI over seeds], the seeds with a competent run
     (n), the runs averaged and the runs left out (diverged or failed). Architectures the
     axis means nothing for are left out (the RNN baselines take no positional encoding)."""
-    data = competent_extrapolation(runs[~runs["arch"].isin(NOT_APPLICABLE.get(axis, ()))])
+    data = competent_extrapolation(applicable(runs, axis))
     data = data.assign(level=variant_labels(data) if axis == "position" else data[axis])
     summary = seed_summary(ok_runs(data), ["level"], AXIS_METRICS).set_index("level")
     summary = summary.reindex(_axis_order(axis, data["level"]))
@@ -211,7 +219,7 @@ def statistics_tables(runs: pd.DataFrame) -> list[Table]:
     tables = []
     for axis, metric in itertools.product(STAT_AXES, STAT_METRICS):
         data = ok_runs(competent_extrapolation(runs), metric)
-        data = data[~data["arch"].isin(NOT_APPLICABLE.get(axis, ()))]
+        data = applicable(data, axis)
         if data[axis].nunique() < 2:
             continue
         table = pairwise_comparisons(data, axis, metric, within=["task"])

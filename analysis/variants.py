@@ -79,8 +79,6 @@ SCORE_NAMES = RegisteredNames("score")
 ARCH_NAMES = RegisteredNames("arch")
 TASK_NAMES = RegisteredNames("task")
 LONG_RANGE_TASKS = RegisteredNames("task", lambda cls: cls.long_range)
-POSITIONLESS_ARCHS = RegisteredNames("arch", lambda cls: not cls.uses_positions)
-ATTENTIONLESS_ARCHS = RegisteredNames("arch", lambda cls: not cls.uses_attention)
 
 
 def declared_facts(task: str, arch: str, position: str, score: str) -> dict[str, str | bool]:

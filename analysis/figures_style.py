@@ -35,9 +35,9 @@ MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
 def distinct_colours(palette: str, n: int) -> list[tuple]:
     """n different colours: the named seaborn palette's own, then evenly spaced hues once it
     runs out (a named palette cycles, which would give an eleventh encoding the first's)."""
-    own = list(dict.fromkeys(sns.color_palette(palette)))[:n]
-    extra = [c for c in sns.color_palette("husl", 2 * n) if c not in own]
-    return own + extra[: n - len(own)]
+    named = list(dict.fromkeys(sns.color_palette(palette)))[:n]
+    extra = [c for c in sns.color_palette("husl", 2 * n) if c not in named]
+    return named + extra[: n - len(named)]
 
 
 @cache

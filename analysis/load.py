@@ -299,8 +299,8 @@ def _resolve_config(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _latest_per_grid_point(attempts: pd.DataFrame) -> pd.DataFrame:
     """One finished trial per grid key: ok before diverged before failed, then the latest."""
-    done = attempts[attempts["status"].isin(FINISHED_STATUS_RANK)]
-    ranked = done.assign(_rank=done["status"].map(FINISHED_STATUS_RANK))
+    finished = attempts[attempts["status"].isin(FINISHED_STATUS_RANK)]
+    ranked = finished.assign(_rank=finished["status"].map(FINISHED_STATUS_RANK))
     ranked = ranked.sort_values(["_rank", "start_time"], ascending=[True, False])
     return ranked.drop_duplicates("grid_key").drop(columns="_rank").sort_values("grid_key")
 

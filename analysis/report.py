@@ -136,8 +136,8 @@ def report_context(data: Study, figures: list[ReportFigure], verdicts: list[Verd
     """Everything the template shows, as plain values and Tables."""
     run_url = _study_meta(data)["run_url"]
     fixed, varied = tables.settings(data.runs, list(data.param_names))
-    done = tables.completeness(data.runs, data.attempts, data.grid_size, data.grid)
-    done |= {k: _linked(done[k], run_url) for k in ("unfinished", "bad")}
+    completeness = tables.completeness(data.runs, data.attempts, data.grid_size, data.grid)
+    completeness |= {k: _linked(completeness[k], run_url) for k in ("unfinished", "bad")}
     beside = modern.modern_table(data.runs)
     return {
         "study": _study_meta(data),
@@ -153,7 +153,7 @@ def report_context(data: Study, figures: list[ReportFigure], verdicts: list[Verd
         "modern_names": modern.modern_names(data.runs),
         "claims_rule": DECISION_RULE,
         "holm_family": holm_family(verdicts),
-        "completeness": done,
+        "completeness": completeness,
         "figures": [f for f in figures if f.key != HEADLINE],
         "comparisons": [_comparison(block) for block in anchors.comparisons(data.runs)],
         "methods": _methods(data, fixed, varied),
@@ -235,14 +235,15 @@ def unbroken(value) -> str:
 def report_tables(context: dict) -> list[Table]:
     """Every table the report shows, the claims included."""
     claims = [{c: row[k] for c, k in CLAIM_COLUMNS.items()} for row in context["claims"]]
-    done, methods, appendix = context["completeness"], context["methods"], context["appendix"]
+    completeness = context["completeness"]
+    methods, appendix = context["methods"], context["appendix"]
     return [
         *context["axes"],
         *([context["importance"]] if context["importance"] is not None else []),
         Table("claims", "Claims", list(CLAIM_COLUMNS), claims),
         *([context["modern"]] if context["modern"] is not None else []),
-        done["unfinished"],
-        done["bad"],
+        completeness["unfinished"],
+        completeness["bad"],
         *(block["table"] for block in context["comparisons"]),
         methods["varied"],
         methods["fixed"],

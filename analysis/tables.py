@@ -316,7 +316,7 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _missing_points(done: pd.Series, seen: pd.Series, expected: int) -> list[str] | None:
+def _missing_points(finished: pd.Series, seen: pd.Series, expected: int) -> list[str] | None:
     """Grid keys ("axis=value,…") in the product of the levels seen but without a finished
     trial; None when that product is not the study's grid (its size differs)."""
     parsed = [_parse_key(k) for k in seen.unique()]
@@ -329,7 +329,7 @@ def _missing_points(done: pd.Series, seen: pd.Series, expected: int) -> list[str
     ]
     if len(grid) != expected:
         return None
-    return sorted(set(grid) - set(done))
+    return sorted(set(grid) - set(finished))
 
 
 def _parse_key(key: str) -> dict[str, str] | None:

@@ -26,8 +26,9 @@ def levels(frame: pd.DataFrame, column: str) -> list:
     return ordered(frame[column].dropna(), REGISTRY_ORDER.get(column, ()))
 
 
-def task_arch_pairs(frame: pd.DataFrame) -> list[tuple]:
-    """The (task, architecture) pairs with rows, in registry order."""
+def panels(frame: pd.DataFrame) -> list[tuple]:
+    """The panels of a figure faceted by task and architecture: the (task, architecture)
+    pairs with rows, in registry order."""
     present = set(zip(frame["task"], frame["arch"], strict=True))
     archs = ordered(frame["arch"], ARCH_NAMES)
     return [(t, a) for t in levels(frame, "task") for a in archs if (t, a) in present]

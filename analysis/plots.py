@@ -72,7 +72,7 @@ def accuracy_vs_length(
     labels, _ = HUES[hue]
     data = data.assign(**{hue: labels(data)})
     table = seed_summary(data, ["task", "arch", hue, "length"], [metric])
-    panels = layout.task_arch_pairs(data)
+    panels = layout.panels(data)
     fig, axes = layout.wrapped(len(panels))
     single = set()
     for (task, arch), ax in zip(panels, axes, strict=True):
@@ -94,7 +94,7 @@ def length_heatmap(lengths: pd.DataFrame, metric: str = "seq_acc") -> Figure | N
     data = lengths.assign(row=_heatmap_rows(lengths))
     means = seed_means(data, ["task", "arch", "row", "length"], [metric])
     table = means.groupby(["task", "arch", "row", "length"], dropna=False)[metric].mean()
-    panels = layout.task_arch_pairs(data)
+    panels = layout.panels(data)
     rows = [table.loc[p].index.get_level_values("row").nunique() for p in panels]
     heights = [max(n, MIN_HEATMAP_ROWS) for n in rows]
     fig = Figure(
@@ -173,7 +173,7 @@ def score_position_heatmap(runs: pd.DataFrame, metric: str = NEAR_OOD) -> Figure
     ok = transformers(ok_runs(runs, metric))
     if ok.empty:
         return None
-    panels = layout.task_arch_pairs(ok)
+    panels = layout.panels(ok)
     width = max(3.6, HEATMAP_COLUMN_IN * ok["position"].nunique() + 1.4)
     fig, axes = layout.wrapped(len(panels), panel=(width, 3.2))
     for (task, arch), ax in zip(panels, axes, strict=True):
@@ -232,7 +232,7 @@ def training_curves(curves: pd.DataFrame) -> Figure | None:
     if curves.empty or not metrics:
         return None
     data = curves.assign(variant=variant_labels(curves))
-    panels = layout.task_arch_pairs(data)
+    panels = layout.panels(data)
     fig, axes = layout.facets(len(panels), len(metrics))
     for ((task, arch), metric), ax in layout.axes_by_level(panels, metrics, axes):
         cell = data[(data["task"] == task) & (data["arch"] == arch) & (data["metric"] == metric)]
@@ -269,7 +269,7 @@ def cost_figure(runs: pd.DataFrame) -> Figure | None:
     ]
     if ok.empty or not metrics:
         return None
-    panels = layout.task_arch_pairs(ok)
+    panels = layout.panels(ok)
     fig, axes = layout.facets(len(panels), len(metrics), panel=(3.0, 2.8))
     single = set()
     for ((task, arch), metric), ax in layout.axes_by_level(panels, metrics, axes):
@@ -291,8 +291,7 @@ def per_position_accuracy(positions: pd.DataFrame) -> Figure | None:
     if positions.empty:
         return None
     data = positions.assign(variant=variant_labels(positions))
-    panels = layout.task_arch_pairs(data)
-    splits = [s for s in ("id", "ood") if (data["split"] == s).any()]
+    panels, splits = layout.panels(data), [s for s in ("id", "ood") if (data["split"] == s).any()]
     fig, axes = layout.facets(len(panels), len(splits))
     for ((task, arch), split), ax in layout.axes_by_level(panels, splits, axes):
         cell = data[(data["task"] == task) & (data["arch"] == arch) & (data["split"] == split)]

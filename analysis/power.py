@@ -153,6 +153,6 @@ def seeds_text(seeds=(3, 5, 8, 10, 12, 14), family: int = 12, rho: float = 0.5) 
             "gives a small effect much power, and only large effects (or a verdict of no "
             "meaningful difference) can be expected. Under the null (E = 0) the test suite "
             "checks, at the seed counts of every preset, that supported + refuted stays at or "
-            "below 5% (tests/test_inference.py).",
+            "below 5% (tests/test_power.py).",
         ]
     )

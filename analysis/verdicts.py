@@ -43,7 +43,7 @@ DECISION_RULE = (
     "Out-of-distribution comparisons keep only competent runs (exact match at the longest "
     f"training length ≥ {COMPETENT_ID_ACC}), on both sides of every unit. The error rate of "
     "this procedure is checked by simulation under the null in the test suite "
-    "(tests/test_inference.py)."
+    "(tests/test_power.py)."
 )
 
 

@@ -360,9 +360,8 @@ def claim_row(verdict: Verdict, figures: list[ReportFigure]) -> dict:
 
 
 def _methods(data: Study, fixed: Table, varied: Table) -> dict:
-    versions = {
-        c: sorted(data.runs[c].dropna().unique()) for c in data.runs if c.startswith("version.")
-    }
+    logged = sorted(c for c in data.runs if c.startswith("version."))  # frames' order varies
+    versions = {c: sorted(data.runs[c].dropna().unique()) for c in logged}
     return {
         "fixed": fixed,
         "varied": varied,

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import unicodedata
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from attnstudy.analysis.report import (
     CLAIM_COLUMNS,
     SECTIONS,
     SELECTION_RULE,
+    _methods,
     claim_row,
     numbered_sections,
     templates,
@@ -545,3 +547,12 @@ def test_without_weasyprint_the_html_is_written_and_one_line_says_what_to_instal
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "report.pdf not written" in line and "Pango" in line and "report.html is written" in line
     assert not (tmp_path / "report.pdf").exists()
+
+
+def test_the_methods_list_package_versions_in_name_order_whatever_the_frames_order():
+    runs = pd.DataFrame(
+        {"version.torch": ["2.13.0"], "seed": [0], "version.mlflow": ["3.1"], "git_commit": ["a"]}
+    )
+    for columns in (list(runs.columns), list(reversed(runs.columns))):
+        methods = _methods(SimpleNamespace(runs=runs[columns]), fixed=None, varied=None)
+        assert list(methods["versions"]) == ["mlflow", "torch"]

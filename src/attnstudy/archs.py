@@ -34,10 +34,10 @@ from attnstudy.sequences import (
     IGNORE,
     Arch,
     AttentionLayout,
-    constant,
     greedy,
     pack,
     padded_rows,
+    repeated,
 )
 from attnstudy.tasks import BLANK, BOS, EOS, PAD, SEP, Batch, Task
 
@@ -74,21 +74,21 @@ class DecoderOnly(Arch):
         ignored = torch.full_like(batch.inputs, IGNORE)
         seq = pack(
             [
-                constant(BOS, batch.inputs),
+                repeated(BOS, batch.inputs),
                 (batch.inputs, batch.input_lens),
-                constant(SEP, batch.inputs),
+                repeated(SEP, batch.inputs),
                 (batch.targets, batch.target_lens),
-                constant(EOS, batch.inputs),
+                repeated(EOS, batch.inputs),
             ],
             PAD,
         )
         labels = pack(
             [
-                constant(IGNORE, batch.inputs),
+                repeated(IGNORE, batch.inputs),
                 (ignored, batch.input_lens),
-                constant(IGNORE, batch.inputs),
+                repeated(IGNORE, batch.inputs),
                 (batch.targets, batch.target_lens),
-                constant(EOS, batch.inputs),
+                repeated(EOS, batch.inputs),
             ],
             IGNORE,
         )
@@ -101,7 +101,7 @@ class DecoderOnly(Arch):
     def prompt(batch: Batch) -> Tensor:
         """`BOS input SEP` (B, Tin + 2)."""
         x = batch.inputs
-        return pack([constant(BOS, x), (x, batch.input_lens), constant(SEP, x)], PAD)
+        return pack([repeated(BOS, x), (x, batch.input_lens), repeated(SEP, x)], PAD)
 
     def predict(self, batch, gen):
         prompt = self.prompt(batch)
@@ -155,19 +155,19 @@ class EncoderOnly(Arch):
         """Hidden states of `BOS input SEP BLANK…` and the target under its blanks."""
         seq = pack(
             [
-                constant(BOS, batch.inputs),
+                repeated(BOS, batch.inputs),
                 (batch.inputs, batch.input_lens),
-                constant(SEP, batch.inputs),
-                constant(BLANK, batch.inputs, batch.target_lens),
+                repeated(SEP, batch.inputs),
+                repeated(BLANK, batch.inputs, batch.target_lens),
             ],
             PAD,
         )
         ignored = torch.full_like(batch.inputs, IGNORE)
         labels = pack(
             [
-                constant(IGNORE, batch.inputs),
+                repeated(IGNORE, batch.inputs),
                 (ignored, batch.input_lens),
-                constant(IGNORE, batch.inputs),
+                repeated(IGNORE, batch.inputs),
                 (batch.targets, batch.target_lens),
             ],
             IGNORE,
@@ -218,15 +218,15 @@ class EncoderDecoder(Arch):
 
     def _encode(self, batch: Batch, gen) -> tuple[Tensor, Tensor]:
         """Memory (B, S, d) of `BOS input` and its padding mask (B, S)."""
-        src = pack([constant(BOS, batch.inputs), (batch.inputs, batch.input_lens)], PAD)
+        src = pack([repeated(BOS, batch.inputs), (batch.inputs, batch.input_lens)], PAD)
         lens = batch.input_lens + 1
         src_pad = torch.arange(src.shape[1], device=src.device)[None, :] >= lens[:, None]
         return self.encoder(src, self.position_ids(lens, gen), key_pad=src_pad), src_pad
 
     def labelled(self, batch, gen, layout):
         memory, src_pad = self._encode(batch, gen)
-        tgt_in = pack([constant(SEP, batch.inputs), (batch.targets, batch.target_lens)], PAD)
-        labels = pack([(batch.targets, batch.target_lens), constant(EOS, batch.inputs)], IGNORE)
+        tgt_in = pack([repeated(SEP, batch.inputs), (batch.targets, batch.target_lens)], PAD)
+        labels = pack([(batch.targets, batch.target_lens), repeated(EOS, batch.inputs)], IGNORE)
         pos = self.position_ids(batch.target_lens + 1, gen)
         return self.decoder(tgt_in, pos, memory=memory, memory_pad=src_pad), labels
 

@@ -24,7 +24,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from attnstudy.config import Config, ConfigError
 from attnstudy.model import LayerCache, MultiHeadAttention, mask_bias
 from attnstudy.positions import NO_POSITIONS
-from attnstudy.sequences import IGNORE, Arch, AttentionLayout, constant, greedy, pack
+from attnstudy.sequences import IGNORE, Arch, AttentionLayout, greedy, pack, repeated
 from attnstudy.tasks import EOS, PAD, SEP, Batch
 
 
@@ -112,11 +112,11 @@ class RNNSeq2Seq(Arch):
         """Readouts (B, Tout + 1, d) for the decoder input `SEP target`, each predicting
         the next token (target, then EOS)."""
         memory, memory_bias, state = self.encode(batch)
-        tgt_in = pack([constant(SEP, batch.inputs), (batch.targets, batch.target_lens)], PAD)
+        tgt_in = pack([repeated(SEP, batch.inputs), (batch.targets, batch.target_lens)], PAD)
         return self.decode(tgt_in, state, memory, memory_bias)[0]
 
     def labelled(self, batch, gen, layout):
-        labels = pack([(batch.targets, batch.target_lens), constant(EOS, batch.inputs)], IGNORE)
+        labels = pack([(batch.targets, batch.target_lens), repeated(EOS, batch.inputs)], IGNORE)
         return self.readouts(batch), labels
 
     def predict(self, batch, gen):

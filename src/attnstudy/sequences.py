@@ -1,6 +1,6 @@
 """What every architecture shares: the `Arch` base class (vocabulary head, position ids,
 config checks, and the facts the analysis reads), and the helpers that lay out a task's
-variable-length pieces as sequences (`pack`, `constant`) and decode greedily (`greedy`).
+variable-length pieces as sequences (`pack`, `repeated`) and decode greedily (`greedy`).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ LAYOUTS: dict[str, Layout] = {  # keys: config.BATCHINGS
 }
 
 
-def constant(value: int, like: Tensor, count: Tensor | int = 1) -> tuple[Tensor, Tensor]:
+def repeated(value: int, like: Tensor, count: Tensor | int = 1) -> tuple[Tensor, Tensor]:
     """A piece for `pack`: `count` copies of one token in each row of `like`."""
     B, device = like.shape[0], like.device
     count = torch.as_tensor(count, device=device).expand(B)

@@ -109,7 +109,8 @@ def deletang(runs: pd.DataFrame) -> dict:
     rows = []
     for (task, position, randomized), g in every.groupby(["task", "position", "randomized"]):
         row = {"task": task, "encoding": position, "randomized": str(bool(randomized))}
-        row |= _ours(_seed_values(g[g.index.isin(ours.index)], OOD_TOKEN_ACC))
+        paired = _seed_values(g[g.index.isin(ours.index)], OOD_TOKEN_ACC)
+        row |= _ours(paired, absent="no competent pair")
         row[DELETANG_STATISTIC] = fmt(_seed_values(g, OOD_TOKEN_ACC).max())
         rows.append(row)
     gain = {"task": "all", "encoding": "randomized minus plain (points of token accuracy)"}
@@ -184,12 +185,12 @@ def _formatted_mean(values: pd.Series) -> str:
     return fmt(values.mean()) if values.notna().any() else "–"
 
 
-def _ours(values: pd.Series) -> dict:
+def _ours(values: pd.Series, absent: str = "not run") -> dict:
     """Mean, interval and max of the finite values; a run without one (OOD of a run that
-    did not learn the training lengths) says so, as does a setting never run."""
+    did not learn the training lengths) says so, and no values at all say `absent`."""
     summary = describe(values, "ours")
     if not summary["ours_n"]:
-        state = "no competent run" if len(values) else "not run"
+        state = "no competent run" if len(values) else absent
         return {"ours mean [95% CI]": state, "ours max": "–", "seeds": 0}
     return {
         "ours mean [95% CI]": summary_cell(summary, "ours"),

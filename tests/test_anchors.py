@@ -152,3 +152,13 @@ def test_deletang_setting_computes_their_statistics_on_every_run_beside_ours():
     assert "train_max_len 8, eval_max_len 32" in block["note"]  # beside their 1..40, 41..500
     every_run = (0.7 * 15 + 0.95) / 16 - 0.5  # all randomized runs minus all plain ones
     assert gain[RUOSS_STATISTIC] == f"{100 * every_run:+.1f}"
+
+
+def test_deletang_rows_say_a_configuration_ran_but_has_no_competent_pair():
+    """A configuration run both ways whose randomized runs never learned the training
+    lengths has no competent pair: its rows say so, not 'not run', beside their statistic."""
+    runs = synthetic_runs(arch="encoder", train_max_len=8, eval_max_len=32)
+    failed = runs.assign(randomized=True, id_seq_acc_at_max=0.5, ood_token_acc=0.3)
+    rows = deletang(pd.concat([runs, failed], ignore_index=True))["rows"][:-1]
+    assert {row["ours mean [95% CI]"] for row in rows} == {"no competent pair"}
+    assert {row[DELETANG_STATISTIC] for row in rows} == {"0.500", "0.300"}

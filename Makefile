@@ -29,7 +29,7 @@ test: setup
 # The inner loop (under 2 minutes on the 2-core machine): everything but the tests marked
 # slow, browser, postgres or processes (tests/conftest.py); `make test` and CI run them all.
 test-fast: setup
-	$(BIN)/python -m pytest -x -q -m "not slow and not browser and not postgres and not processes"
+	$(BIN)/python -m pytest -x -q -n $(TEST_WORKERS) -m "not slow and not browser and not postgres and not processes"
 
 # The chaos test: workers of one small study SIGKILLed five times at random moments, then the
 # same command again; every grid point must end with one result, equal to an uninterrupted run.

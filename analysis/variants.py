@@ -26,12 +26,6 @@ import numpy as np
 import pandas as pd
 
 from attnstudy.schema import (
-    ENCODING_FAMILY,
-    ENCODING_MODERN,
-    LONG_RANGE,
-    SCORE_MODERN,
-    SHIFT_INVARIANT,
-    USES_ATTENTION,
     USES_POSITIONS,
 )
 
@@ -81,33 +75,15 @@ TASK_NAMES = RegisteredNames("task")
 LONG_RANGE_TASKS = RegisteredNames("task", lambda cls: cls.long_range)
 
 
-def declared_facts(task: str, arch: str, position: str, score: str) -> dict[str, str | bool]:
-    """What the registered classes of a variant declare (``schema.VARIANT_FACTS``). A name
-    no registry holds declares nothing: family "unknown", not shift-invariant, long-range
-    or length-aware, and an architecture that takes positions and attention (a
-    Transformer)."""
-    task_cls, arch_cls, encoding, score_cls = (
-        registry(axis).get(name)
-        for axis, name in zip(AXES, (task, arch, position, score), strict=True)
-    )
-    return {
-        ENCODING_FAMILY: getattr(encoding, "family", "unknown"),
-        SHIFT_INVARIANT: encoding is not None and bool(encoding.shift_invariant(score_cls)),
-        ENCODING_MODERN: bool(getattr(encoding, "modern", False)),
-        SCORE_MODERN: bool(getattr(score_cls, "modern", False)),
-        USES_POSITIONS: bool(getattr(arch_cls, "uses_positions", True)),
-        USES_ATTENTION: bool(getattr(arch_cls, "uses_attention", True)),
-        LONG_RANGE: bool(getattr(task_cls, "long_range", False)),
-    }
-
-
 def fact(runs: pd.DataFrame, name: str) -> pd.Series:
     """Each run's fact ``name`` (``schema.VARIANT_FACTS``) as it was logged, or, for a run
-    without it, as the registered classes declare it (``declared_facts``)."""
+    without it, as the registered classes declare it (``registries.declared_facts``)."""
     logged = runs[name] if name in runs else pd.Series(None, index=runs.index, dtype=object)
     missing = logged.isna()
     if not missing.any():
         return logged
+    from attnstudy.registries import declared_facts  # the model code: only for old runs
+
     variants = list(runs.loc[missing, list(AXES)].itertuples(index=False, name=None))
     declared = {variant: declared_facts(*variant)[name] for variant in set(variants)}
     filled = pd.Series([declared[v] for v in variants], index=logged.index[missing])

@@ -5,10 +5,10 @@ now."""
 import pandas as pd
 
 from attnstudy.analysis import modern, rules
-from attnstudy.analysis.variants import declared_facts, fact, flag, transformers
+from attnstudy.analysis.variants import fact, flag, transformers
 from attnstudy.archs import ARCHS
 from attnstudy.positions import POSITIONS
-from attnstudy.registries import make_config
+from attnstudy.registries import declared_facts, make_config
 from attnstudy.schema import (
     ENCODING_FAMILY,
     LONG_RANGE,

@@ -38,10 +38,11 @@ from attnstudy.analysis.report import (
     templates,
     write_pdf,
 )
-from attnstudy.analysis.variants import declared_facts, fact
+from attnstudy.analysis.variants import fact
 from attnstudy.analysis.verdicts import DECISION_RULE, VERDICTS, Verdict
 from attnstudy.cli import main
 from attnstudy.positions import POSITIONS
+from attnstudy.registries import declared_facts
 from attnstudy.schema import (
     ATTN_SHARPNESS,
     GRID_ARTIFACT,

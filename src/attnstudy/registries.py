@@ -15,6 +15,15 @@ from typing import Any
 from attnstudy.archs import ARCHS
 from attnstudy.config import Config, ConfigError, check_choice, coerce_config, validate_fields
 from attnstudy.positions import POSITIONS, ShawRelativePositions
+from attnstudy.schema import (
+    ENCODING_FAMILY,
+    ENCODING_MODERN,
+    LONG_RANGE,
+    SCORE_MODERN,
+    SHIFT_INVARIANT,
+    USES_ATTENTION,
+    USES_POSITIONS,
+)
 from attnstudy.scores import SCORES
 from attnstudy.tasks import TASKS
 
@@ -84,6 +93,24 @@ def _fed_positions(cfg: Config) -> tuple[int, ...]:
     architecture's Transformers (none without positions)."""
     arch, n = ARCHS[cfg.arch], cfg.train_max_len
     return arch.fed_positions(TASKS[cfg.task](n), n) if arch.uses_positions else ()
+
+
+def declared_facts(task: str, arch: str, position: str, score: str) -> dict[str, str | bool]:
+    """What the registered classes of a variant declare (``schema.VARIANT_FACTS``). A name
+    no registry holds declares nothing: family "unknown", not shift-invariant, long-range
+    or length-aware, and an architecture that takes positions and attention (a
+    Transformer)."""
+    task_cls, arch_cls = TASKS.get(task), ARCHS.get(arch)
+    encoding, score_cls = POSITIONS.get(position), SCORES.get(score)
+    return {
+        ENCODING_FAMILY: getattr(encoding, "family", "unknown"),
+        SHIFT_INVARIANT: encoding is not None and bool(encoding.shift_invariant(score_cls)),
+        ENCODING_MODERN: bool(getattr(encoding, "modern", False)),
+        SCORE_MODERN: bool(getattr(score_cls, "modern", False)),
+        USES_POSITIONS: bool(getattr(arch_cls, "uses_positions", True)),
+        USES_ATTENTION: bool(getattr(arch_cls, "uses_attention", True)),
+        LONG_RANGE: bool(getattr(task_cls, "long_range", False)),
+    }
 
 
 def validate(cfg: Config) -> None:

@@ -36,6 +36,7 @@ from attnstudy.config import Config, ConfigError
 from attnstudy.environment import log_environment
 from attnstudy.provenance import device_name, host_tags
 from attnstudy.redact import redact
+from attnstudy.registries import declared_facts
 from attnstudy.schema import (
     BEST_VAL_NEXT_TOKEN_ACC,
     BEST_VAL_SEQ_ACC,
@@ -99,8 +100,6 @@ def run_name(cfg: Config, seed: bool = True) -> str:
 
 def variant_tags(cfg: Config) -> dict[str, str]:
     """A tag per axis and per fact its classes declare: for the MLflow UI and the analysis."""
-    from attnstudy.analysis.variants import declared_facts
-
     facts = declared_facts(cfg.task, cfg.arch, cfg.position, cfg.score)
     return {
         "task": cfg.task,

@@ -93,3 +93,23 @@ def test_step_time_section_times_every_score_with_every_encoding():
     steps = contenders(shape, build_task("copy", 4 * shape.train_max_len).vocab_size)
     ours = {tuple(key.split("/")[1:]) for key in steps if key.startswith("ours/")}
     assert ours == set(itertools.product(SCORES, POSITIONS))
+
+
+@pytest.mark.parametrize("rounds", [1, 2, 3])
+def test_section_8_runs_each_loop_equally_often_in_the_order_a_b_b_a(rounds):
+    from attnstudy.bench.trials import BASELINE, NEW, trial_order
+
+    order = trial_order(rounds)
+    assert order.count(BASELINE) == order.count(NEW) == rounds
+    assert order[:4] == [BASELINE, NEW, NEW, BASELINE][: 2 * rounds]
+    # a drift linear in time falls on both loops alike over every two rounds
+    slots = {loop: [i for i, x in enumerate(order) if x == loop] for loop in (BASELINE, NEW)}
+    assert sum(slots[BASELINE][: 2 * (rounds // 2)]) == sum(slots[NEW][: 2 * (rounds // 2)])
+
+
+def test_section_8_times_a_step_of_every_other_batching_against_padded():
+    from attnstudy.bench.trials import STEP_BATCHINGS, step_rows
+
+    rows = step_rows(make_plan(True))
+    assert [r.params["batching"] for r in rows] == [b for b in STEP_BATCHINGS if b != "padded"]
+    assert all(r.unit == "ms/step" and r.value > 0 and r.reference > 0 for r in rows)

@@ -10,9 +10,10 @@ same batches as a plain one.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -32,7 +33,7 @@ from attnstudy.evaluate import (
     validate,
 )
 from attnstudy.measure import Maps, attention_statistics, long_example_attention
-from attnstudy.tasks import LENGTH_SAMPLERS, Task, build_task
+from attnstudy.tasks import LENGTH_SAMPLERS, Batch, Task, build_task
 
 Callback = Callable[[int, dict[str, float]], None]
 Validator = Callable[[Arch, Task, Config, torch.device], dict[str, float]]
@@ -184,6 +185,21 @@ def train_step(model: Arch, optimizer, batch, positions: torch.Generator, step: 
     }
 
 
+def training_batches(task: Task, cfg: Config, device) -> Iterator[Batch]:
+    """cfg's training stream: batches of the training lengths, drawn as cfg.batching says
+    from a generator seeded by cfg.seed."""
+    draw_lengths = LENGTH_SAMPLERS[cfg.batching]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    while True:
+        lengths = draw_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen)
+        yield task.sample(lengths, gen).to(device)
+
+
+def position_generator(cfg: Config) -> torch.Generator:
+    """The stream position ids are drawn from (randomized positions), apart from the data's."""
+    return torch.Generator().manual_seed(cfg.seed + POSITION_SEED_OFFSET)
+
+
 def train(
     model: Arch,
     task: Task,
@@ -195,14 +211,11 @@ def train(
     """The training loop: cfg.steps batches of the training lengths (drawn as cfg.batching
     says), validated every `val_every` steps and at the last, stopped early by the
     Selection's rule."""
-    draw_lengths = LENGTH_SAMPLERS[cfg.batching]
     optimizer = make_optimizer(model, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    positions = torch.Generator().manual_seed(cfg.seed + POSITION_SEED_OFFSET)
+    positions = position_generator(cfg)
     training = Training([], Selection(), 0.0, math.nan)
-    for step in range(cfg.steps):
-        lengths = draw_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen)
-        batch = task.sample(lengths, gen).to(device)
+    batches = itertools.islice(training_batches(task, cfg, device), cfg.steps)
+    for step, batch in enumerate(batches):
         if step == 0:  # measured with a generator of its own: training draws stay the same
             measuring = torch.Generator().manual_seed(cfg.seed)
             training.activation_mb = activation_mb(model, batch, measuring)

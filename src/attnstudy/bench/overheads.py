@@ -8,26 +8,28 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from attnstudy.bench.rows import Row, row
 from attnstudy.bench.shapes import Plan, trial_config
 from attnstudy.bench.timing import timed
 from attnstudy.config import Config
-from attnstudy.tasks import LENGTH_SAMPLERS, build_task
-from attnstudy.train import TrainResult, Validator, run, validate_in_distribution
+from attnstudy.tasks import build_task
+from attnstudy.train import (
+    TrainResult,
+    Validator,
+    run,
+    training_batches,
+    validate_in_distribution,
+)
 
 SECTION = "7. overheads in a trial"
 
 
 def data_seconds(cfg: Config, steps: int) -> float:
     """Time to draw `steps` training batches exactly as train.run does."""
-    task = build_task(cfg.task, cfg.eval_max_len)
-    draw_lengths = LENGTH_SAMPLERS[cfg.batching]
-    gen = torch.Generator().manual_seed(cfg.seed)
+    batches = training_batches(build_task(cfg.task, cfg.eval_max_len), cfg, "cpu")
     start = time.perf_counter()
     for _ in range(steps):
-        task.sample(draw_lengths(cfg.train_min_len, cfg.train_max_len, cfg.batch_size, gen), gen)
+        next(batches)
     return time.perf_counter() - start
 
 

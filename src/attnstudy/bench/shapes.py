@@ -58,6 +58,7 @@ class Plan:
     repeats: tuple[int, ...]  # timed rounds per shape
     trial_steps: int  # steps of a trial when there is no study/quick.yaml
     throughput_trials: int  # trials of the throughput study (per worker count)
+    trial_rounds: int  # section 8: trials of each loop, run A B B A …
 
     @property
     def study_shape(self) -> Shape:
@@ -83,9 +84,9 @@ def quick_preset_shape() -> Shape:
 
 def make_plan(quick: bool) -> Plan:
     if quick:
-        return Plan(True, (Shape("tiny", **TINY),), 1, (2,), 10, 2)
+        return Plan(True, (Shape("tiny", **TINY),), 1, (2,), 10, 2, 1)
     shapes = (quick_preset_shape(), Shape("larger", **LARGER))
-    return Plan(False, shapes, 3, (30, 10), 1000, 4)
+    return Plan(False, shapes, 3, (30, 10), 1000, 4, 2)
 
 
 def trial_config(plan: Plan) -> Config:

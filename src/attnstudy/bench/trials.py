@@ -1,7 +1,12 @@
-"""Section 8: trials per hour at the standard regime (issue 28) — one trial as a study
-runs it (tracked to a fresh MLflow store, artifacts included) in the loop as it was
-(padded batches, validation by greedy decoding) and in today's (packed rows, validation in
-one teacher-forced pass per length), in the same run; and where each trial's time goes.
+"""Section 8: trials per hour at the standard regime (issue 28) — trials as a study runs
+them (tracked to a fresh MLflow store, artifacts included) in the loop as it was (padded
+batches, validation by greedy decoding) and in today's (packed rows, validation in one
+teacher-forced pass per length), in the same run; where each trial's time goes; and the
+training step of every batching timed in interleaved rounds.
+
+The trials run in the order A B B A (A B for --quick): one trial each swung the ratio from
+1.29 to 1.64 on unchanged code, as the machine's speed drifted between the two; in that
+order a linear drift falls on both loops alike.
 
 The regime is the replicate-kazemnejad one, where models extrapolate: a causal decoder,
 d_model 64, 2 layers, 4 heads, RoPE, copy, training lengths 1–20, tested to 40, at a fixed
@@ -9,20 +14,33 @@ step count (never stopped early)."""
 
 from __future__ import annotations
 
+import itertools
 import math
+import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from attnstudy import schema
-from attnstudy.archs import Arch
+from attnstudy.archs import Arch, build_model
 from attnstudy.bench.overheads import artifact_seconds, data_seconds, tracked_trial
 from attnstudy.bench.rows import Row, row
 from attnstudy.bench.shapes import TINY, Plan
+from attnstudy.bench.timing import interleaved_times
+from attnstudy.bench.training import compare
 from attnstudy.config import Config
 from attnstudy.evaluate import VALIDATION_SEED, evaluate, evaluation_seed, summarize
 from attnstudy.registries import make_config
-from attnstudy.tasks import Task
-from attnstudy.train import Validator, validate_in_distribution, validation_samples
+from attnstudy.tasks import Task, build_task
+from attnstudy.train import (
+    Validator,
+    make_optimizer,
+    position_generator,
+    train_step,
+    training_batches,
+    validate_in_distribution,
+    validation_samples,
+)
 
 SECTION = "8. trials per hour at the standard regime"
 STANDARD = dict(
@@ -89,21 +107,41 @@ def breakdown(cfg: Config, root: Path, validator: Validator) -> tuple[float, dic
     return wall, parts | {"other": wall - sum(parts.values())}
 
 
+def trial_order(rounds: int) -> list[str]:
+    """The loops in the order their trials run: A B, then B A, and so on."""
+    pair = [BASELINE, NEW]
+    return [loop for r in range(rounds) for loop in (pair if r % 2 == 0 else pair[::-1])]
+
+
+def mean_parts(runs: list[tuple[float, dict[str, float]]]) -> tuple[float, dict[str, float]]:
+    """Mean wall and mean seconds of each part over a loop's trials."""
+    walls = [wall for wall, _ in runs]
+    parts = {part: statistics.mean(p[part] for _, p in runs) for part in runs[0][1]}
+    return statistics.mean(walls), parts
+
+
 def trial_rows(plan: Plan) -> list[Row]:
-    found = {}
+    runs: dict[str, list[tuple[float, dict[str, float]]]] = {loop: [] for loop in LOOPS}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "warm-up").mkdir()  # first imports and first calls of every op
         breakdown(make_config(**QUICK), Path(tmp) / "warm-up", greedy_validation)
-        for i, (loop, (batching, validator)) in enumerate(LOOPS.items()):
+        for i, loop in enumerate(trial_order(plan.trial_rounds)):
+            batching, validator = LOOPS[loop]
             root = Path(tmp) / str(i)
             root.mkdir()
-            found[loop] = breakdown(standard_config(plan, batching), root, validator)
+            runs[loop].append(breakdown(standard_config(plan, batching), root, validator))
     cfg = standard_config(plan, "padded")
     what = (
         f"{cfg.position}, d{cfg.d_model} L{cfg.n_layers} H{cfg.heads}, lengths "
         f"{cfg.train_min_len}-{cfg.train_max_len}, {cfg.steps} steps"
     )
-    per_hour = {b: 3600 / wall for b, (wall, _) in found.items()}
+    found = {loop: mean_parts(r) for loop, r in runs.items()}
+    per_hour = {loop: 3600 / wall for loop, (wall, _) in found.items()}
+    round_ratios = ", ".join(
+        f"{a / b:.2f}"
+        for (a, _), (b, _) in zip(runs[BASELINE], runs[NEW], strict=True)  # walls
+    )
+    order = " ".join("A" if loop == BASELINE else "B" for loop in trial_order(plan.trial_rounds))
     rows = [
         row(SECTION, f"{BASELINE}: {what}", per_hour[BASELINE], "trials/h"),
         row(
@@ -113,7 +151,11 @@ def trial_rows(plan: Plan) -> list[Row]:
             "trials/h",
             per_hour[BASELINE],
             (">=", 1.8),
-            note="one trial each, tracked to MLflow with its artifacts, as a study runs it",
+            note=(
+                f"trials run {order} (A the loop as it was, B today's), each tracked to "
+                f"MLflow with its artifacts as a study runs it; ratio of each A, B pair: "
+                f"{round_ratios}"
+            ),
         ),
     ]
     for loop, (wall, parts) in found.items():
@@ -121,4 +163,47 @@ def trial_rows(plan: Plan) -> list[Row]:
             row(SECTION, f"{part}, {loop} ({wall:.1f} s a trial)", seconds, "s", wall)
             for part, seconds in parts.items()
         ]
-    return rows
+    return rows + step_rows(plan)
+
+
+STEP_BATCHINGS = {  # batching: what its row says
+    "padded": "padded batches (the loop as it was)",
+    "packed": "packed rows (today's loop)",
+    "by_length": (
+        "one length per step, no padding: the most that removing padding can give "
+        "(presets do not train this way: it lost competence, docs/calibration.md)"
+    ),
+}
+
+
+def step_rows(plan: Plan) -> list[Row]:
+    """Training step (forward, backward, clipping, AdamW) at the standard regime in each
+    batching, timed in interleaved rounds on batches drawn as that batching draws them."""
+    steps = {}
+    for batching in STEP_BATCHINGS:
+        cfg = standard_config(plan, batching)
+        task = build_task(cfg.task, cfg.eval_max_len)
+        model = build_model(cfg, task)
+        steps[batching] = training_step(model, task, cfg)
+    rounds = 2 * plan.repeats[0]
+    times = interleaved_times(steps, plan.warmup, rounds)
+    return [
+        compare(
+            SECTION,
+            f"training step, {label} vs padded",
+            times[batching],
+            times["padded"],
+            None,
+            f"{rounds} interleaved rounds, one step each",
+            batching=batching,
+        )
+        for batching, label in STEP_BATCHINGS.items()
+        if batching != "padded"
+    ]
+
+
+def training_step(model: Arch, task: Task, cfg: Config) -> Callable[[], object]:
+    """One call: one train_step on the next batch of cfg's training stream."""
+    optimizer, positions = make_optimizer(model, cfg), position_generator(cfg)
+    batches, count = training_batches(task, cfg, "cpu"), itertools.count()
+    return lambda: train_step(model, optimizer, next(batches), positions, next(count), cfg)

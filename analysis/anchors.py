@@ -15,7 +15,8 @@ from attnstudy.analysis.aggregate import (
     mean_reciprocal_rank,
     ok_runs,
 )
-from attnstudy.analysis.effects import compare, competent
+from attnstudy.analysis.effects import competent
+from attnstudy.analysis.pairwise import compare
 from attnstudy.analysis.seeds import describe, seed_means
 from attnstudy.analysis.tables import competent_extrapolation, fmt, fmt_ci, summary_cell
 from attnstudy.schema import ID_SEQ_ACC, OOD_SEQ_ACC, OOD_TOKEN_ACC

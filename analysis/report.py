@@ -24,10 +24,11 @@ from mlflow.tracking import MlflowClient
 
 from attnstudy.analysis import anchors, modern, tables
 from attnstudy.analysis.claims import RULE_VERSION
-from attnstudy.analysis.effects import ALPHA, COMPETENCE_TEXT, METHODS_TEXT, MIN_SEEDS
+from attnstudy.analysis.effects import ALPHA, COMPETENCE_TEXT, MIN_SEEDS
 from attnstudy.analysis.figures_catalog import HEADLINE, ReportFigure, make_figures
 from attnstudy.analysis.importance import report_importance
 from attnstudy.analysis.load import Study, load_study, save_frames
+from attnstudy.analysis.pairwise import METHODS_TEXT
 from attnstudy.analysis.record import RESULTS_DIR, write_record
 from attnstudy.analysis.seeds import SEED_CI_TEXT
 from attnstudy.analysis.tables import Table

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from attnstudy.analysis.aggregate import CONFIGURATION_COLUMNS, ok_runs
-from attnstudy.analysis.effects import ALPHA, NEAR_OOD, competent, pairwise_comparisons
+from attnstudy.analysis.effects import ALPHA, NEAR_OOD, competent
+from attnstudy.analysis.pairwise import pairwise_comparisons
 from attnstudy.analysis.seeds import seed_summary, summary_table
 from attnstudy.analysis.variants import (
     ARCH_NAMES,

@@ -24,10 +24,11 @@ from PIL import Image
 from tiny_study import grid_key, make_study
 
 from attnstudy.analysis.claims import CLAIMS as CLAIMS_SPEC
-from attnstudy.analysis.effects import METHODS_TEXT, Effect
+from attnstudy.analysis.effects import Effect
 from attnstudy.analysis.figures_catalog import FIGURES, attention_examples
 from attnstudy.analysis.load import Study, StudyError, load_study
 from attnstudy.analysis.modern import modern_names, modern_table
+from attnstudy.analysis.pairwise import METHODS_TEXT
 from attnstudy.analysis.report import (
     CLAIM_COLUMNS,
     SECTIONS,

@@ -23,8 +23,10 @@ from attnstudy.analysis.effects import MIN_SEEDS, Effect, unit_effect
 from attnstudy.analysis.seeds import seed_means
 
 METHODS_TEXT = f"""\
-Confidence intervals of a mean are 95% percentile bootstrap intervals over seeds (2,000 \
-resamples, fixed seed); runs that diverged or failed are counted but excluded from means. The seed \
+Confidence intervals of a mean are 95% percentile bootstrap intervals over seeds: each seed's \
+runs are first averaged over the settings not shown, then seeds are resampled (2,000 resamples, \
+fixed seed); n counts seeds, and with one seed no interval is drawn. Runs that diverged or failed \
+are counted but excluded from means. The seed \
 is the unit of every test: seed s draws the same training batches and test examples in every \
 configuration, so configurations run with one seed are not independent replicates. A difference \
 between two levels of a factor is therefore computed per seed: runs are matched on every other \

@@ -558,3 +558,10 @@ def test_the_methods_list_package_versions_in_name_order_whatever_the_frames_ord
     for columns in (list(runs.columns), list(reversed(runs.columns))):
         methods = _methods(SimpleNamespace(runs=runs[columns]), fixed=None, varied=None)
         assert list(methods["versions"]) == ["mlflow", "torch"]
+
+
+def test_the_methods_say_once_how_an_interval_is_drawn(study):
+    text = visible_text(study["html"])
+    start = text.index("Statistics.")
+    statistics = text[start : text.index("Seeds.", start)]
+    assert statistics.count("percentile") == 1 and "averaged over the settings not shown" in text

@@ -29,7 +29,8 @@ from attnstudy.analysis.load import StudyError
 from attnstudy.analysis.tables import Table, fmt
 from attnstudy.redact import redact
 from attnstudy.schema import ID_SEQ_ACC, NEAR_OOD_SEQ_ACC
-from attnstudy.work_queue import Stores, axis_values, classify, read_trials
+from attnstudy.stores import Stores
+from attnstudy.work_queue import axis_values, classify, read_trials
 
 if TYPE_CHECKING:  # study_config reads the registries, which import torch
     from attnstudy.study_config import StudySpec

@@ -5,8 +5,8 @@ trains nothing (the suite runs under pytest-xdist)."""
 
 import yaml
 
+from attnstudy.stores import make_stores
 from attnstudy.study_config import load_study
-from attnstudy.work_queue import make_stores
 
 # A tiny model that every architecture, score and encoding builds from in milliseconds. A
 # test that needs another size or length derives it with `TINY_MODEL | dict(...)` at the

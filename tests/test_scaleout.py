@@ -33,7 +33,7 @@ from servers import dump, free_port, listens, mlflow_server, postgres
 from study_checks import ARTIFACTS, check_one_result_per_point
 
 from attnstudy.schema import EVAL_SEQ_ACC
-from attnstudy.work_queue import make_stores
+from attnstudy.stores import make_stores
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 USERS = {"scaleout": ["worker1", "worker2", "alice"], "locked": ["worker1"]}

@@ -168,7 +168,7 @@ def test_the_queue_imports_no_model_code():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert loaded.stdout.strip() == str(
         ["attnstudy", "attnstudy.config", "attnstudy.redact", "attnstudy.schema"]
-        + ["attnstudy.tracking_check", "attnstudy.work_queue"]
+        + ["attnstudy.stores", "attnstudy.tracking_check", "attnstudy.work_queue"]
     ), loaded.stderr
 
 
@@ -263,6 +263,8 @@ TESTED_BY_BEHAVIOUR = {
     "attnstudy.scores": ("test_attention.py", "test_length_aware.py"),
     # a store refused before anything is written
     "attnstudy.tracking_check": ("test_bad_input.py", "test_scaleout.py"),
+    # stores refused before anything is written; SQLite folders made on demand
+    "attnstudy.stores": ("test_bad_input.py", "test_study.py", "test_scaleout.py"),
     # the queue of grid points, on real stores and real processes
     "attnstudy.work_queue": ("test_study.py", "test_reliability.py", "test_trial_value.py"),
     # each claim's four verdicts over its registry entry (C1-C12) and each claim group's rules

@@ -23,11 +23,12 @@ from attnstudy.config import ConfigError
 from attnstudy.evaluate import attention_maps
 from attnstudy.measure import attention_names
 from attnstudy.registries import make_config
+from attnstudy.stores import make_folder, sqlite_path
 from attnstudy.study import run_study
 from attnstudy.study_config import load_study
 from attnstudy.tasks import build_task
 from attnstudy.tracking import Tracker
-from attnstudy.work_queue import RUN_ID_ATTR, Heartbeat, Queue, make_folder, sqlite_path
+from attnstudy.work_queue import RUN_ID_ATTR, Heartbeat, Queue
 
 
 def trials(spec, stores):

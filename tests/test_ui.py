@@ -65,10 +65,10 @@ from attnstudy.schema import (
     points_metric,
     version_tag,
 )
+from attnstudy.stores import make_stores
 from attnstudy.study import run_study
 from attnstudy.study_config import load_study
 from attnstudy.tracking import best_per_encoding, run_name
-from attnstudy.work_queue import make_stores
 
 DIVERGES = 1e8  # a learning rate that makes loss nan at once
 STUDY = {

@@ -160,9 +160,9 @@ def check_positive(args: argparse.Namespace, *options: str, most: int | None = N
 
 def cmd_study(args: argparse.Namespace) -> int:
     from attnstudy.progress import study_status
+    from attnstudy.stores import make_stores
     from attnstudy.study import run_study
     from attnstudy.study_config import load_study
-    from attnstudy.work_queue import make_stores
 
     spec = load_study(args.file)
     beat = {"heartbeat_s": args.heartbeat, "grace_s": args.grace} if args.action == "run" else {}
@@ -230,8 +230,8 @@ def cmd_importance(args: argparse.Namespace) -> int:
     from attnstudy.analysis.importance import as_text, axis_columns, importance_table, study_frame
     from attnstudy.analysis.load import StudyError
     from attnstudy.redact import redact
+    from attnstudy.stores import make_stores
     from attnstudy.study_config import load_study
-    from attnstudy.work_queue import make_stores
 
     spec = load_study(args.file)
     try:

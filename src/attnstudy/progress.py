@@ -15,6 +15,7 @@ from typing import TextIO
 from optuna.trial import FrozenTrial
 
 from attnstudy.schema import EXTRAPOLATION_LEN, ID_SEQ_ACC, OOD_SEQ_ACC, TRAIN_SECONDS
+from attnstudy.stores import Stores
 from attnstudy.study_config import StudySpec
 from attnstudy.tracking import silence
 from attnstudy.work_queue import (
@@ -23,7 +24,6 @@ from attnstudy.work_queue import (
     STATES_WITH_RESULT,
     PointState,
     Queue,
-    Stores,
     classify,
     outcome_of,
     read_trials,

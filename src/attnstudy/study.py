@@ -31,6 +31,7 @@ from attnstudy.logged_model import log_best_models
 from attnstudy.progress import Monitor, counts
 from attnstudy.provenance import host_tags, provenance_tags, usable_cores
 from attnstudy.redact import redact
+from attnstudy.stores import Stores, check_stores, make_folder
 from attnstudy.study_config import GridPoint, StudySpec
 from attnstudy.tracking import Tracker, TrialRun, silence
 from attnstudy.work_queue import (
@@ -40,10 +41,7 @@ from attnstudy.work_queue import (
     WORKER_ATTR,
     Heartbeat,
     Queue,
-    Stores,
-    check_stores,
     describe_error,
-    make_folder,
 )
 
 MAX_RESTARTS = 10  # worker processes replaced after dying abnormally

@@ -18,7 +18,6 @@ import functools
 import hashlib
 import json
 import threading
-import time
 import traceback
 import warnings
 import zlib
@@ -37,7 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 from attnstudy.config import ConfigError
 from attnstudy.redact import redact
 from attnstudy.schema import BEST_VAL_SEQ_ACC
-from attnstudy.tracking_check import check_tracking_uri, default_tracking_uri
+from attnstudy.stores import Stores, open_storage, sqlite_path
 
 if TYPE_CHECKING:  # the queue imports no model code: it reads points, never builds them
     from attnstudy.study_config import GridPoint, StudySpec
@@ -55,76 +54,6 @@ SOLVABLE_ATTR = "solvable"  # user attr: False if the point cannot solve its tas
 PARAMS_ATTR = "params"  # user attr: the point's axis values ({axis: value}), also its params
 STATES_WITH_RESULT = ("done", "diverged")  # point states that hold a result
 MAX_AUTO_RETRIES = 5  # kills of one point retried within a run; `study run` retries again
-MOST_GRACE_S = 86400  # a worker silent for a day is dead
-
-
-@dataclass(frozen=True)
-class Stores:
-    """Where a study keeps its state: Optuna storage, MLflow tracking, artifacts."""
-
-    runs_dir: Path
-    storage_url: str
-    tracking_uri: str
-    heartbeat_s: int = 5
-    grace_s: int = 20
-    poll_s: float = 2.0
-
-
-def make_stores(
-    runs_dir: str | Path = "runs",
-    storage: str | None = None,
-    tracking_uri: str | None = None,
-    heartbeat_s: int = 5,
-    grace_s: int = 20,
-) -> Stores:
-    if heartbeat_s < 1 or grace_s <= heartbeat_s or grace_s > MOST_GRACE_S:
-        raise ConfigError(
-            f"--heartbeat/--grace: need 1 <= heartbeat < grace <= {MOST_GRACE_S} (seconds), got "
-            f"{heartbeat_s} and {grace_s}"
-        )
-    runs = Path(runs_dir).resolve()
-    return Stores(
-        runs,
-        storage or f"sqlite:///{runs}/optuna.db",
-        tracking_uri or default_tracking_uri(runs),
-        heartbeat_s,
-        grace_s,
-        min(2.0, heartbeat_s),
-    )
-
-
-def check_stores(stores: Stores, study: str | None = None) -> None:
-    """Refuse stores that cannot be opened before anything is written to either (only the
-    runs directory is created on demand); with `study`, a tracking server must let this
-    user write to the study's experiment."""
-    for flag, url in (("--storage", stores.storage_url), ("--tracking-uri", stores.tracking_uri)):
-        folder = sqlite_path(url).parent if url.startswith("sqlite:///") else None
-        if folder and folder != stores.runs_dir and not folder.is_dir():
-            raise ConfigError(
-                f"{flag} {redact(url)}: folder {folder} does not exist; allowed: a SQLite file "
-                "in an existing folder, or a database server URL"
-            )
-    check_tracking_uri(stores.tracking_uri, study)
-
-
-def open_storage(url: str, **kwargs) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage at `url` (ConfigError if it cannot be opened); a fresh database
-    may be initialised by several workers at once, so a lost race is retried."""
-    for attempt in range(3):
-        try:
-            with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if attempt == 2:
-                raise
-            time.sleep(1)
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
-            raise ConfigError(
-                f"--storage {redact(url)}: cannot open it ({redact(_first_line(err))}); allowed: "
-                "sqlite:///PATH, postgresql+psycopg2://USER@HOST:PORT/DB or another SQLAlchemy URL"
-            ) from None
-    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -439,26 +368,6 @@ def stored_distributions(trials: list[FrozenTrial]) -> dict[str, CategoricalDist
     for trial in trials:
         found = trial.distributions | found
     return found
-
-
-def sqlite_path(url: str) -> Path:
-    return Path(url.removeprefix("sqlite:///").split("?")[0])
-
-
-def make_folder(url: str) -> None:
-    """Create the folder of a SQLite store (check_stores lets only the runs dir be missing)."""
-    if url.startswith("sqlite:///"):
-        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _first_line(err: BaseException) -> str:
-    """The driver's message of a database error (or the missing driver), on one line."""
-    lines = str(getattr(err, "orig", None) or err.__cause__ or err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
-
-
-def _engine_kwargs(url: str) -> dict:
-    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
 
 
 def describe_error(err: BaseException) -> str:

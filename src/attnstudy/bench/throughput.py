@@ -41,9 +41,9 @@ def run_timed(path: Path, workers: int, runs_dir: Path) -> tuple[float, float]:
     trial's end, i.e. without start-up of stores and worker processes)."""
     import optuna
 
+    from attnstudy.stores import make_stores
     from attnstudy.study import run_study
     from attnstudy.study_config import load_study
-    from attnstudy.work_queue import make_stores
 
     spec = load_study(path)
     stores = make_stores(runs_dir, tracking_uri=f"sqlite:///{runs_dir.resolve()}/mlflow.db")

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from attnstudy.archs import ARCHS, build_model
 from attnstudy.config import ConfigError
 from attnstudy.model import Transformer
-from attnstudy.positions import NO_POSITIONS, POSITIONS, alibi_slopes
+from attnstudy.position_context import NO_POSITIONS
+from attnstudy.positions import POSITIONS, alibi_slopes
 from attnstudy.registries import make_config
 from attnstudy.scores import CPU_EXPLICIT_MAX_LOGITS, SCORES, AdditiveScore
 from attnstudy.tasks import BLANK, BOS, SEP, TASKS, build_task, sample_lengths

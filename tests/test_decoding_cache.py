@@ -13,7 +13,8 @@ from attnstudy import model as model_module
 from attnstudy.archs import build_model
 from attnstudy.evaluate import evaluate
 from attnstudy.model import LayerCache
-from attnstudy.positions import NO_POSITIONS, POSITIONS
+from attnstudy.position_context import NO_POSITIONS
+from attnstudy.positions import POSITIONS
 from attnstudy.registries import make_config
 from attnstudy.scores import SCORES
 from attnstudy.tasks import build_task

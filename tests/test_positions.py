@@ -4,7 +4,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from attnstudy.positions import Rotary, RotaryPositions
+from attnstudy.position_context import Rotary
+from attnstudy.positions import RotaryPositions
 from attnstudy.registries import make_config
 
 

@@ -253,6 +253,8 @@ TESTED_BY_BEHAVIOUR = {
     "attnstudy.measure": ("test_train.py", "test_attention.py"),
     # the attention maths: masking, causality, fused == explicit, the decoding cache
     "attnstudy.model": ("test_attention.py", "test_masking.py", "test_decoding_cache.py"),
+    # what an attention call receives from its encoding: RoPE's rotation, the decoding buffer
+    "attnstudy.position_context": ("test_positions.py", "test_decoding_cache.py"),
     # the code and machine tags of the runs the UI shows
     "attnstudy.provenance": ("test_ui.py", "test_packaging.py"),
     # make_config's defaults and a variant registered at run time

@@ -13,12 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from attnstudy.config import Config
-from attnstudy.positions import (
-    NO_POSITIONS,
-    PositionalContext,
-    PositionalEncoding,
-    SequenceBuffer,
-)
+from attnstudy.position_context import NO_POSITIONS, PositionalContext, SequenceBuffer
+from attnstudy.positions import PositionalEncoding
 from attnstudy.scores import Score, add_bias
 
 

@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnstudy.config import Config, ConfigError
 from attnstudy.model import LayerCache, MultiHeadAttention, mask_bias
-from attnstudy.positions import NO_POSITIONS
+from attnstudy.position_context import NO_POSITIONS
 from attnstudy.sequences import IGNORE, Arch, AttentionLayout, greedy, pack, repeated
 from attnstudy.tasks import EOS, PAD, SEP, Batch
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnstudy.positions import PositionalContext, RelativeKeys
+from attnstudy.position_context import PositionalContext, RelativeKeys
 
 # Up to this many logits per head (Tq·Tk; 24² covers the quick study's training lengths),
 # plain matmul + softmax is faster on CPU than the fused kernel, whose per-call set-up

@@ -120,7 +120,8 @@ def mean_parts(runs: list[tuple[float, dict[str, float]]]) -> tuple[float, dict[
     return statistics.mean(walls), parts
 
 
-def trial_rows(plan: Plan) -> list[Row]:
+def run_trials(plan: Plan) -> dict[str, list[tuple[float, dict[str, float]]]]:
+    """Per loop, the (wall, parts) of each of its trials, run in `trial_order`."""
     runs: dict[str, list[tuple[float, dict[str, float]]]] = {loop: [] for loop in LOOPS}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "warm-up").mkdir()  # first imports and first calls of every op
@@ -130,6 +131,11 @@ def trial_rows(plan: Plan) -> list[Row]:
             root = Path(tmp) / str(i)
             root.mkdir()
             runs[loop].append(breakdown(standard_config(plan, batching), root, validator))
+    return runs
+
+
+def trial_rows(plan: Plan) -> list[Row]:
+    runs = run_trials(plan)
     cfg = standard_config(plan, "padded")
     what = (
         f"{cfg.position}, d{cfg.d_model} L{cfg.n_layers} H{cfg.heads}, lengths "

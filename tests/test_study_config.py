@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from attnstudy.analysis.claims import CLAIMS
+from attnstudy.analysis.power import seeds_needed
 from attnstudy.cli import main
 from attnstudy.config import ConfigError
 from attnstudy.positions import POSITIONS
@@ -408,15 +410,20 @@ def test_a_bad_block_is_one_error_naming_the_file_and_the_block(tmp_path, study,
     assert "\n" not in str(err.value)
 
 
-def test_standard_preset_covers_every_claim_with_eight_seeds_and_three_head_counts():
-    from attnstudy.positions import POSITIONS
-
+def test_standard_preset_gives_every_claim_the_seeds_holm_needs_and_three_head_counts():
+    """Every claim is tested in Holm's family of all claims: configurations a primary test
+    reads have the seeds docs/claims.md says that needs (at 8, 2/2^8 cannot pass 0.05/12,
+    so no claim could be supported or refuted); randomized positions and the encoder's
+    construction check are shown only."""
     spec = load_study(Path(__file__).parent.parent / "study" / "standard.yaml")
     configs = [(p.config, p.solvable) for p in spec.points()]
     seeds: dict = {}
     for c, _ in configs:
         seeds.setdefault(dataclasses.replace(c, seed=0), set()).add(c.seed)
-    assert min(len(s) for s in seeds.values()) >= 8  # a claim tested alone (docs/claims.md)
+    needed = seeds_needed(family=len(CLAIMS))
+    for c, drawn in seeds.items():
+        shown_only = c.randomized or c.arch == "encoder"
+        assert len(drawn) >= (5 if shown_only else needed), c
     decoder = [c for c, _ in configs if c.arch == "decoder" and c.task in ("copy", "reverse")]
     assert {c.score for c in decoder} == set(SCORES)
     variants = {(c.task, c.position, c.randomized) for c in decoder}

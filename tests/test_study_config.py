@@ -424,6 +424,10 @@ def test_standard_preset_gives_every_claim_the_seeds_holm_needs_and_three_head_c
     for c, drawn in seeds.items():
         shown_only = c.randomized or c.arch == "encoder"
         assert len(drawn) >= (5 if shown_only else needed), c
+    for point in spec.points():  # the newer variants in blocks of their own (issue 29)
+        newer = POSITIONS[point.config.position].modern or SCORES[point.config.score].modern
+        if newer and not point.config.randomized:
+            assert point.blocks[0].startswith("modern_"), point.key
     decoder = [c for c, _ in configs if c.arch == "decoder" and c.task in ("copy", "reverse")]
     assert {c.score for c in decoder} == set(SCORES)
     variants = {(c.task, c.position, c.randomized) for c in decoder}

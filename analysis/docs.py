@@ -39,7 +39,8 @@ says about how many seeds would decide it, or which runs it needs).
 
 
 def claims_markdown() -> str:
-    parts = [INTRO.format(version=RULE_VERSION, decision=DECISION_RULE, seeds=seeds_text())]
+    seeds = seeds_text(family=len(CLAIMS))
+    parts = [INTRO.format(version=RULE_VERSION, decision=DECISION_RULE, seeds=seeds)]
     for claim in CLAIMS.values():
         sign = "positive" if claim.sign > 0 else "negative"
         parts.append(

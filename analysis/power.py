@@ -25,6 +25,7 @@ NOISE_SD = 2 * DELTA  # SD of one unit's difference in the normal model
 LEARNED, FAILED = (0.9, 1.0), (0.0, 0.05)  # bimodal: accuracy of a run that learned / did not
 N_CONFIGS = 6
 SIMULATIONS = 2000
+MOST_SEEDS = 20  # the largest seed count `seeds_needed` considers
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,11 @@ def power(case: Case, effect: float, family: int) -> tuple[float, float]:
 
 
 @cache
-def seeds_needed(family: int, rho: float = 0.5, target: float = 0.8, most: int = 20) -> int | None:
-    """The fewest seeds (up to ``most``) whose power at 2Δ in the normal model reaches
+def seeds_needed(family: int, rho: float = 0.5, target: float = 0.8) -> int | None:
+    """The fewest seeds (up to MOST_SEEDS) whose power at 2Δ in the normal model reaches
     ``target`` at Holm's strictest step over ``family`` claims; seed counts whose smallest
     p (2/2^n) cannot pass that step are skipped unsimulated."""
-    reachable = (n for n in range(3, most + 1) if 2 / 2**n < ALPHA / family)
+    reachable = (n for n in range(3, MOST_SEEDS + 1) if 2 / 2**n < ALPHA / family)
     return next(
         (n for n in reachable if power(Case(n, rho, "normal"), 2 * DELTA, family)[1] >= target),
         None,
@@ -115,7 +116,7 @@ def seeds_needed(family: int, rho: float = 0.5, target: float = 0.8, most: int =
 
 
 @cache
-def seeds_text(seeds=(3, 5, 8, 10, 12, 13, 14), family: int = 12, rho: float = 0.5) -> str:
+def seeds_text(family: int, seeds=(3, 5, 8, 10, 12, 13, 14), rho: float = 0.5) -> str:
     """The section of docs/claims.md on how many seeds a claim needs: per seed count, the
     smallest p and the power at 2Δ of the normal and bimodal models, alone and at Holm's
     strictest step over ``family`` claims; then the seeds that reach 0.8."""
@@ -134,7 +135,7 @@ def seeds_text(seeds=(3, 5, 8, 10, 12, 13, 14), family: int = 12, rho: float = 0
     ]
     normal = {n: powers[n, "normal"] for n in seeds}
     alone = next((n for n in seeds if normal[n][0] >= 0.8), None)
-    needed = seeds_needed(family, rho) or "more than 20"
+    needed = seeds_needed(family, rho) or f"more than {MOST_SEEDS}"
     return "\n".join(
         [
             "Every claim is decided alike in units of its Δ, so every claim needs the same "
